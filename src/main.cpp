@@ -1,0 +1,5 @@
+#include "tessera/cli/main.h"
+
+int main(int argc, char** argv) {
+  return tessera::cli::main(argc, argv);
+}

@@ -1,0 +1,27 @@
+// Measured tensor memory. On CPU, libtorch's allocator is wrapped (c10::SetCPUAllocator) so that
+// every tensor allocation and free is counted; on CUDA the caching allocator's own statistics are
+// read. Peak RSS of the process comes from the operating system.
+#pragma once
+
+#include <cstdint>
+
+namespace tessera::metrics {
+
+// Installs the counting CPU allocator. Idempotent; call before the first tensor that should be
+// counted (tessera's main does it first thing). Tensors allocated earlier are freed uncounted.
+void install_memory_tracker();
+bool memory_tracker_installed();
+
+// Bytes of tensor memory currently allocated / the most allocated at once since the last reset.
+// `device` is "cpu" or "cuda" (CUDA builds only).
+int64_t live_tensor_bytes(const char* device = "cpu");
+int64_t peak_tensor_bytes(const char* device = "cpu");
+// Sets the peak to the current live bytes, e.g. after the data set is loaded, so that the peak
+// measures training state (parameters, gradients, optimizer state, activations) only.
+void reset_peak_tensor_bytes(const char* device = "cpu");
+
+// Peak resident set size of this process (VmHWM) and the current one (VmRSS), in bytes.
+int64_t peak_rss_bytes();
+int64_t current_rss_bytes();
+
+}  // namespace tessera::metrics

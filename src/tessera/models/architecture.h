@@ -1,0 +1,75 @@
+// The structure of a model family, separate from any tensors: where the network can be cut
+// (stages, for PNN), which parts can be left out (unit groups, for SDP), the shapes between stages
+// and the analytic cost of each stage. One implementation per family (mlp.cpp, resnet.cpp, ...).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "tessera/core/shape.h"
+#include "tessera/models/model_config.h"
+
+namespace tessera::models {
+
+enum class UnitKind { Branch, Neuron, Channel, Head };
+const char* to_string(UnitKind kind);
+
+// The part of one parameter or buffer owned by a unit group. Along `dim`, unit u owns the entries
+// [u * stride, (u + 1) * stride). dim == -1: the whole tensor belongs to the group (a branch).
+struct TensorSlice {
+  std::string name;  // full-model name, e.g. "stage2.fc.weight"
+  int64_t dim = -1;
+  int64_t stride = 1;
+};
+
+// A set of interchangeable units that a subnetwork may hold or leave out: one residual branch
+// (size 1), or the neurons / channels / attention heads of one layer (size = their number).
+// A parameter may appear in two groups along different dims (a hidden layer's weight has its own
+// output neurons on dim 0 and the previous layer's neurons on dim 1).
+struct UnitGroup {
+  std::string name;  // unique within the model, used as the key of Subnet
+  UnitKind kind = UnitKind::Neuron;
+  int64_t stage = 0;  // the stage that contains the group
+  int64_t size = 1;   // number of units
+  std::vector<TensorSlice> slices;
+};
+
+class Architecture {
+ public:
+  virtual ~Architecture() = default;
+
+  virtual std::string name() const = 0;
+
+  // Fills in this family's defaults (depth 0, width 0) and validates every field, throwing
+  // UsageError with the field name on an impossible value (including an invalid subnet).
+  virtual ModelConfig resolve(ModelConfig config) const = 0;
+
+  // The following take a resolved config.
+
+  virtual int64_t num_stages(const ModelConfig& config) const = 0;
+
+  // Short human-readable description of a stage, e.g. "fc 1024->1024 relu" or "block 2.1 128ch".
+  virtual std::string stage_name(const ModelConfig& config, int64_t stage) const = 0;
+
+  // Shape of one sample entering stage `boundary`; boundary == num_stages gives the logits' shape.
+  virtual Shape boundary_shape(const ModelConfig& config, int64_t boundary) const = 0;
+
+  // A freshly initialised stage (honouring config.subnet). Its parameters are named relative to
+  // the stage; StagedModel registers it as "stage<index>".
+  virtual torch::nn::AnyModule build_stage(const ModelConfig& config, int64_t stage) const = 0;
+
+  // Maskable units of the full model (config.subnet is ignored).
+  virtual std::vector<UnitGroup> unit_groups(const ModelConfig& config) const = 0;
+
+  // Multiply-add based FLOPs of one sample's forward pass through the stage (honouring subnet).
+  virtual int64_t stage_forward_flops(const ModelConfig& config, int64_t stage) const = 0;
+};
+
+// The family named by `config.arch`; throws UsageError listing the known names otherwise.
+const Architecture& architecture(const std::string& name);
+std::vector<std::string> architecture_names();
+
+}  // namespace tessera::models

@@ -1,0 +1,23 @@
+// Helpers for reading and checking a Subnet (which units of each group a model holds).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tessera/models/architecture.h"
+#include "tessera/models/model_config.h"
+
+namespace tessera::models {
+
+// Throws UsageError unless every entry names a group of `groups`, its indices are sorted, unique
+// and in range, and no neuron/channel/head group is left empty (the network would be cut).
+void validate_subnet(const Subnet& subnet, const std::vector<UnitGroup>& groups);
+
+// How many units of group `name` (of `full_size` units) the subnet holds.
+int64_t held_units(const Subnet& subnet, const std::string& name, int64_t full_size);
+
+// Whether the subnet holds the single unit of branch group `name`.
+bool holds_branch(const Subnet& subnet, const std::string& name);
+
+}  // namespace tessera::models
