@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,14 @@
 #include "tessera/models/model_config.h"
 
 namespace tessera::models {
+
+// One stage of a network: a module from one tensor to one tensor. (Not torch::nn::AnyModule: its
+// forward builds an error-message string with a demangled type name on every call.)
+class Stage : public torch::nn::Module {
+ public:
+  virtual torch::Tensor forward(torch::Tensor x) = 0;
+};
+using StagePtr = std::shared_ptr<Stage>;
 
 enum class UnitKind { Branch, Neuron, Channel, Head };
 const char* to_string(UnitKind kind);
@@ -59,7 +68,7 @@ class Architecture {
 
   // A freshly initialised stage (honouring config.subnet). Its parameters are named relative to
   // the stage; StagedModel registers it as "stage<index>".
-  virtual torch::nn::AnyModule build_stage(const ModelConfig& config, int64_t stage) const = 0;
+  virtual StagePtr build_stage(const ModelConfig& config, int64_t stage) const = 0;
 
   // Maskable units of the full model (config.subnet is ignored).
   virtual std::vector<UnitGroup> unit_groups(const ModelConfig& config) const = 0;

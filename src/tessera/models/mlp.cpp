@@ -15,14 +15,14 @@ namespace {
 
 // One linear layer, preceded by a flatten in the first stage and followed by the activation in
 // every stage but the last (which produces logits).
-class MlpLayerImpl : public torch::nn::Module {
+class MlpLayerImpl : public Stage {
  public:
   MlpLayerImpl(int64_t in, int64_t out, bool flatten, std::string activation)
       : linear(register_module("linear", torch::nn::Linear(in, out))),
         flatten_(flatten),
         activation_(std::move(activation)) {}
 
-  torch::Tensor forward(torch::Tensor x) {
+  torch::Tensor forward(torch::Tensor x) override {
     if (flatten_) x = x.flatten(1);
     x = linear(x);
     return activation_.empty() ? x : activate(activation_, x);
@@ -69,10 +69,11 @@ class MlpArchitecture : public Architecture {
     return {out_width(config, boundary - 1)};
   }
 
-  torch::nn::AnyModule build_stage(const ModelConfig& config, int64_t stage) const override {
+  StagePtr build_stage(const ModelConfig& config, int64_t stage) const override {
     const bool last = stage + 1 == num_stages(config);
-    return torch::nn::AnyModule(MlpLayer(in_width(config, stage), out_width(config, stage),
-                                         stage == 0, last ? "" : config.activation));
+    return MlpLayer(in_width(config, stage), out_width(config, stage), stage == 0,
+                    last ? "" : config.activation)
+        .ptr();
   }
 
   std::vector<UnitGroup> unit_groups(const ModelConfig& config) const override {

@@ -1,9 +1,161 @@
-// PLACEHOLDER: replaced by the real implementation.
+// ResNet with basic blocks for small images (CIFAR-style 3x3 stem, no max pool). Depths 10, 18 and
+// 34 are the four-level ImageNet layouts (64w..512w channels); depths 6n+2 are the three-level
+// CIFAR ResNets of He et al. (16w..64w channels, n blocks per level). Every residual block is a
+// stage; its residual branch (block-level SDP) and conv1's output channels (neuron-level SDP) are
+// its unit groups. A downsampling block's 1x1 projection shortcut is held by every subnetwork.
 #include <memory>
+
+#include "tessera/core/error.h"
+#include "tessera/metrics/flops.h"
 #include "tessera/models/architecture.h"
+#include "tessera/models/conv_blocks.h"
+#include "tessera/models/conv_layout.h"
+#include "tessera/models/subnet.h"
+
 namespace tessera::models {
-std::unique_ptr<Architecture> make_mlp_architecture();
-std::unique_ptr<Architecture> make_resnet_architecture() {
-  return make_mlp_architecture();
+namespace {
+
+constexpr int64_t kDefaultDepth = 18;
+constexpr double kDefaultWidth = 1.0;
+constexpr const char* kValidDepths = "10, 18, 34 (four levels) or 8, 14, 20, 26, 32, 44, 56, 110";
+
+// conv3x3-BN-ReLU-conv3x3-BN, plus the shortcut, then ReLU. A dropped branch (not allocated at
+// all) leaves relu(shortcut(x)); a block holding k inner channels has a k-wide conv1.
+class BasicBlockImpl : public Stage {
+ public:
+  explicit BasicBlockImpl(const ConvBlockPlan& plan) {
+    if (plan.branch_held) {
+      conv1_ =
+          register_module("conv1", make_conv(plan.in_channels, plan.held_inner, 3, plan.stride));
+      bn1_ = register_module("bn1", make_batch_norm(plan.held_inner));
+      conv2_ = register_module("conv2", make_conv(plan.held_inner, plan.out_channels, 3, 1));
+      bn2_ = register_module("bn2", make_batch_norm(plan.out_channels));
+    }
+    if (plan.projects()) {
+      shortcut_conv_ = register_module(
+          "shortcut_conv", make_conv(plan.in_channels, plan.out_channels, 1, plan.stride));
+      shortcut_bn_ = register_module("shortcut_bn", make_batch_norm(plan.out_channels));
+    }
+  }
+
+  torch::Tensor forward(torch::Tensor x) override {
+    torch::Tensor out = shortcut_conv_ ? shortcut_bn_(shortcut_conv_(x)) : x;
+    if (conv1_) out = out + bn2_(conv2_(torch::relu(bn1_(conv1_(x)))));
+    // Kept for a dropped identity block too: its input need not be post-ReLU when it is the
+    // first stage of a partition fed with synthetic inputs.
+    return torch::relu(out);
+  }
+
+ private:
+  torch::nn::Conv2d conv1_{nullptr}, conv2_{nullptr}, shortcut_conv_{nullptr};
+  torch::nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr}, shortcut_bn_{nullptr};
+};
+TORCH_MODULE(BasicBlock);
+
+int64_t block_forward_flops(const ConvBlockPlan& b) {
+  const int64_t pixels = b.out_h * b.out_w;
+  const int64_t out_values = b.out_channels * pixels;
+  int64_t flops = metrics::elementwise_flops(out_values);  // final ReLU
+  if (b.projects())
+    flops += metrics::conv2d_flops(b.in_channels, b.out_channels, 1, 1, b.out_h, b.out_w) +
+             metrics::norm_flops(out_values);
+  if (b.branch_held) {
+    const int64_t inner_values = b.held_inner * pixels;
+    flops += metrics::conv2d_flops(b.in_channels, b.held_inner, 3, 3, b.out_h, b.out_w) +
+             metrics::norm_flops(inner_values) + metrics::elementwise_flops(inner_values) +
+             metrics::conv2d_flops(b.held_inner, b.out_channels, 3, 3, b.out_h, b.out_w) +
+             metrics::norm_flops(out_values) +
+             metrics::elementwise_flops(out_values);  // bn2, then the residual add
+  }
+  return flops;
 }
+
+class ResNetArchitecture : public Architecture {
+ public:
+  std::string name() const override { return "resnet"; }
+
+  ModelConfig resolve(ModelConfig config) const override {
+    if (config.depth == 0) config.depth = kDefaultDepth;
+    if (config.width == 0) config.width = kDefaultWidth;
+    check_conv_config(config, "resnet");
+    validate_subnet(config.subnet, unit_groups(config));
+    return config;
+  }
+
+  int64_t num_stages(const ModelConfig& config) const override {
+    return layout(config).num_stages();
+  }
+
+  std::string stage_name(const ModelConfig& config, int64_t stage) const override {
+    return conv_stage_name(layout(config), stage);
+  }
+
+  Shape boundary_shape(const ModelConfig& config, int64_t boundary) const override {
+    return conv_boundary_shape(layout(config), boundary);
+  }
+
+  StagePtr build_stage(const ModelConfig& config, int64_t stage) const override {
+    const ConvLayout plan = layout(config);
+    if (stage == 0) return ConvStem(plan.input[0], plan.stem_channels, true).ptr();
+    if (stage == plan.head_stage())
+      return PoolHead(plan.head_channels(), plan.num_classes, false).ptr();
+    return BasicBlock(plan.block(stage)).ptr();
+  }
+
+  std::vector<UnitGroup> unit_groups(const ModelConfig& config) const override {
+    return conv_unit_groups(layout(config), "bn1");
+  }
+
+  int64_t stage_forward_flops(const ModelConfig& config, int64_t stage) const override {
+    const ConvLayout plan = layout(config);
+    if (stage == 0) return stem_forward_flops(plan, true);
+    if (stage == plan.head_stage()) return head_forward_flops(plan, false);
+    return block_forward_flops(plan.block(stage));
+  }
+
+ private:
+  // Blocks per level for a supported depth, empty otherwise.
+  static std::vector<int64_t> blocks_per_level(int64_t depth) {
+    switch (depth) {
+      case 10:
+        return {1, 1, 1, 1};
+      case 18:
+        return {2, 2, 2, 2};
+      case 34:
+        return {3, 4, 6, 3};
+      case 8:
+      case 14:
+      case 20:
+      case 26:
+      case 32:
+      case 44:
+      case 56:
+      case 110: {
+        const int64_t n = (depth - 2) / 6;
+        return {n, n, n};
+      }
+      default:
+        return {};
+    }
+  }
+
+  static ConvLayout layout(const ModelConfig& config) {
+    const std::vector<int64_t> blocks = blocks_per_level(config.depth);
+    require(!blocks.empty(), "resnet: depth " + std::to_string(config.depth) +
+                                 " is not supported (valid: " + kValidDepths + ")");
+    // Three-level (CIFAR) nets start at 16 channels, four-level ones at 64.
+    const int64_t base = blocks.size() == 3 ? 16 : 64;
+    std::vector<int64_t> widths;
+    for (size_t level = 0; level < blocks.size(); ++level)
+      widths.push_back(scaled_width(base << level, config.width));
+    return make_conv_layout(config, widths.front(), widths, blocks);
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Architecture> make_resnet_architecture() {
+  return std::make_unique<ResNetArchitecture>();
+}
+
 }  // namespace tessera::models

@@ -15,14 +15,14 @@ StagedModelImpl::StagedModelImpl(const ModelConfig& config, int64_t begin, int64
   begin_ = begin;
   end_ = end;
   for (int64_t i = begin; i < end; ++i) {
-    torch::nn::AnyModule stage = arch.build_stage(config, i);
-    register_module("stage" + std::to_string(i), stage.ptr());
+    StagePtr stage = arch.build_stage(config, i);
+    register_module("stage" + std::to_string(i), stage);
     stages_.push_back(std::move(stage));
   }
 }
 
 torch::Tensor StagedModelImpl::forward(torch::Tensor x) {
-  for (auto& stage : stages_) x = stage.forward(x);
+  for (auto& stage : stages_) x = stage->forward(x);
   return x;
 }
 

@@ -36,7 +36,7 @@ class StagedModelImpl : public torch::nn::Module {
   ModelConfig config_;
   int64_t begin_ = 0;
   int64_t end_ = 0;
-  std::vector<torch::nn::AnyModule> stages_;
+  std::vector<StagePtr> stages_;
 };
 TORCH_MODULE(StagedModel);
 

@@ -32,4 +32,47 @@ bool holds_branch(const Subnet& subnet, const std::string& name) {
   return held_units(subnet, name, 1) > 0;
 }
 
+torch::Tensor entry_indices(const std::vector<int64_t>& units, int64_t stride) {
+  auto starts = torch::tensor(units, torch::kLong).mul(stride).unsqueeze(1);
+  return starts.add(torch::arange(stride, torch::kLong).unsqueeze(0)).flatten();
+}
+
+namespace {
+// The held entries of `tensor` (named `name` in the full model).
+torch::Tensor held_part(torch::Tensor tensor, const std::string& name, const Subnet& subnet,
+                        const std::vector<UnitGroup>& groups) {
+  for (const auto& group : groups) {
+    auto held = subnet.find(group.name);
+    if (held == subnet.end()) continue;
+    for (const auto& slice : group.slices) {
+      if (slice.name != name || slice.dim < 0) continue;
+      tensor = tensor.index_select(slice.dim, entry_indices(held->second, slice.stride));
+    }
+  }
+  return tensor;
+}
+
+template <typename Items>
+void copy_items(const Items& full_items, const Items& sub_items, const Subnet& subnet,
+                const std::vector<UnitGroup>& groups) {
+  for (const auto& item : sub_items) {
+    const torch::Tensor* source = full_items.find(item.key());
+    if (source == nullptr)
+      throw Error("subnet tensor '" + item.key() + "' is not in the full model");
+    torch::Tensor part = held_part(*source, item.key(), subnet, groups);
+    if (part.sizes() != item.value().sizes())
+      throw Error("subnet tensor '" + item.key() + "' has shape " + c10::str(item.value().sizes()) +
+                  " but its held part of the full model is " + c10::str(part.sizes()));
+    item.value().copy_(part);
+  }
+}
+}  // namespace
+
+void copy_held_entries(torch::nn::Module& full, torch::nn::Module& sub, const Subnet& subnet,
+                       const std::vector<UnitGroup>& groups) {
+  torch::NoGradGuard no_grad;
+  copy_items(full.named_parameters(), sub.named_parameters(), subnet, groups);
+  copy_items(full.named_buffers(), sub.named_buffers(), subnet, groups);
+}
+
 }  // namespace tessera::models

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include <torch/torch.h>
+
 #include "tessera/models/architecture.h"
 #include "tessera/models/model_config.h"
 
@@ -19,5 +21,15 @@ int64_t held_units(const Subnet& subnet, const std::string& name, int64_t full_s
 
 // Whether the subnet holds the single unit of branch group `name`.
 bool holds_branch(const Subnet& subnet, const std::string& name);
+
+// Indices of the tensor entries owned by `units` along a sliced dim: unit u owns
+// [u * stride, (u + 1) * stride).
+torch::Tensor entry_indices(const std::vector<int64_t>& units, int64_t stride);
+
+// Copies into every parameter and buffer of `sub` (a model built with `subnet`) the entries of the
+// same-named tensor of `full` that the subnet holds. `groups` are the full model's unit groups.
+// Throws tessera::Error if a tensor of `sub` has no counterpart or the shapes do not agree.
+void copy_held_entries(torch::nn::Module& full, torch::nn::Module& sub, const Subnet& subnet,
+                       const std::vector<UnitGroup>& groups);
 
 }  // namespace tessera::models
