@@ -1,0 +1,16 @@
+// The subcommands of `tessera`. Each takes the arguments after its name and returns the exit code;
+// errors are thrown (tessera::Error / UsageError) and reported by cli::main.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace tessera::cli {
+
+using Args = std::vector<std::string>;
+
+int train_command(const Args& args);  // conventional training (and --dist ... later)
+int eval_command(const Args& args);   // evaluate a checkpoint on a data set
+int info_command(const Args& args);   // version, libtorch, threads, BLAS, devices
+
+}  // namespace tessera::cli

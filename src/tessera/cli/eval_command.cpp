@@ -1,0 +1,64 @@
+// `tessera eval --checkpoint FILE`: rebuilds the model recorded in a checkpoint and evaluates it.
+#include <cstdio>
+#include <iostream>
+
+#include "tessera/cli/commands.h"
+#include "tessera/cli/options.h"
+#include "tessera/core/error.h"
+#include "tessera/data/load.h"
+#include "tessera/models/staged_model.h"
+#include "tessera/train/checkpoint.h"
+#include "tessera/train/run_directory.h"
+#include "tessera/train/trainer.h"
+
+namespace tessera::cli {
+
+int eval_command(const Args& raw_args) {
+  const Args args = expand_config_files(raw_args);
+  CommonOptions options;
+  std::string checkpoint;
+  std::string output;
+  auto app = make_app("Evaluate a checkpoint (loss and top-1 accuracy on the test split).",
+                      "tessera eval");
+  app->add_option("--checkpoint", checkpoint, "checkpoint file written by train")->required();
+  app->add_option("--output", output, "also write the result to this JSON file");
+  add_data_flags(*app, options);
+  add_runtime_flags(*app, options);
+  app->add_option("--batch-size", options.train.eval_batch_size, "evaluation batch size")
+      ->capture_default_str();
+  if (!parse(*app, args)) return 0;
+  options.finish();
+  configure_threads(options.threads);
+
+  const nlohmann::json meta = train::read_checkpoint_meta(checkpoint);
+  models::ModelConfig config;
+  try {
+    config = models::model_config_from_json(meta.at("model"));
+  } catch (const nlohmann::json::exception&) {
+    throw Error("checkpoint " + checkpoint + " has no model description");
+  }
+  models::StagedModel model = models::build_model(config);
+  if (!model->is_full())
+    throw UsageError("checkpoint " + checkpoint + " holds a partition, not a whole model");
+  train::load_checkpoint(checkpoint, *model, nullptr);
+
+  const data::TrainTest data = data::load_dataset(options.data);
+  if (data.test.sample_shape() != config.input_shape || data.test.num_classes != config.num_classes)
+    throw UsageError(
+        "data set " + options.data.name + " (" + to_string(data.test.sample_shape()) + ", " +
+        std::to_string(data.test.num_classes) + " classes) does not fit the checkpoint's model (" +
+        to_string(config.input_shape) + ", " + std::to_string(config.num_classes) + " classes)");
+  options.train.quiet = true;
+  train::Trainer trainer(model, std::make_shared<train::Classification>(), options.train, nullptr);
+  const train::EvalResult result = trainer.evaluate(data.test);
+  std::printf("test accuracy %.2f%%  test loss %.4f  (%lld samples)\n", 100.0 * result.accuracy,
+              result.loss, static_cast<long long>(result.samples));
+  if (!output.empty())
+    train::write_json_file(output, {{"checkpoint", checkpoint},
+                                    {"test_accuracy", result.accuracy},
+                                    {"test_loss", result.loss},
+                                    {"samples", result.samples}});
+  return 0;
+}
+
+}  // namespace tessera::cli

@@ -1,0 +1,51 @@
+// `tessera info`: what this build and machine offer.
+#include <cstdio>
+#include <sstream>
+#include <thread>
+
+#include <torch/version.h>
+
+#include "tessera/cli/commands.h"
+#include "tessera/cli/options.h"
+
+namespace tessera::cli {
+namespace {
+
+// The BLAS line of libtorch's build configuration, e.g. "BLAS_INFO=open".
+std::string blas_info() {
+  std::istringstream config(at::show_config());
+  std::string line;
+  std::string found;
+  while (std::getline(config, line)) {
+    for (const char* key : {"BLAS_INFO=", "LAPACK_INFO="}) {
+      const auto at = line.find(key);
+      if (at == std::string::npos) continue;
+      std::string item = line.substr(at);
+      item = item.substr(0, item.find(','));
+      found += (found.empty() ? "" : " ") + item;
+    }
+  }
+  return found.empty() ? "unknown" : found;
+}
+
+}  // namespace
+
+int info_command(const Args& args) {
+  int64_t threads = 0;
+  auto app = make_app("Show version, libtorch, threads, BLAS and devices.", "tessera info");
+  app->add_option("--threads", threads, "intra-op threads to report (0: default)");
+  if (!parse(*app, args)) return 0;
+  threads = configure_threads(threads);
+  std::printf("tessera   %s\n", TESSERA_VERSION);
+  std::printf("libtorch  %s\n", TORCH_VERSION);
+  std::printf("threads   %lld intra-op (%u hardware threads)\n", static_cast<long long>(threads),
+              std::thread::hardware_concurrency());
+  std::printf("BLAS      %s\n", blas_info().c_str());
+  std::printf("devices   cpu");
+  if (torch::cuda::is_available())
+    std::printf(", cuda x%d", static_cast<int>(torch::cuda::device_count()));
+  std::printf("\ncuda      %s\n", torch::cuda::is_available() ? "available" : "not available");
+  return 0;
+}
+
+}  // namespace tessera::cli

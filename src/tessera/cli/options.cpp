@@ -1,0 +1,210 @@
+#include "tessera/cli/options.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "tessera/core/error.h"
+#include "tessera/train/run_directory.h"
+
+namespace tessera::cli {
+
+std::vector<int64_t> parse_int_list(const std::string& text, const std::string& flag) {
+  std::vector<int64_t> values;
+  std::stringstream stream(text);
+  std::string item;
+  while (std::getline(stream, item, ',')) {
+    try {
+      size_t used = 0;
+      values.push_back(std::stoll(item, &used));
+      require(used == item.size(), "");
+    } catch (const std::exception&) {
+      throw UsageError(flag + ": '" + text + "' is not a comma-separated list of integers");
+    }
+  }
+  require(!values.empty(), flag + ": empty list");
+  return values;
+}
+
+void CommonOptions::finish() {
+  model.hidden = parse_int_list(lists.hidden, "--hidden");
+  data.synthetic_shape = parse_int_list(lists.synthetic_shape, "--synthetic-shape");
+}
+
+void add_data_flags(CLI::App& app, CommonOptions& o) {
+  app.add_option("--data", o.data.name,
+                 "data set: fashion-mnist, mnist, emnist, cifar10, cifar100, synthetic")
+      ->capture_default_str();
+  app.add_option("--data-dir", o.data.dir, "directory of the data files (default: per data set)");
+  app.add_option("--emnist-split", o.data.emnist_split, "EMNIST split")->capture_default_str();
+  app.add_option("--cifar100-labels", o.data.cifar100_labels, "fine or coarse")
+      ->capture_default_str();
+  app.add_option("--synthetic-train", o.data.synthetic_train, "synthetic training samples")
+      ->capture_default_str();
+  app.add_option("--synthetic-test", o.data.synthetic_test, "synthetic test samples")
+      ->capture_default_str();
+  app.add_option("--synthetic-classes", o.data.synthetic_classes, "synthetic classes")
+      ->capture_default_str();
+  app.add_option("--synthetic-shape", o.lists.synthetic_shape,
+                 "synthetic sample shape, e.g. 1,28,28")
+      ->capture_default_str();
+  app.add_option("--synthetic-seed", o.data.synthetic_seed, "synthetic data seed")
+      ->capture_default_str();
+  app.add_option("--limit-train", o.data.limit_train,
+                 "use only the first N training samples (0: all)");
+  app.add_option("--limit-test", o.data.limit_test, "use only the first N test samples (0: all)");
+}
+
+void add_model_flags(CLI::App& app, CommonOptions& o) {
+  app.add_option("--model", o.model.arch, "architecture: mlp, resnet, wrn, vit")
+      ->capture_default_str();
+  app.add_option("--hidden", o.lists.hidden, "mlp hidden widths, comma-separated")
+      ->capture_default_str();
+  app.add_option("--activation", o.model.activation, "mlp activation: relu, gelu, tanh")
+      ->capture_default_str();
+  app.add_option("--depth", o.model.depth, "resnet/wrn depth, vit blocks (0: default)");
+  app.add_option("--width", o.model.width,
+                 "resnet width multiplier / wrn widen factor (0: default)");
+  app.add_option("--patch-size", o.model.patch_size, "vit patch size")->capture_default_str();
+  app.add_option("--embed-dim", o.model.embed_dim, "vit embedding width")->capture_default_str();
+  app.add_option("--heads", o.model.num_heads, "vit attention heads")->capture_default_str();
+  app.add_option("--mlp-dim", o.model.mlp_dim, "vit MLP hidden width")->capture_default_str();
+  app.add_option("--pool", o.model.pool, "vit pooling: cls or mean")->capture_default_str();
+}
+
+void add_train_flags(CLI::App& app, CommonOptions& o) {
+  auto& t = o.train;
+  app.add_option("--epochs", t.epochs, "training epochs")->capture_default_str();
+  app.add_option("--batch-size", t.batch_size, "mini-batch size (per worker)")
+      ->capture_default_str();
+  app.add_option("--eval-batch-size", t.eval_batch_size, "evaluation batch size")
+      ->capture_default_str();
+  app.add_option("--optimizer", t.optimizer.name, "sgd, adam, adamw")->capture_default_str();
+  app.add_option("--lr", t.optimizer.lr, "learning rate")->capture_default_str();
+  app.add_option("--weight-decay", t.optimizer.weight_decay, "weight decay")->capture_default_str();
+  app.add_option("--momentum", t.optimizer.momentum, "sgd momentum")->capture_default_str();
+  app.add_flag("--nesterov", t.optimizer.nesterov, "sgd: Nesterov momentum");
+  app.add_option("--beta1", t.optimizer.beta1, "adam/adamw beta1")->capture_default_str();
+  app.add_option("--beta2", t.optimizer.beta2, "adam/adamw beta2")->capture_default_str();
+  app.add_option("--eps", t.optimizer.eps, "adam/adamw epsilon")->capture_default_str();
+  app.add_option("--schedule", t.schedule.name, "constant, step, cosine")->capture_default_str();
+  app.add_option("--warmup-steps", t.schedule.warmup_steps, "linear warm-up steps")
+      ->capture_default_str();
+  app.add_option("--step-every", t.schedule.step_every_epochs, "step schedule: epochs per decay")
+      ->capture_default_str();
+  app.add_option("--gamma", t.schedule.gamma, "step schedule: decay factor")->capture_default_str();
+  app.add_option("--min-lr-ratio", t.schedule.min_lr_ratio, "cosine: final lr / lr")
+      ->capture_default_str();
+  app.add_option("--clip-grad-norm", t.clip_grad_norm, "clip the gradient norm (0: off)")
+      ->capture_default_str();
+  app.add_flag("--drop-last", t.drop_last, "drop the last partial batch of an epoch");
+  app.add_option("--augment-crop", t.augmentation.crop_padding,
+                 "random-crop padding in pixels (0: off)")
+      ->capture_default_str();
+  app.add_flag("--augment-flip", t.augmentation.horizontal_flip, "random horizontal flips");
+  app.add_option("--seed", t.seed, "seed for initialisation, shuffling, augmentation")
+      ->capture_default_str();
+  app.add_option("--checkpoint-every", t.checkpoint_every, "epochs between checkpoints (0: at end)")
+      ->capture_default_str();
+  app.add_option("--log-every", t.log_every, "steps between log records")->capture_default_str();
+}
+
+void add_runtime_flags(CLI::App& app, CommonOptions& o) {
+  app.add_option("--device", o.train.device, "cpu, cuda or cuda:N")->capture_default_str();
+  app.add_option("--threads", o.threads, "intra-op threads (0: cores / local workers)");
+  app.add_flag("--quiet", o.train.quiet, "no progress output");
+}
+
+namespace {
+std::string scalar_text(const nlohmann::json& value, const std::string& key,
+                        const std::string& origin) {
+  if (value.is_string()) return value.get<std::string>();
+  if (value.is_boolean()) return value.get<bool>() ? "true" : "false";
+  if (value.is_number()) return value.dump();
+  throw UsageError(origin + ": value of '" + key + "' must be a string, number, boolean or list");
+}
+}  // namespace
+
+std::vector<std::string> json_to_flags(const nlohmann::json& object, const std::string& origin) {
+  if (!object.is_object()) throw UsageError(origin + ": expected a JSON object of flags");
+  std::vector<std::string> flags;
+  for (const auto& [key, value] : object.items()) {
+    std::string text;
+    if (value.is_array()) {
+      for (const auto& item : value)
+        text += (text.empty() ? "" : ",") + scalar_text(item, key, origin);
+    } else {
+      text = scalar_text(value, key, origin);
+    }
+    std::string name = key;
+    std::replace(name.begin(), name.end(), '_', '-');
+    flags.push_back("--" + name + "=" + text);
+  }
+  return flags;
+}
+
+std::vector<std::string> expand_config_files(const std::vector<std::string>& args) {
+  std::vector<std::string> from_files;
+  std::vector<std::string> rest;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string path;
+    if (args[i] == "--config") {
+      require(i + 1 < args.size(), "--config needs a file name");
+      path = args[++i];
+    } else if (args[i].rfind("--config=", 0) == 0) {
+      path = args[i].substr(9);
+    } else {
+      rest.push_back(args[i]);
+      continue;
+    }
+    nlohmann::json object;
+    try {
+      object = train::read_json_file(path);
+    } catch (const Error& e) {
+      throw UsageError(std::string("--config: ") + e.what());
+    }
+    for (auto& flag : json_to_flags(object, path)) from_files.push_back(std::move(flag));
+  }
+  from_files.insert(from_files.end(), rest.begin(), rest.end());
+  return from_files;
+}
+
+int64_t configure_threads(int64_t requested) {
+  require(requested >= 0, "--threads must be non-negative");
+  int64_t threads = requested;
+  if (threads == 0) {
+    int64_t local_workers = 1;
+    if (const char* env = std::getenv("LOCAL_WORLD_SIZE"))
+      local_workers = std::max(1, std::atoi(env));
+    threads = std::max<int64_t>(1, std::thread::hardware_concurrency() / local_workers);
+  }
+  at::set_num_threads(static_cast<int>(threads));
+  return threads;
+}
+
+std::unique_ptr<CLI::App> make_app(const std::string& description, const std::string& name) {
+  auto app = std::make_unique<CLI::App>(description, name);
+  app->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app->set_help_flag("-h,--help", "print this help and exit");
+  app->footer(
+      "Every flag may also come from --config FILE.json, a JSON object keyed by flag name\n"
+      "(e.g. {\"epochs\": 3, \"hidden\": [256, 256]}); flags on the command line override it.");
+  return app;
+}
+
+bool parse(CLI::App& app, std::vector<std::string> args) {
+  std::reverse(args.begin(), args.end());  // CLI11 takes a reversed vector
+  try {
+    app.parse(args);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    return false;
+  } catch (const CLI::ParseError& e) {
+    throw UsageError(std::string(e.what()) + " (see " + app.get_name() + " --help)");
+  }
+  return true;
+}
+
+}  // namespace tessera::cli

@@ -1,0 +1,61 @@
+// Command-line flags shared by the subcommands, bound to the settings structs, plus `--config
+// FILE.json` (every flag may also come from a JSON object keyed by the flag's long name).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "tessera/data/load.h"
+#include "tessera/models/model_config.h"
+#include "tessera/train/trainer.h"
+
+namespace tessera::cli {
+
+// String forms of list-valued flags, parsed after CLI11 has run (see finish()).
+struct ListFlags {
+  std::string hidden = "1024,1024,1024,1024,1024";
+  std::string synthetic_shape = "1,28,28";
+};
+
+struct CommonOptions {
+  data::DataConfig data;
+  models::ModelConfig model;
+  train::TrainConfig train;
+  ListFlags lists;
+  std::string run_dir;
+  int64_t threads = 0;  // 0: cores / local workers
+  // Parses the list flags into data/model. Throws UsageError for a malformed list.
+  void finish();
+};
+
+void add_data_flags(CLI::App& app, CommonOptions& options);
+void add_model_flags(CLI::App& app, CommonOptions& options);
+void add_train_flags(CLI::App& app, CommonOptions& options);
+void add_runtime_flags(CLI::App& app, CommonOptions& options);
+
+// Expands `--config FILE.json` in `args` into the flags it holds, placed before the other
+// arguments so that flags given on the command line win. Throws UsageError for an unreadable
+// file, a non-object, or a value that is not a scalar or a list of scalars.
+std::vector<std::string> expand_config_files(const std::vector<std::string>& args);
+
+// Converts a JSON object {"epochs": 3, "hidden": [64, 64]} to ["--epochs=3", "--hidden=64,64"].
+std::vector<std::string> json_to_flags(const nlohmann::json& object, const std::string& origin);
+
+// "64,64" -> {64, 64}; throws UsageError naming `flag` for anything else.
+std::vector<int64_t> parse_int_list(const std::string& text, const std::string& flag);
+
+// Sets libtorch's intra-op thread count (0: hardware threads / LOCAL_WORLD_SIZE) and returns it.
+int64_t configure_threads(int64_t requested);
+
+// A CLI11 app whose options keep the last value given (so command-line flags override the ones
+// expanded from --config files).
+std::unique_ptr<CLI::App> make_app(const std::string& description, const std::string& name);
+
+// Runs CLI11 on the arguments; on a parse error prints it with the usage hint and throws
+// UsageError (exit code 2). Returns false if --help was printed (caller should exit 0).
+bool parse(CLI::App& app, std::vector<std::string> args);
+
+}  // namespace tessera::cli

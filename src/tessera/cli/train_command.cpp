@@ -1,0 +1,113 @@
+// `tessera train`: conventional training of one model on one data set.
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include "tessera/cli/commands.h"
+#include "tessera/cli/options.h"
+#include "tessera/core/error.h"
+#include "tessera/data/load.h"
+#include "tessera/metrics/memory_tracker.h"
+#include "tessera/metrics/timer.h"
+#include "tessera/models/staged_model.h"
+#include "tessera/train/run_directory.h"
+#include "tessera/train/trainer.h"
+
+namespace tessera::cli {
+namespace {
+
+// With --resume the run's recorded arguments come first, so the new ones (e.g. a larger
+// --epochs) override them.
+Args with_recorded_args(const Args& args) {
+  bool resume = false;
+  std::string run_dir;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--resume") resume = true;
+    if (args[i] == "--run-dir" && i + 1 < args.size()) run_dir = args[i + 1];
+    if (args[i].rfind("--run-dir=", 0) == 0) run_dir = args[i].substr(10);
+  }
+  if (!resume) return args;
+  require(!run_dir.empty(), "--resume needs --run-dir");
+  const nlohmann::json config = train::read_json_file(run_dir + "/config.json");
+  Args merged = config.at("args").get<Args>();
+  merged.insert(merged.end(), args.begin(), args.end());
+  return merged;
+}
+
+void print_summary(const train::TrainSummary& s, const std::string& run_dir) {
+  std::printf(
+      "test accuracy %.2f%%  test loss %.4f  |  %lld epochs in %.1f s (%.0f samples/s)  |  "
+      "peak tensor memory %.1f MiB  |  %.3g training FLOPs\n",
+      100.0 * s.test.accuracy, s.test.loss, static_cast<long long>(s.epochs), s.wall_seconds,
+      s.samples_per_second, static_cast<double>(s.peak_tensor_bytes) / (1 << 20),
+      static_cast<double>(s.train_flops));
+  if (!run_dir.empty()) std::printf("run directory: %s\n", run_dir.c_str());
+}
+
+}  // namespace
+
+int train_command(const Args& raw_args) {
+  const Args args = expand_config_files(with_recorded_args(raw_args));
+  CommonOptions options;
+  bool resume = false;
+  auto app = make_app("Train a model conventionally on one worker.", "tessera train");
+  add_data_flags(*app, options);
+  add_model_flags(*app, options);
+  add_train_flags(*app, options);
+  add_runtime_flags(*app, options);
+  app->add_option("--run-dir", options.run_dir, "directory for config, metrics, checkpoints");
+  app->add_flag("--resume", resume, "continue the run in --run-dir from its last checkpoint");
+  if (!parse(*app, args)) return 0;
+  options.finish();
+  train::validate(options.train);
+  const int64_t threads = configure_threads(options.threads);
+  train::parse_device(options.train.device);
+
+  metrics::Timer load_timer;
+  const data::TrainTest data = data::load_dataset(options.data);
+  if (!options.train.quiet)
+    std::fprintf(stderr, "data: %s %lld train / %lld test samples, %lld classes (%.1f s)\n",
+                 options.data.name.c_str(), static_cast<long long>(data.train.size()),
+                 static_cast<long long>(data.test.size()),
+                 static_cast<long long>(data.train.num_classes), load_timer.seconds());
+
+  options.model.input_shape = data.train.sample_shape();
+  options.model.num_classes = data.train.num_classes;
+  torch::manual_seed(options.train.seed);
+  models::StagedModel model = models::build_model(options.model);
+  if (!options.train.quiet)
+    std::fprintf(stderr, "model: %s, %lld parameters, %d threads\n", options.model.arch.c_str(),
+                 static_cast<long long>(models::parameter_count(*model)),
+                 static_cast<int>(threads));
+
+  std::unique_ptr<train::RunDirectory> run;
+  if (!options.run_dir.empty()) {
+    run = std::make_unique<train::RunDirectory>(options.run_dir, resume);
+    Args recorded;
+    for (const auto& a : args)
+      if (a != "--resume") recorded.push_back(a);
+    run->write_json("config.json", {{"command", "train"},
+                                    {"args", recorded},
+                                    {"threads", threads},
+                                    {"model", models::to_json(model->config())},
+                                    {"train", train::to_json(options.train)},
+                                    {"data", options.data.name}});
+  }
+  train::Trainer trainer(model, std::make_shared<train::Classification>(), options.train,
+                         run.get());
+  if (resume) {
+    const int64_t done = trainer.resume();
+    if (!options.train.quiet) std::fprintf(stderr, "resumed after epoch %lld\n", (long long)done);
+  }
+  const train::TrainSummary summary = trainer.fit(data.train, &data.test);
+  if (run) {
+    nlohmann::json json = train::to_json(summary);
+    json["threads"] = threads;
+    json["parameters"] = models::parameter_count(*model);
+    run->write_json("summary.json", json);
+  }
+  print_summary(summary, options.run_dir);
+  return 0;
+}
+
+}  // namespace tessera::cli

@@ -1,0 +1,294 @@
+#include "tessera/train/trainer.h"
+
+#include <cstdio>
+
+#include "tessera/core/error.h"
+#include "tessera/metrics/comm_counter.h"
+#include "tessera/metrics/flops.h"
+#include "tessera/metrics/memory_tracker.h"
+#include "tessera/metrics/progress.h"
+#include "tessera/metrics/timer.h"
+#include "tessera/train/checkpoint.h"
+
+namespace tessera::train {
+
+nlohmann::json to_json(const TrainConfig& config) {
+  return {{"epochs", config.epochs},
+          {"batch_size", config.batch_size},
+          {"eval_batch_size", config.eval_batch_size},
+          {"seed", config.seed},
+          {"optimizer", to_json(config.optimizer)},
+          {"schedule", to_json(config.schedule)},
+          {"clip_grad_norm", config.clip_grad_norm},
+          {"checkpoint_every", config.checkpoint_every},
+          {"log_every", config.log_every},
+          {"drop_last", config.drop_last},
+          {"augment_crop_padding", config.augmentation.crop_padding},
+          {"augment_flip", config.augmentation.horizontal_flip},
+          {"device", config.device},
+          {"rank", config.rank},
+          {"world_size", config.world_size}};
+}
+
+void validate(const TrainConfig& config) {
+  require(config.epochs >= 0, "--epochs must be non-negative");
+  require(config.batch_size >= 1, "--batch-size must be at least 1");
+  require(config.eval_batch_size >= 1, "--eval-batch-size must be at least 1");
+  require(config.clip_grad_norm >= 0, "--clip-grad-norm must be non-negative");
+  require(config.checkpoint_every >= 0, "--checkpoint-every must be non-negative");
+  require(config.log_every >= 1, "--log-every must be at least 1");
+  require(config.augmentation.crop_padding >= 0, "--augment-crop must be non-negative");
+  validate(config.optimizer);
+  validate(config.schedule);
+}
+
+nlohmann::json to_json(const TrainSummary& s) {
+  return {{"test_accuracy", s.test.accuracy},
+          {"test_loss", s.test.loss},
+          {"train_accuracy", s.last_train.accuracy},
+          {"train_loss", s.last_train.loss},
+          {"epochs", s.epochs},
+          {"steps", s.steps},
+          {"train_samples", s.train_samples},
+          {"train_flops", s.train_flops},
+          {"peak_tensor_bytes", s.peak_tensor_bytes},
+          {"peak_rss_bytes", s.peak_rss_bytes},
+          {"param_bytes", s.param_bytes},
+          {"grad_bytes", s.grad_bytes},
+          {"optimizer_state_bytes", s.optimizer_state_bytes},
+          {"comm_bytes", s.comm_bytes},
+          {"wall_seconds", s.wall_seconds},
+          {"train_seconds", s.train_seconds},
+          {"samples_per_second", s.samples_per_second}};
+}
+
+torch::Device parse_device(const std::string& name) {
+  require(name == "cpu" || name.rfind("cuda", 0) == 0,
+          "unknown device '" + name + "' (known: cpu, cuda, cuda:N)");
+  if (name != "cpu")
+    require(torch::cuda::is_available(),
+            "--device " + name + ": this libtorch build has no CUDA or no GPU is visible");
+  try {
+    return torch::Device(name);
+  } catch (const c10::Error&) {
+    throw UsageError("invalid device '" + name + "'");
+  }
+}
+
+namespace {
+int64_t tensor_bytes(const torch::Tensor& t) {
+  return t.defined() ? t.numel() * static_cast<int64_t>(t.element_size()) : 0;
+}
+
+int64_t state_bytes(torch::nn::Module& module) {
+  int64_t bytes = 0;
+  for (const auto& p : module.parameters()) bytes += tensor_bytes(p);
+  for (const auto& b : module.buffers()) bytes += tensor_bytes(b);
+  return bytes;
+}
+
+const char* tracker_device(const torch::Device& device) {
+  return device.is_cuda() ? "cuda" : "cpu";
+}
+}  // namespace
+
+Trainer::Trainer(models::StagedModel model, std::shared_ptr<Objective> objective,
+                 TrainConfig config, RunDirectory* run)
+    : model_(std::move(model)),
+      objective_(std::move(objective)),
+      config_(std::move(config)),
+      run_(run),
+      device_(parse_device(config_.device)) {
+  validate(config_);
+  model_->to(device_);
+  optimizer_ = make_optimizer(model_->parameters(), config_.optimizer);
+}
+
+nlohmann::json Trainer::checkpoint_meta() const {
+  return {{"model", models::to_json(model_->config())},
+          {"begin_stage", model_->begin_stage()},
+          {"end_stage", model_->end_stage()},
+          {"epoch", epochs_done_},
+          {"step", step_},
+          {"train_samples", train_samples_},
+          {"train_seconds", train_seconds_}};
+}
+
+int64_t Trainer::resume() {
+  if (run_ == nullptr) throw UsageError("--resume needs a run directory");
+  const nlohmann::json meta = load_checkpoint(run_->checkpoint_path(), *model_, optimizer_.get());
+  epochs_done_ = meta.at("epoch").get<int64_t>();
+  step_ = meta.at("step").get<int64_t>();
+  train_samples_ = meta.value("train_samples", int64_t{0});
+  train_seconds_ = meta.value("train_seconds", 0.0);
+  return epochs_done_;
+}
+
+double Trainer::train_step(const data::Batch& batch) {
+  model_->train();
+  optimizer_->zero_grad();
+  torch::Tensor outputs = model_->forward(objective_->inputs(batch, /*training=*/true));
+  torch::Tensor loss = objective_->loss(outputs, batch);
+  loss.backward();
+  if (config_.clip_grad_norm > 0)
+    torch::nn::utils::clip_grad_norm_(model_->parameters(), config_.clip_grad_norm);
+  optimizer_->step();
+  return loss.item<double>();
+}
+
+EvalResult Trainer::evaluate(const data::Dataset& dataset) {
+  torch::NoGradGuard no_grad;
+  model_->eval();
+  data::BatchOptions options;
+  options.batch_size = config_.eval_batch_size;
+  options.shuffle = false;
+  data::BatchIterator batches(dataset, options);
+  batches.start_epoch(0);
+  double loss_sum = 0.0;
+  int64_t correct = 0;
+  EvalResult result;
+  data::Batch batch;
+  while (batches.next(batch)) {
+    batch.inputs = batch.inputs.to(device_);
+    batch.labels = batch.labels.to(device_);
+    torch::Tensor outputs = model_->forward(objective_->inputs(batch, /*training=*/false));
+    const int64_t n = batch.labels.size(0);
+    loss_sum += objective_->loss(outputs, batch).item<double>() * static_cast<double>(n);
+    if (objective_->is_classification())
+      correct += outputs.argmax(1).eq(batch.labels).sum().item<int64_t>();
+    result.samples += n;
+  }
+  model_->train();
+  if (result.samples > 0) {
+    result.loss = loss_sum / static_cast<double>(result.samples);
+    result.accuracy = static_cast<double>(correct) / static_cast<double>(result.samples);
+  }
+  return result;
+}
+
+EvalResult Trainer::run_epoch(data::BatchIterator& batches, int64_t epoch, int64_t total_steps) {
+  metrics::Progress progress(stderr, config_.log_every);
+  if (!config_.quiet) progress.start_epoch(epoch + 1, config_.epochs, batches.batches_per_epoch());
+  batches.start_epoch(epoch);
+  EvalResult result;
+  double loss_sum = 0.0;
+  int64_t step_in_epoch = 0;
+  metrics::Timer epoch_timer;
+  data::Batch batch;
+  while (batches.next(batch)) {
+    const double lr = scheduled_lr(config_.schedule, config_.optimizer.lr, step_, total_steps,
+                                   batches.batches_per_epoch());
+    set_learning_rate(*optimizer_, lr);
+    batch.inputs = batch.inputs.to(device_);
+    batch.labels = batch.labels.to(device_);
+    const double loss = train_step(batch);
+    const int64_t n = batch.labels.size(0);
+    loss_sum += loss * static_cast<double>(n);
+    result.samples += n;
+    ++step_;
+    ++step_in_epoch;
+    const double rate = static_cast<double>(result.samples) / epoch_timer.seconds();
+    if (!config_.quiet) progress.step(step_in_epoch, loss, rate);
+    if (run_ != nullptr && step_ % config_.log_every == 0)
+      run_->log({{"type", "step"},
+                 {"epoch", epoch + 1},
+                 {"step", step_},
+                 {"loss", loss},
+                 {"lr", lr},
+                 {"samples_per_second", rate}});
+  }
+  if (result.samples > 0) result.loss = loss_sum / static_cast<double>(result.samples);
+  return result;
+}
+
+void Trainer::log_epoch(int64_t epoch, const EvalResult& train,
+                        const std::optional<EvalResult>& test, double seconds,
+                        double samples_per_second) {
+  nlohmann::json record = {{"type", "epoch"},
+                           {"epoch", epoch},
+                           {"step", step_},
+                           {"train_loss", train.loss},
+                           {"epoch_seconds", seconds},
+                           {"samples_per_second", samples_per_second}};
+  std::string line =
+      "epoch " + std::to_string(epoch) + ": train loss " + std::to_string(train.loss).substr(0, 6);
+  if (test) {
+    record["test_loss"] = test->loss;
+    record["test_accuracy"] = test->accuracy;
+    line += "  test loss " + std::to_string(test->loss).substr(0, 6);
+    if (objective_->is_classification()) {
+      char accuracy[32];
+      std::snprintf(accuracy, sizeof accuracy, "  test acc %.2f%%", 100.0 * test->accuracy);
+      line += accuracy;
+    }
+  }
+  if (run_ != nullptr) run_->log(record);
+  if (!config_.quiet) {
+    metrics::Progress progress(stderr, config_.log_every);
+    progress.end_epoch(line);
+  }
+}
+
+TrainSummary Trainer::fit(const data::Dataset& train, const data::Dataset* test,
+                          int64_t until_epoch) {
+  const int64_t last_epoch =
+      until_epoch > 0 ? std::min(until_epoch, config_.epochs) : config_.epochs;
+  metrics::install_memory_tracker();
+  const char* memory_device = tracker_device(device_);
+  // Training state is measured from here: the model's own tensors are already allocated, the data
+  // set is not training state, so the baseline is what is live now minus the model.
+  const int64_t baseline = metrics::live_tensor_bytes(memory_device) - state_bytes(*model_);
+  metrics::reset_peak_tensor_bytes(memory_device);
+  const int64_t comm_before = metrics::total_comm_bytes();
+
+  data::BatchOptions options;
+  options.batch_size = config_.batch_size;
+  options.shuffle = true;
+  options.drop_last = config_.drop_last;
+  options.seed = config_.seed;
+  options.rank = config_.rank;
+  options.world_size = config_.world_size;
+  options.augmentation = config_.augmentation;
+  data::BatchIterator batches(train, options);
+  const int64_t total_steps = config_.epochs * batches.batches_per_epoch();
+
+  TrainSummary summary;
+  metrics::Timer wall;
+  std::optional<EvalResult> last_test;
+  for (int64_t epoch = epochs_done_; epoch < last_epoch; ++epoch) {
+    metrics::Timer epoch_timer;
+    summary.last_train = run_epoch(batches, epoch, total_steps);
+    const double seconds = epoch_timer.seconds();
+    train_seconds_ += seconds;
+    train_samples_ += summary.last_train.samples;
+    epochs_done_ = epoch + 1;
+    if (test != nullptr) last_test = evaluate(*test);
+    log_epoch(epochs_done_, summary.last_train, last_test, seconds,
+              static_cast<double>(summary.last_train.samples) / seconds);
+    const bool checkpoint_now =
+        (config_.checkpoint_every > 0 && epochs_done_ % config_.checkpoint_every == 0) ||
+        epochs_done_ == last_epoch;
+    if (run_ != nullptr && checkpoint_now)
+      save_checkpoint(run_->checkpoint_path(), *model_, optimizer_.get(), checkpoint_meta());
+  }
+  if (test != nullptr && !last_test) last_test = evaluate(*test);
+  if (last_test) summary.test = *last_test;
+
+  summary.epochs = epochs_done_;
+  summary.steps = step_;
+  summary.train_samples = train_samples_;
+  summary.train_flops = metrics::training_flops(model_->forward_flops()) * train_samples_;
+  summary.peak_tensor_bytes = metrics::peak_tensor_bytes(memory_device) - baseline;
+  summary.peak_rss_bytes = metrics::peak_rss_bytes();
+  summary.param_bytes = models::parameter_bytes(*model_);
+  for (const auto& p : model_->parameters()) summary.grad_bytes += tensor_bytes(p.grad());
+  summary.optimizer_state_bytes = optimizer_state_bytes(*optimizer_);
+  summary.comm_bytes = metrics::total_comm_bytes() - comm_before;
+  summary.wall_seconds = wall.seconds();
+  summary.train_seconds = train_seconds_;
+  summary.samples_per_second =
+      train_seconds_ > 0 ? static_cast<double>(train_samples_) / train_seconds_ : 0.0;
+  return summary;
+}
+
+}  // namespace tessera::train

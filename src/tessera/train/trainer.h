@@ -1,0 +1,116 @@
+// The training loop: epochs of optimizer steps over a BatchIterator, evaluation after every epoch,
+// learning-rate schedule, gradient clipping, checkpoints and resume, progress and metrics.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <torch/torch.h>
+#include <nlohmann/json.hpp>
+
+#include "tessera/data/batches.h"
+#include "tessera/data/dataset.h"
+#include "tessera/models/staged_model.h"
+#include "tessera/train/objective.h"
+#include "tessera/train/optimizer.h"
+#include "tessera/train/run_directory.h"
+#include "tessera/train/schedule.h"
+
+namespace tessera::train {
+
+struct TrainConfig {
+  int64_t epochs = 10;
+  int64_t batch_size = 128;
+  int64_t eval_batch_size = 1000;
+  uint64_t seed = 0;
+  OptimizerConfig optimizer;
+  ScheduleConfig schedule;
+  double clip_grad_norm = 0.0;   // 0: no clipping
+  int64_t checkpoint_every = 1;  // epochs; 0: only at the end
+  int64_t log_every = 100;       // steps between metrics.jsonl step records / log lines
+  bool drop_last = false;
+  data::Augmentation augmentation;
+  std::string device = "cpu";
+  int64_t rank = 0;  // data shard of this worker
+  int64_t world_size = 1;
+  bool quiet = false;  // no progress output
+};
+
+nlohmann::json to_json(const TrainConfig& config);
+void validate(const TrainConfig& config);
+
+struct EvalResult {
+  double loss = 0.0;
+  double accuracy = 0.0;  // top-1, in [0, 1]; 0 for non-classification objectives
+  int64_t samples = 0;
+};
+
+// Everything measured over a fit(); becomes summary.json.
+struct TrainSummary {
+  EvalResult test;
+  EvalResult last_train;  // mean loss / accuracy of the last training epoch
+  int64_t epochs = 0;
+  int64_t steps = 0;
+  int64_t train_samples = 0;  // samples trained on by this worker (this run, incl. resumed part)
+  int64_t train_flops = 0;    // analytic, forward + backward, for train_samples
+  int64_t peak_tensor_bytes = 0;  // measured, above the live bytes when training started
+  int64_t peak_rss_bytes = 0;
+  int64_t param_bytes = 0;
+  int64_t grad_bytes = 0;
+  int64_t optimizer_state_bytes = 0;
+  int64_t comm_bytes = 0;
+  double wall_seconds = 0.0;   // whole fit, incl. evaluation
+  double train_seconds = 0.0;  // optimizer steps only
+  double samples_per_second = 0.0;
+};
+nlohmann::json to_json(const TrainSummary& summary);
+
+class Trainer {
+ public:
+  // `run` may be null (no files written). The model is moved to config.device.
+  Trainer(models::StagedModel model, std::shared_ptr<Objective> objective, TrainConfig config,
+          RunDirectory* run);
+
+  // Continues from run->checkpoint_path() (weights, optimizer state, epoch, step).
+  // Returns the number of epochs already done. Throws tessera::Error if there is none.
+  int64_t resume();
+
+  // Trains the remaining epochs on `train`, evaluating on `test` (if given) after each epoch.
+  // `until_epoch` > 0 stops after that epoch (the schedule still spans config.epochs), as an
+  // interrupted run would; resume() then continues it.
+  TrainSummary fit(const data::Dataset& train, const data::Dataset* test, int64_t until_epoch = 0);
+
+  EvalResult evaluate(const data::Dataset& dataset);
+
+  // One optimizer step on a batch; returns the loss.
+  double train_step(const data::Batch& batch);
+
+  models::StagedModel& model() { return model_; }
+  torch::optim::Optimizer& optimizer() { return *optimizer_; }
+  int64_t epochs_done() const { return epochs_done_; }
+  // Metadata stored with every checkpoint (model config, epoch, step).
+  nlohmann::json checkpoint_meta() const;
+
+ private:
+  EvalResult run_epoch(data::BatchIterator& batches, int64_t epoch, int64_t total_steps);
+  void log_epoch(int64_t epoch, const EvalResult& train, const std::optional<EvalResult>& test,
+                 double seconds, double samples_per_second);
+
+  models::StagedModel model_;
+  std::shared_ptr<Objective> objective_;
+  TrainConfig config_;
+  RunDirectory* run_;
+  torch::Device device_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  int64_t epochs_done_ = 0;
+  int64_t step_ = 0;
+  double train_seconds_ = 0.0;
+  int64_t train_samples_ = 0;
+};
+
+// Parses "cpu" / "cuda" / "cuda:N"; UsageError if unknown or CUDA is not available.
+torch::Device parse_device(const std::string& name);
+
+}  // namespace tessera::train

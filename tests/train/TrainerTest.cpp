@@ -1,0 +1,161 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "tessera/core/error.h"
+#include "tessera/data/load.h"
+#include "tessera/metrics/memory_tracker.h"
+#include "tessera/models/staged_model.h"
+#include "tessera/train/checkpoint.h"
+#include "tessera/train/trainer.h"
+
+using namespace tessera;
+
+namespace {
+
+data::TrainTest synthetic_data() {
+  data::DataConfig config;
+  config.name = "synthetic";
+  config.synthetic_train = 2000;
+  config.synthetic_test = 500;
+  config.synthetic_classes = 10;
+  config.synthetic_shape = {1, 8, 8};
+  config.synthetic_seed = 7;
+  return data::load_dataset(config);
+}
+
+models::StagedModel small_mlp(const data::Dataset& data, uint64_t seed) {
+  models::ModelConfig config;
+  config.input_shape = data.sample_shape();
+  config.num_classes = data.num_classes;
+  config.hidden = {64, 64};
+  torch::manual_seed(seed);
+  return models::build_model(config);
+}
+
+train::TrainConfig quick_config(int64_t epochs) {
+  train::TrainConfig config;
+  config.epochs = epochs;
+  config.batch_size = 64;
+  config.seed = 3;
+  config.quiet = true;
+  return config;
+}
+
+std::string fresh_dir(const std::string& name) {
+  const auto path = std::filesystem::temp_directory_path() / ("tessera_trainer_" + name);
+  std::filesystem::remove_all(path);
+  return path.string();
+}
+
+}  // namespace
+
+TEST(Trainer, LearnsTheSyntheticSet) {
+  const auto data = synthetic_data();
+  auto model = small_mlp(data.train, 1);
+  train::Trainer trainer(model, std::make_shared<train::Classification>(), quick_config(5),
+                         nullptr);
+  const double before = trainer.evaluate(data.test).accuracy;
+  const train::TrainSummary summary = trainer.fit(data.train, &data.test);
+  EXPECT_LT(before, 0.5);
+  EXPECT_GE(summary.test.accuracy, 0.95);
+  EXPECT_EQ(summary.train_samples, 5 * 2000);
+  EXPECT_EQ(summary.steps, 5 * 32);  // ceil(2000 / 64) = 32 batches per epoch
+  EXPECT_EQ(summary.train_flops, 3 * model->forward_flops() * 5 * 2000);
+}
+
+TEST(Trainer, MeasuresTrainingStateMemory) {
+  metrics::install_memory_tracker();
+  const auto data = synthetic_data();
+  auto model = small_mlp(data.train, 1);
+  train::Trainer trainer(model, std::make_shared<train::Classification>(), quick_config(1),
+                         nullptr);
+  const train::TrainSummary summary = trainer.fit(data.train, nullptr);
+  EXPECT_EQ(summary.param_bytes, models::parameter_bytes(*model));
+  EXPECT_EQ(summary.grad_bytes, summary.param_bytes);
+  EXPECT_EQ(summary.optimizer_state_bytes, 2 * summary.param_bytes);  // Adam's two moments
+  // Parameters, gradients and moments are all live at the end of a step, plus activations.
+  EXPECT_GT(summary.peak_tensor_bytes, 4 * summary.param_bytes);
+  // ...but not the data set, which was loaded before training started.
+  EXPECT_LT(summary.peak_tensor_bytes, data.train.inputs.numel() * 4 + 4 * summary.param_bytes);
+  EXPECT_GT(summary.peak_rss_bytes, 0);
+  EXPECT_EQ(summary.comm_bytes, 0);
+}
+
+TEST(Trainer, ResumeReachesTheSameWeightsAsAnUninterruptedRun) {
+  const auto data = synthetic_data();
+  auto config = quick_config(4);
+  config.optimizer.name = "sgd";
+  config.optimizer.lr = 0.05;
+  config.optimizer.nesterov = true;
+  config.schedule.name = "cosine";
+  config.schedule.warmup_steps = 10;
+  config.augmentation.horizontal_flip = true;
+  config.augmentation.crop_padding = 1;
+
+  train::RunDirectory straight_dir(fresh_dir("straight"), false);
+  auto straight = small_mlp(data.train, 5);
+  train::Trainer(straight, std::make_shared<train::Classification>(), config, &straight_dir)
+      .fit(data.train, nullptr);
+
+  // The same run stopped after epoch 2 (as if killed), then resumed by a new process-like trainer
+  // whose model starts from a different initialisation.
+  train::RunDirectory interrupted_dir(fresh_dir("interrupted"), false);
+  train::Trainer(small_mlp(data.train, 5), std::make_shared<train::Classification>(), config,
+                 &interrupted_dir)
+      .fit(data.train, nullptr, /*until_epoch=*/2);
+  train::RunDirectory resumed_dir(interrupted_dir.path(), /*resume=*/true);
+  auto resumed = small_mlp(data.train, 99);
+  train::Trainer trainer(resumed, std::make_shared<train::Classification>(), config, &resumed_dir);
+  EXPECT_EQ(trainer.resume(), 2);
+  const auto summary = trainer.fit(data.train, nullptr);
+  EXPECT_EQ(summary.epochs, 4);
+  EXPECT_EQ(summary.train_samples, 4 * 2000);
+
+  const auto expected = straight->named_parameters();
+  for (const auto& item : resumed->named_parameters())
+    EXPECT_TRUE(torch::equal(item.value(), *expected.find(item.key()))) << item.key();
+}
+
+TEST(Checkpoint, AFailedWriteKeepsTheLastGoodCheckpoint) {
+  const auto data = synthetic_data();
+  const std::string dir = fresh_dir("atomic");
+  std::filesystem::create_directories(dir);
+  const std::string path = dir + "/checkpoint.pt";
+  auto model = small_mlp(data.train, 1);
+  train::save_checkpoint(path, *model, nullptr, {{"epoch", 1}});
+  // A directory where the temporary file should go makes the next write fail, as a full disk would.
+  std::filesystem::create_directories(path + ".tmp");
+  EXPECT_THROW(train::save_checkpoint(path, *model, nullptr, {{"epoch", 2}}), Error);
+  EXPECT_EQ(train::read_checkpoint_meta(path).at("epoch"), 1);
+  auto other = small_mlp(data.train, 2);
+  train::load_checkpoint(path, *other, nullptr);
+  EXPECT_TRUE(torch::equal(other->parameters()[0], model->parameters()[0]));
+}
+
+TEST(Checkpoint, BadFilesGiveClearErrors) {
+  const auto data = synthetic_data();
+  const std::string dir = fresh_dir("bad");
+  std::filesystem::create_directories(dir);
+  auto model = small_mlp(data.train, 1);
+  try {
+    train::load_checkpoint(dir + "/missing.pt", *model, nullptr);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("does not exist"), std::string::npos);
+  }
+  {
+    std::ofstream garbage(dir + "/garbage.pt");
+    garbage << "not a checkpoint";
+  }
+  EXPECT_THROW(train::load_checkpoint(dir + "/garbage.pt", *model, nullptr), Error);
+  // A checkpoint of a different architecture does not load silently.
+  train::save_checkpoint(dir + "/mlp.pt", *model, nullptr, {{"epoch", 1}});
+  models::ModelConfig wider;
+  wider.input_shape = data.train.sample_shape();
+  wider.num_classes = data.train.num_classes;
+  wider.hidden = {65, 64};
+  auto other = models::build_model(wider);
+  EXPECT_THROW(train::load_checkpoint(dir + "/mlp.pt", *other, nullptr), Error);
+}
