@@ -38,6 +38,9 @@ struct Batch {
 // batches equals the i-th batch of a single worker with batch_size * W when nothing is padded.
 class BatchIterator {
  public:
+  // Keeps a reference to `dataset`, which must outlive the iterator. Starts epoch 0. Throws
+  // UsageError for an empty data set, batch_size < 1, world_size < 1, rank outside
+  // [0, world_size), or augmentation of inputs that are not images [N, C, H, W].
   BatchIterator(const Dataset& dataset, BatchOptions options);
 
   // Starts epoch `epoch` (reshuffles deterministically).
@@ -58,7 +61,9 @@ class BatchIterator {
 };
 
 // Applies the augmentation to a whole batch of images [B, C, H, W], using `generator`-free
-// seeded randomness derived from `seed` (deterministic for the same seed).
+// seeded randomness derived from `seed` (deterministic for the same seed). The iterator seeds it
+// from (seed, epoch, rank, batch index), so ranks augment independently. It augments every batch
+// when options.augmentation is enabled: leave it off for evaluation iterators.
 torch::Tensor augment_batch(const torch::Tensor& images, const Augmentation& augmentation,
                             uint64_t seed);
 

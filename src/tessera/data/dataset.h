@@ -27,6 +27,8 @@ struct TrainTest {
 };
 
 // Per-channel standardisation statistics computed on a training set and applied to both splits.
+// Images [N, C, ...] have one (mean, std) per channel; vectors [N, D] count as one channel. A
+// constant channel gets std 1 (no division by zero).
 struct Normalization {
   torch::Tensor mean;  // [C]
   torch::Tensor std;   // [C]

@@ -13,14 +13,17 @@ void install_memory_tracker();
 bool memory_tracker_installed();
 
 // Bytes of tensor memory currently allocated / the most allocated at once since the last reset.
-// `device` is "cpu" or "cuda" (CUDA builds only).
+// `device` is "cpu" (counted since install_memory_tracker; 0 before) or "cuda" / "cuda:N" (the
+// caching allocator's allocated bytes; builds with TESSERA_WITH_CUDA only). Any other device, or
+// "cuda" in a CPU-only build, throws tessera::UsageError.
 int64_t live_tensor_bytes(const char* device = "cpu");
 int64_t peak_tensor_bytes(const char* device = "cpu");
 // Sets the peak to the current live bytes, e.g. after the data set is loaded, so that the peak
 // measures training state (parameters, gradients, optimizer state, activations) only.
 void reset_peak_tensor_bytes(const char* device = "cpu");
 
-// Peak resident set size of this process (VmHWM) and the current one (VmRSS), in bytes.
+// Peak resident set size of this process (VmHWM) and the current one (VmRSS), in bytes; 0 where
+// /proc/self/status is unavailable.
 int64_t peak_rss_bytes();
 int64_t current_rss_bytes();
 

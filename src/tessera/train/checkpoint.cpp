@@ -1,11 +1,57 @@
 #include "tessera/train/checkpoint.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
 #include "tessera/core/error.h"
 
 namespace tessera::train {
+namespace {
+
+// Archive keys cannot contain '.', parameter names do ("stage0.linear.weight").
+std::string archive_key(std::string name) {
+  std::replace(name.begin(), name.end(), '.', '/');
+  return name;
+}
+
+// Every parameter and buffer by its full name, flat, so that loading can check each one.
+torch::serialize::OutputArchive model_archive(torch::nn::Module& model) {
+  torch::serialize::OutputArchive archive;
+  for (const auto& item : model.named_parameters())
+    archive.write(archive_key(item.key()), item.value());
+  for (const auto& item : model.named_buffers())
+    archive.write(archive_key(item.key()), item.value(), /*is_buffer=*/true);
+  return archive;
+}
+
+// Copies the archive's tensors into the model, refusing a missing, extra or misshapen tensor
+// (libtorch's Module::load would silently resize).
+void load_model_archive(torch::serialize::InputArchive& archive, torch::nn::Module& model,
+                        const std::string& path) {
+  torch::NoGradGuard no_grad;
+  size_t expected = 0;
+  auto load = [&](const std::string& name, torch::Tensor& target, bool is_buffer) {
+    torch::Tensor stored;
+    if (!archive.try_read(archive_key(name), stored, is_buffer))
+      throw Error("checkpoint " + path + " does not match the model: it has no tensor '" + name +
+                  "'");
+    if (stored.sizes() != target.sizes())
+      throw Error("checkpoint " + path + " does not match the model: '" + name + "' is " +
+                  c10::str(stored.sizes()) + " in the checkpoint but " + c10::str(target.sizes()) +
+                  " in the model");
+    target.copy_(stored);
+    ++expected;
+  };
+  for (auto& item : model.named_parameters()) load(item.key(), item.value(), false);
+  for (auto& item : model.named_buffers()) load(item.key(), item.value(), true);
+  if (archive.keys().size() != expected)
+    throw Error("checkpoint " + path + " does not match the model: it holds " +
+                std::to_string(archive.keys().size()) + " tensors, the model " +
+                std::to_string(expected));
+}
+
+}  // namespace
 
 void save_checkpoint(const std::string& path, torch::nn::Module& model,
                      torch::optim::Optimizer* optimizer, const nlohmann::json& meta) {
@@ -13,9 +59,8 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model,
   try {
     torch::serialize::OutputArchive archive;
     archive.write("meta", c10::IValue(meta.dump()));
-    torch::serialize::OutputArchive model_archive;
-    model.save(model_archive);
-    archive.write("model", model_archive);
+    torch::serialize::OutputArchive tensors = model_archive(model);
+    archive.write("model", tensors);
     if (optimizer != nullptr) {
       torch::serialize::OutputArchive optimizer_archive;
       optimizer->save(optimizer_archive);
@@ -68,13 +113,9 @@ nlohmann::json load_checkpoint(const std::string& path, torch::nn::Module& model
                                torch::optim::Optimizer* optimizer) {
   auto archive = open_archive(path);
   nlohmann::json meta = read_meta(archive, path);
-  try {
-    torch::serialize::InputArchive model_archive;
-    archive.read("model", model_archive);
-    model.load(model_archive);
-  } catch (const c10::Error& e) {
-    throw Error("checkpoint " + path + " does not match the model: " + e.what_without_backtrace());
-  }
+  torch::serialize::InputArchive stored_model;
+  if (!archive.try_read("model", stored_model)) throw Error("checkpoint " + path + " has no model");
+  load_model_archive(stored_model, model, path);
   if (optimizer != nullptr) {
     torch::serialize::InputArchive optimizer_archive;
     if (!archive.try_read("optimizer", optimizer_archive))

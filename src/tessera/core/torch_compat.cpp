@@ -1,0 +1,36 @@
+#include "tessera/core/torch_compat.h"
+
+#ifdef TESSERA_WITH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
+#endif
+
+namespace tessera::compat {
+
+#ifdef TESSERA_WITH_CUDA
+
+// torch-compat: getDeviceStats/resetPeakStats take `int` in 1.13 and c10::DeviceIndex in 2.x; the
+// DeviceStats/StatType types moved to c10::CachingDeviceAllocator in 2.5. `auto` and the
+// aggregate index 0 (StatType::AGGREGATE in every version) keep this line version-independent.
+namespace {
+constexpr size_t kAggregateStat = 0;
+}  // namespace
+
+int cuda_current_device() {
+  return static_cast<int>(c10::cuda::current_device());
+}
+
+CudaAllocatedBytes cuda_allocated_bytes(int device_index) {
+  const auto stats =
+      c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(device_index));
+  const auto& allocated = stats.allocated_bytes[kAggregateStat];
+  return CudaAllocatedBytes{allocated.current, allocated.peak};
+}
+
+void cuda_reset_peak_allocated_bytes(int device_index) {
+  c10::cuda::CUDACachingAllocator::resetPeakStats(static_cast<c10::DeviceIndex>(device_index));
+}
+
+#endif
+
+}  // namespace tessera::compat

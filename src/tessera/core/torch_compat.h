@@ -1,0 +1,34 @@
+// The libtorch APIs that differ between 1.13 (Debian) and 2.x, gathered in one place so that a
+// port to another libtorch touches this file and torch_compat.cpp only. Every use elsewhere is
+// marked `// torch-compat:`.
+#pragma once
+
+#include <cstdint>
+
+#include <torch/version.h>
+
+// torch-compat: in libtorch 2.3, c10::Allocator::allocate lost its `const` and
+// c10::Allocator::copy_data(dest, src, count) const became pure virtual.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
+#define TESSERA_ALLOCATOR_ALLOCATE_CONST
+#define TESSERA_ALLOCATOR_HAS_COPY_DATA 1
+#else
+#define TESSERA_ALLOCATOR_ALLOCATE_CONST const
+#define TESSERA_ALLOCATOR_HAS_COPY_DATA 0
+#endif
+
+namespace tessera::compat {
+
+// CUDA caching-allocator statistics. Only in builds compiled with TESSERA_WITH_CUDA (set by CMake
+// when libtorch has CUDA); the index type and the namespace of the statistics moved in 2.x.
+#ifdef TESSERA_WITH_CUDA
+struct CudaAllocatedBytes {
+  int64_t current = 0;
+  int64_t peak = 0;
+};
+int cuda_current_device();
+CudaAllocatedBytes cuda_allocated_bytes(int device_index);
+void cuda_reset_peak_allocated_bytes(int device_index);
+#endif
+
+}  // namespace tessera::compat
