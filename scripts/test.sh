@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Install dependencies, build, and run the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+bash scripts/build.sh
+cd build && ctest --output-on-failure -j2 --timeout 900
