@@ -1,5 +1,8 @@
 // `tessera info`: what this build and machine offer.
+#include <link.h>
+
 #include <cstdio>
+#include <filesystem>
 #include <sstream>
 #include <thread>
 
@@ -28,6 +31,25 @@ std::string blas_info() {
   return found.empty() ? "unknown" : found;
 }
 
+// The BLAS libraries actually loaded. Debian's libtorch is built against the generic libblas.so.3,
+// which the alternatives system points at OpenBLAS (or the slow reference BLAS): the file behind it
+// tells which one runs.
+std::string loaded_blas() {
+  std::string found;
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void* data) {
+        const std::string name = info->dlpi_name ? info->dlpi_name : "";
+        if (name.find("blas") == std::string::npos) return 0;
+        std::error_code error;
+        const auto real = std::filesystem::canonical(name, error);
+        auto* out = static_cast<std::string*>(data);
+        *out += (out->empty() ? "" : ", ") + (error ? name : real.string());
+        return 0;
+      },
+      &found);
+  return found.empty() ? "none loaded" : found;
+}
+
 }  // namespace
 
 int info_command(const Args& args) {
@@ -40,7 +62,8 @@ int info_command(const Args& args) {
   std::printf("libtorch  %s\n", TORCH_VERSION);
   std::printf("threads   %lld intra-op (%u hardware threads)\n", static_cast<long long>(threads),
               std::thread::hardware_concurrency());
-  std::printf("BLAS      %s\n", blas_info().c_str());
+  std::printf("BLAS      %s (libtorch built with %s)\n", loaded_blas().c_str(),
+              blas_info().c_str());
   std::printf("devices   cpu");
   if (torch::cuda::is_available())
     std::printf(", cuda x%d", static_cast<int>(torch::cuda::device_count()));
