@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/build.sh
-./build/tessera train --run-dir runs/demo "$@"
+./build/tessera train --schedule cosine --run-dir runs/demo "$@"
