@@ -141,3 +141,13 @@ TEST(Cli, ConfigFileAndResume) {
   EXPECT_EQ(run("train --config " + dir + "/bad.json").code, 2);
   EXPECT_EQ(run("train --config " + dir + "/absent.json").code, 2);
 }
+
+TEST(Cli, TrainsEveryModelFamily) {
+  // The binary installs the counting allocator first: convolutions must work under it.
+  for (const std::string model :
+       {"--model resnet --depth 8 --width 0.25", "--model wrn --depth 10 --width 1",
+        "--model vit --depth 1 --embed-dim 32 --mlp-dim 32 --patch-size 4"}) {
+    const auto r = run(std::string(kQuickTrain) + " --epochs 1 " + model);
+    EXPECT_EQ(r.code, 0) << model << "\n" << r.output;
+  }
+}

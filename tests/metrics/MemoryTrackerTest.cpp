@@ -145,3 +145,20 @@ TEST(MemoryTrackerRssTest, ReadsProcessResidentSetSize) {
 
 }  // namespace
 }  // namespace tessera::metrics
+
+// mkldnn convolutions allocate through raw_allocate/raw_deallocate, which need a deleter that
+// works from the data pointer alone; they aborted libtorch with the first version of the tracker.
+TEST(MemoryTrackerRaw, ConvolutionsRunAndAreCounted) {
+  tessera::metrics::install_memory_tracker();
+  const int64_t before = tessera::metrics::live_tensor_bytes();
+  {
+    torch::nn::Conv2d conv(torch::nn::Conv2dOptions(3, 16, 3).padding(1));
+    auto x = torch::randn({8, 3, 32, 32}, torch::requires_grad());
+    conv->forward(x).sum().backward();
+    EXPECT_GT(tessera::metrics::live_tensor_bytes(), before);
+    void* raw = c10::GetCPUAllocator()->raw_allocate(1000);
+    EXPECT_GE(tessera::metrics::live_tensor_bytes(), before + 1000);
+    c10::GetCPUAllocator()->raw_deallocate(raw);
+  }
+  EXPECT_EQ(tessera::metrics::live_tensor_bytes(), before);
+}

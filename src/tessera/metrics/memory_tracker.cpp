@@ -13,6 +13,7 @@
 
 #include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>
+#include <c10/core/impl/alloc_cpu.h>
 
 #include "tessera/core/error.h"
 #include "tessera/core/torch_compat.h"
@@ -36,50 +37,48 @@ void count_allocation(int64_t bytes) {
   }
 }
 
-// The context of a counted DataPtr: the wrapped allocator's DataPtr (whose destruction is the
-// real free) and the size to subtract.
-struct CountedAllocation {
-  c10::DataPtr original;
-  int64_t bytes;
-};
+// Every counted block carries its size in a header in front of the data, so the deleter is a
+// function of the data pointer alone (context == data). That is what raw_allocate/raw_deallocate
+// require, and libtorch uses them (e.g. in mkldnn convolutions). 64 bytes keep the data as aligned
+// as c10::alloc_cpu's own blocks.
+constexpr size_t kHeaderBytes = 64;
 
-void free_counted(void* context) {
-  auto* allocation = static_cast<CountedAllocation*>(context);
-  g_live_bytes.fetch_sub(allocation->bytes, std::memory_order_relaxed);
-  delete allocation;
+void free_counted(void* data) {
+  if (data == nullptr) return;
+  char* base = static_cast<char*>(data) - kHeaderBytes;
+  int64_t bytes = 0;
+  std::memcpy(&bytes, base, sizeof bytes);
+  g_live_bytes.fetch_sub(bytes, std::memory_order_relaxed);
+  c10::free_cpu(base);
 }
 
-// Wraps the CPU allocator that was installed before it; every CPU tensor's storage is allocated
-// through c10::GetCPUAllocator() and therefore through this.
+// Replaces the CPU allocator; every CPU tensor's storage is allocated through
+// c10::GetCPUAllocator() and therefore through this.
 class CountingAllocator final : public c10::Allocator {
  public:
-  explicit CountingAllocator(c10::Allocator* wrapped) : wrapped_(wrapped) {}
+  explicit CountingAllocator(c10::Allocator* previous) : previous_(previous) {}
 
   // torch-compat: `const` before libtorch 2.3 (see torch_compat.h).
   c10::DataPtr allocate(size_t n) TESSERA_ALLOCATOR_ALLOCATE_CONST override {
-    c10::DataPtr original = wrapped_->allocate(n);
-    if (n == 0) return original;  // nothing to count; keeps empty tensors free of a context
-    const c10::Device device = original.device();
-    void* data = original.get();
-    auto allocation = std::make_unique<CountedAllocation>(
-        CountedAllocation{std::move(original), static_cast<int64_t>(n)});
-    count_allocation(static_cast<int64_t>(n));
-    return c10::DataPtr(data, allocation.release(), &free_counted, device);
+    char* base = static_cast<char*>(c10::alloc_cpu(n + kHeaderBytes));
+    const int64_t bytes = static_cast<int64_t>(n);
+    std::memcpy(base, &bytes, sizeof bytes);
+    count_allocation(bytes);
+    void* data = base + kHeaderBytes;
+    return c10::DataPtr(data, data, &free_counted, c10::Device(c10::DeviceType::CPU));
   }
 
-  // The context is a CountedAllocation, not the data pointer, so raw_allocate/raw_deallocate
-  // (which require context == data) are not supported: nullptr says so.
-  c10::DeleterFnPtr raw_deleter() const override { return nullptr; }
+  c10::DeleterFnPtr raw_deleter() const override { return &free_counted; }
 
 #if TESSERA_ALLOCATOR_HAS_COPY_DATA
   // torch-compat: pure virtual from libtorch 2.3.
   void copy_data(void* dest, const void* src, std::size_t count) const override {
-    wrapped_->copy_data(dest, src, count);
+    previous_->copy_data(dest, src, count);
   }
 #endif
 
  private:
-  c10::Allocator* wrapped_;
+  c10::Allocator* previous_;  // for copy_data only
 };
 
 // Only an allocator of equal or higher priority can replace one; the default CPU allocator is
