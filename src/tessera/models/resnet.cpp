@@ -8,9 +8,9 @@
 #include "tessera/core/error.h"
 #include "tessera/metrics/flops.h"
 #include "tessera/models/architecture.h"
+#include "tessera/models/conv_architecture.h"
 #include "tessera/models/conv_blocks.h"
 #include "tessera/models/conv_layout.h"
-#include "tessera/models/subnet.h"
 
 namespace tessera::models {
 namespace {
@@ -52,7 +52,7 @@ class BasicBlockImpl : public Stage {
 };
 TORCH_MODULE(BasicBlock);
 
-int64_t block_forward_flops(const ConvBlockPlan& b) {
+int64_t basic_block_flops(const ConvBlockPlan& b) {
   const int64_t pixels = b.out_h * b.out_w;
   const int64_t out_values = b.out_channels * pixels;
   int64_t flops = metrics::elementwise_flops(out_values);  // final ReLU
@@ -70,47 +70,14 @@ int64_t block_forward_flops(const ConvBlockPlan& b) {
   return flops;
 }
 
-class ResNetArchitecture : public Architecture {
+class ResNetArchitecture : public ConvArchitecture {
  public:
-  std::string name() const override { return "resnet"; }
+  ResNetArchitecture() : ConvArchitecture({"resnet", kDefaultDepth, kDefaultWidth, false, "bn1"}) {}
 
-  ModelConfig resolve(ModelConfig config) const override {
-    if (config.depth == 0) config.depth = kDefaultDepth;
-    if (config.width == 0) config.width = kDefaultWidth;
-    check_conv_config(config, "resnet");
-    validate_subnet(config.subnet, unit_groups(config));
-    return config;
-  }
-
-  int64_t num_stages(const ModelConfig& config) const override {
-    return layout(config).num_stages();
-  }
-
-  std::string stage_name(const ModelConfig& config, int64_t stage) const override {
-    return conv_stage_name(layout(config), stage);
-  }
-
-  Shape boundary_shape(const ModelConfig& config, int64_t boundary) const override {
-    return conv_boundary_shape(layout(config), boundary);
-  }
-
-  StagePtr build_stage(const ModelConfig& config, int64_t stage) const override {
-    const ConvLayout plan = layout(config);
-    if (stage == 0) return ConvStem(plan.input[0], plan.stem_channels, true).ptr();
-    if (stage == plan.head_stage())
-      return PoolHead(plan.head_channels(), plan.num_classes, false).ptr();
-    return BasicBlock(plan.block(stage)).ptr();
-  }
-
-  std::vector<UnitGroup> unit_groups(const ModelConfig& config) const override {
-    return conv_unit_groups(layout(config), "bn1");
-  }
-
-  int64_t stage_forward_flops(const ModelConfig& config, int64_t stage) const override {
-    const ConvLayout plan = layout(config);
-    if (stage == 0) return stem_forward_flops(plan, true);
-    if (stage == plan.head_stage()) return head_forward_flops(plan, false);
-    return block_forward_flops(plan.block(stage));
+ protected:
+  StagePtr build_block(const ConvBlockPlan& plan) const override { return BasicBlock(plan).ptr(); }
+  int64_t block_forward_flops(const ConvBlockPlan& plan) const override {
+    return basic_block_flops(plan);
   }
 
  private:
@@ -139,7 +106,7 @@ class ResNetArchitecture : public Architecture {
     }
   }
 
-  static ConvLayout layout(const ModelConfig& config) {
+  ConvLayout layout(const ModelConfig& config) const override {
     const std::vector<int64_t> blocks = blocks_per_level(config.depth);
     require(!blocks.empty(), "resnet: depth " + std::to_string(config.depth) +
                                  " is not supported (valid: " + kValidDepths + ")");

@@ -9,9 +9,9 @@
 #include "tessera/core/error.h"
 #include "tessera/metrics/flops.h"
 #include "tessera/models/architecture.h"
+#include "tessera/models/conv_architecture.h"
 #include "tessera/models/conv_blocks.h"
 #include "tessera/models/conv_layout.h"
-#include "tessera/models/subnet.h"
 
 namespace tessera::models {
 namespace {
@@ -49,7 +49,7 @@ class PreActBlockImpl : public Stage {
 };
 TORCH_MODULE(PreActBlock);
 
-int64_t block_forward_flops(const ConvBlockPlan& b) {
+int64_t preact_block_flops(const ConvBlockPlan& b) {
   int64_t flops = 0;
   if (b.projects())
     flops += metrics::conv2d_flops(b.in_channels, b.out_channels, 1, 1, b.out_h, b.out_w);
@@ -65,51 +65,18 @@ int64_t block_forward_flops(const ConvBlockPlan& b) {
   return flops;
 }
 
-class WrnArchitecture : public Architecture {
+class WrnArchitecture : public ConvArchitecture {
  public:
-  std::string name() const override { return "wrn"; }
+  WrnArchitecture() : ConvArchitecture({"wrn", kDefaultDepth, kDefaultWidenFactor, true, "bn2"}) {}
 
-  ModelConfig resolve(ModelConfig config) const override {
-    if (config.depth == 0) config.depth = kDefaultDepth;
-    if (config.width == 0) config.width = kDefaultWidenFactor;
-    check_conv_config(config, "wrn");
-    validate_subnet(config.subnet, unit_groups(config));
-    return config;
-  }
-
-  int64_t num_stages(const ModelConfig& config) const override {
-    return layout(config).num_stages();
-  }
-
-  std::string stage_name(const ModelConfig& config, int64_t stage) const override {
-    return conv_stage_name(layout(config), stage);
-  }
-
-  Shape boundary_shape(const ModelConfig& config, int64_t boundary) const override {
-    return conv_boundary_shape(layout(config), boundary);
-  }
-
-  StagePtr build_stage(const ModelConfig& config, int64_t stage) const override {
-    const ConvLayout plan = layout(config);
-    if (stage == 0) return ConvStem(plan.input[0], plan.stem_channels, false).ptr();
-    if (stage == plan.head_stage())
-      return PoolHead(plan.head_channels(), plan.num_classes, true).ptr();
-    return PreActBlock(plan.block(stage)).ptr();
-  }
-
-  std::vector<UnitGroup> unit_groups(const ModelConfig& config) const override {
-    return conv_unit_groups(layout(config), "bn2");
-  }
-
-  int64_t stage_forward_flops(const ModelConfig& config, int64_t stage) const override {
-    const ConvLayout plan = layout(config);
-    if (stage == 0) return stem_forward_flops(plan, false);
-    if (stage == plan.head_stage()) return head_forward_flops(plan, true);
-    return block_forward_flops(plan.block(stage));
+ protected:
+  StagePtr build_block(const ConvBlockPlan& plan) const override { return PreActBlock(plan).ptr(); }
+  int64_t block_forward_flops(const ConvBlockPlan& plan) const override {
+    return preact_block_flops(plan);
   }
 
  private:
-  static ConvLayout layout(const ModelConfig& config) {
+  ConvLayout layout(const ModelConfig& config) const override {
     require(config.depth >= 10 && (config.depth - 4) % 6 == 0,
             "wrn: depth " + std::to_string(config.depth) +
                 " is not 6n+4 with n >= 1 (valid: 10, 16, 22, 28, 34, 40, ...)");
