@@ -1,0 +1,165 @@
+#include "tessera/dist/rendezvous.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmath>
+
+#include "tessera/core/error.h"
+
+extern char** environ;
+
+namespace tessera::dist {
+namespace {
+
+std::string lookup(const Environment& env, const std::string& name) {
+  const auto it = env.find(name);
+  return it == env.end() ? "" : it->second;
+}
+
+int64_t parse_int(const std::string& text, const std::string& name) {
+  try {
+    size_t used = 0;
+    const int64_t value = std::stoll(text, &used);
+    if (used == text.size()) return value;
+  } catch (const std::exception&) {
+  }
+  throw UsageError(name + "='" + text + "' is not an integer");
+}
+
+// A flag's value if given (>= 0), else the environment variable, else `fallback` (< 0: required).
+int64_t flag_or_env(int64_t flag, const Environment& env, const std::string& name, int64_t fallback,
+                    const std::string& hint) {
+  if (flag >= 0) return flag;
+  const std::string text = lookup(env, name);
+  if (!text.empty()) return parse_int(text, name);
+  if (fallback >= 0) return fallback;
+  throw UsageError(name + " is not set: " + hint);
+}
+
+std::string this_host() {
+  char name[256] = {};
+  if (gethostname(name, sizeof name - 1) != 0) return "127.0.0.1";
+  return name;
+}
+
+std::string where(const Rendezvous& r) {
+  if (!r.file.empty()) return "at " + r.file;
+  return "at " + r.master_addr + ":" + std::to_string(r.master_port);
+}
+
+// Every worker states its world size and claims its rank; a mismatch would otherwise surface as
+// a hang in the first collective.
+void check_membership(Store& store, const Rendezvous& r) {
+  const std::string rank = std::to_string(r.rank);
+  if (store.add("tessera/claim/" + rank, 1) > 1)
+    throw Error("rank " + rank +
+                " is claimed by two workers (duplicate RANK, or a stale "
+                "rendezvous file/store from an earlier run)");
+  store.set("tessera/world/" + rank, std::to_string(r.world_size));
+  // Rank 0 compares with everyone, the others with rank 0.
+  for (int64_t other = 0; other < r.world_size; ++other) {
+    if (other == r.rank || (r.rank != 0 && other != 0)) continue;
+    std::string theirs;
+    try {
+      theirs = store.get("tessera/world/" + std::to_string(other));
+    } catch (const Error&) {
+      throw Error("rank " + std::to_string(other) + " did not join within " +
+                  std::to_string(r.group.timeout.count() / 1000) +
+                  " s: not all WORLD_SIZE=" + std::to_string(r.world_size) + " workers joined " +
+                  where(r) + "; check that every worker has the same WORLD_SIZE and was started");
+    }
+    if (theirs != std::to_string(r.world_size))
+      throw Error("rank " + rank + " was started with WORLD_SIZE=" + std::to_string(r.world_size) +
+                  " but rank " + std::to_string(other) + " with WORLD_SIZE=" + theirs +
+                  ": start every worker with the same world size");
+  }
+}
+
+}  // namespace
+
+Environment process_environment() {
+  Environment env;
+  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+    const std::string text = *entry;
+    const size_t equals = text.find('=');
+    if (equals != std::string::npos) env[text.substr(0, equals)] = text.substr(equals + 1);
+  }
+  return env;
+}
+
+int find_free_port(const std::string& address) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw Error("cannot open a socket to find a free port");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = 0;
+  if (inet_pton(AF_INET, address.c_str(), &addr.sin_addr) != 1) {
+    close(fd);
+    throw UsageError("'" + address + "' is not an IPv4 address");
+  }
+  socklen_t length = sizeof addr;
+  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+                  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length) == 0;
+  close(fd);
+  if (!ok) throw Error("cannot find a free port on " + address);
+  return ntohs(addr.sin_port);
+}
+
+bool is_loopback(const std::string& address) {
+  return address == "localhost" || address == "::1" || address.rfind("127.", 0) == 0;
+}
+
+Rendezvous resolve_rendezvous(const DistConfig& config, const Environment& env) {
+  require(config.timeout_seconds > 0 && std::isfinite(config.timeout_seconds),
+          "--dist-timeout must be a positive number of seconds");
+  const bool file_init = config.init.rfind("file:", 0) == 0;
+  require(config.init == "env" || file_init,
+          "--dist-init must be 'env' or 'file:PATH', got '" + config.init + "'");
+  Rendezvous r;
+  const std::string hint = "start the workers with `tessera launch` or torchrun";
+  r.world_size = flag_or_env(config.world_size, env, "WORLD_SIZE", -1, hint);
+  require(r.world_size >= 1, "WORLD_SIZE must be at least 1, got " + std::to_string(r.world_size));
+  r.rank = flag_or_env(config.rank, env, "RANK", r.world_size == 1 ? 0 : -1, hint);
+  require(r.rank >= 0 && r.rank < r.world_size,
+          "RANK=" + std::to_string(r.rank) +
+              " is outside [0, WORLD_SIZE=" + std::to_string(r.world_size) + ")");
+  r.local_rank = flag_or_env(config.local_rank, env, "LOCAL_RANK", r.rank, hint);
+  r.group.timeout = std::chrono::milliseconds(static_cast<int64_t>(config.timeout_seconds * 1e3));
+  r.group.device = config.device;
+  r.group.iface = config.iface.empty() ? lookup(env, "GLOO_SOCKET_IFNAME") : config.iface;
+  if (file_init) {
+    r.file = config.init.substr(5);
+    require(!r.file.empty(), "--dist-init file:PATH needs a path");
+    r.group.address = "127.0.0.1";
+    return r;
+  }
+  r.master_addr = lookup(env, "MASTER_ADDR");
+  require(!r.master_addr.empty(), "MASTER_ADDR is not set: " + hint);
+  const int64_t port = flag_or_env(-1, env, "MASTER_PORT", -1, hint);
+  require(port >= 1 && port <= 65535,
+          "MASTER_PORT must lie in 1..65535, got " + std::to_string(port));
+  r.master_port = static_cast<int>(port);
+  r.agent_store = lookup(env, "TORCHELASTIC_USE_AGENT_STORE") == "True";
+  if (r.agent_store && !lookup(env, "TORCHELASTIC_RESTART_COUNT").empty())
+    r.restart_count = lookup(env, "TORCHELASTIC_RESTART_COUNT");
+  // One host: the loopback device. Several: this host's address, as c10d's default device does.
+  r.group.address = is_loopback(r.master_addr) ? "127.0.0.1" : this_host();
+  return r;
+}
+
+ProcessGroup init_process_group(const Rendezvous& r) {
+  Store store = [&] {
+    if (!r.file.empty()) return Store::file(r.file, r.world_size, r.group.timeout);
+    // Under torchrun's agent store every worker is a client, and keys live under the attempt.
+    const bool server = r.rank == 0 && !r.agent_store;
+    Store tcp = Store::tcp(r.master_addr, r.master_port, server, r.world_size, r.group.timeout);
+    return r.agent_store ? tcp.with_prefix("/worker/attempt_" + r.restart_count) : tcp;
+  }();
+  check_membership(store, r);
+  return ProcessGroup(store, r.rank, r.world_size, r.group);
+}
+
+}  // namespace tessera::dist

@@ -1,0 +1,161 @@
+#include <gtest/gtest.h>
+
+#include <mutex>
+
+#include "rank_threads.h"
+#include "tessera/core/error.h"
+#include "tessera/metrics/comm_counter.h"
+
+using namespace tessera;
+
+#define RUN_RANKS_OR_SKIP(world, name, ...)       \
+  if (!test::run_ranks(world, name, __VA_ARGS__)) \
+  GTEST_SKIP() << "no process group on this "     \
+                  "machine"
+
+TEST(ProcessGroup, AllReduceSumsListsOfTensorsOfDifferentShapes) {
+  RUN_RANKS_OR_SKIP(3, "allreduce", [](dist::ProcessGroup& group) {
+    const double r = static_cast<double>(group.rank());
+    std::vector<torch::Tensor> tensors = {torch::full({2, 3}, r + 1.0),
+                                          torch::full({4}, 10.0 * (r + 1.0)),
+                                          torch::arange(5, torch::kFloat) * (r + 1.0)};
+    group.all_reduce(tensors);
+    EXPECT_TRUE(torch::equal(tensors[0], torch::full({2, 3}, 6.0)));  // 1 + 2 + 3
+    EXPECT_TRUE(torch::equal(tensors[1], torch::full({4}, 60.0)));
+    EXPECT_TRUE(torch::equal(tensors[2], torch::arange(5, torch::kFloat) * 6.0));
+    std::vector<torch::Tensor> max = {torch::tensor({r, -r})};
+    group.all_reduce(max, dist::ReduceOp::Max);
+    EXPECT_TRUE(torch::equal(max[0], torch::tensor({2.0, 0.0})));
+  });
+}
+
+TEST(ProcessGroup, AsyncAllReduceCompletesOnWait) {
+  RUN_RANKS_OR_SKIP(2, "async", [](dist::ProcessGroup& group) {
+    std::vector<torch::Tensor> a = {torch::full({1000}, 1.0)};
+    std::vector<torch::Tensor> b = {torch::full({3}, static_cast<double>(group.rank()))};
+    dist::Work first = group.all_reduce_async(a);
+    dist::Work second = group.all_reduce_async(b);
+    second.wait();
+    first.wait();
+    first.wait();  // waiting twice is harmless
+    EXPECT_TRUE(torch::equal(a[0], torch::full({1000}, 2.0)));
+    EXPECT_TRUE(torch::equal(b[0], torch::full({3}, 1.0)));
+  });
+}
+
+TEST(ProcessGroup, BroadcastAllGatherSendRecvAndBarrier) {
+  RUN_RANKS_OR_SKIP(3, "p2p", [](dist::ProcessGroup& group) {
+    const int64_t rank = group.rank();
+    std::vector<torch::Tensor> b = {torch::full({2}, static_cast<float>(rank)),
+                                    torch::full({3, 1}, static_cast<float>(-rank))};
+    group.broadcast(b, 1);
+    EXPECT_TRUE(torch::equal(b[0], torch::full({2}, 1.0f)));
+    EXPECT_TRUE(torch::equal(b[1], torch::full({3, 1}, -1.0f)));
+
+    std::vector<torch::Tensor> inputs = {torch::full({2}, static_cast<float>(rank))};
+    std::vector<std::vector<torch::Tensor>> outputs(1);
+    for (int r = 0; r < 3; ++r) outputs[0].push_back(torch::empty({2}));
+    group.all_gather(outputs, inputs);
+    for (int r = 0; r < 3; ++r)
+      EXPECT_TRUE(torch::equal(outputs[0][r], torch::full({2}, static_cast<float>(r))));
+
+    // A ring: every rank sends to the next and receives from the previous.
+    std::vector<torch::Tensor> out = {torch::full({4}, static_cast<float>(rank))};
+    std::vector<torch::Tensor> in = {torch::empty({4})};
+    if (rank % 2 == 0) {
+      group.send(out, (rank + 1) % 3, 7);
+      group.recv(in, (rank + 2) % 3, 7);
+    } else {
+      group.recv(in, (rank + 2) % 3, 7);
+      group.send(out, (rank + 1) % 3, 7);
+    }
+    EXPECT_TRUE(torch::equal(in[0], torch::full({4}, static_cast<float>((rank + 2) % 3))));
+    group.barrier();
+  });
+}
+
+TEST(ProcessGroup, SubGroupsReduceOnlyAmongTheirMembers) {
+  RUN_RANKS_OR_SKIP(4, "subgroups", [](dist::ProcessGroup& group) {
+    const int64_t rank = group.rank();
+    // Every rank creates both groups in the same order; non-members get nothing.
+    std::optional<dist::ProcessGroup> even = group.new_group({0, 2});
+    std::optional<dist::ProcessGroup> upper = group.new_group({1, 2, 3});
+    EXPECT_EQ(even.has_value(), rank == 0 || rank == 2);
+    EXPECT_EQ(upper.has_value(), rank >= 1);
+    if (even) {
+      EXPECT_EQ(even->size(), 2);
+      EXPECT_EQ(even->rank(), rank / 2);
+      std::vector<torch::Tensor> t = {torch::full({3}, static_cast<float>(rank + 1))};
+      even->all_reduce(t);
+      EXPECT_TRUE(torch::equal(t[0], torch::full({3}, 4.0f)));  // ranks 0 and 2: 1 + 3
+    }
+    if (upper) {
+      EXPECT_EQ(upper->rank(), rank - 1);
+      std::vector<torch::Tensor> t = {torch::full({2}, static_cast<float>(rank + 1))};
+      upper->all_reduce(t);
+      EXPECT_TRUE(torch::equal(t[0], torch::full({2}, 9.0f)));  // 2 + 3 + 4
+      std::vector<torch::Tensor> b = {torch::full({1}, static_cast<float>(rank))};
+      upper->broadcast(b, 2);  // group rank 2 is global rank 3
+      EXPECT_TRUE(torch::equal(b[0], torch::full({1}, 3.0f)));
+    }
+    group.barrier();
+  });
+}
+
+TEST(ProcessGroup, CountsTheBytesEachRankSends) {
+  metrics::reset_comm_bytes();
+  RUN_RANKS_OR_SKIP(2, "bytes", [](dist::ProcessGroup& group) {
+    std::vector<torch::Tensor> t = {torch::ones({1000})};  // 4000 bytes
+    group.all_reduce(t);
+    std::vector<torch::Tensor> b = {torch::ones({10})};
+    group.broadcast(b, 0);
+    if (group.rank() == 0) {
+      group.send(t, 1);
+    } else {
+      group.recv(t, 0);
+    }
+  });
+  const auto by_op = metrics::comm_bytes_by_op();
+  // Two ranks, each sending 2 (W - 1) / W x 4000 for a ring all-reduce.
+  EXPECT_EQ(by_op.at("all_reduce"), 2 * 4000);
+  EXPECT_EQ(by_op.at("broadcast"), 40);  // the root sends to the one other rank
+  EXPECT_EQ(by_op.at("send"), 4000);
+}
+
+TEST(ProcessGroup, RejectsBadRanksAndMixedLists) {
+  const std::string path = test::fresh_store_path("bad");
+  dist::Store store = dist::Store::file(path, 1, std::chrono::seconds(5));
+  EXPECT_THROW(dist::ProcessGroup(store, 1, 1, {}), UsageError);
+  EXPECT_THROW(dist::ProcessGroup(store, 0, 0, {}), UsageError);
+  dist::ProcessGroup group(store, 0, 1, {});
+  std::vector<torch::Tensor> mixed = {torch::ones({2}), torch::ones({2}, torch::kLong)};
+  EXPECT_THROW(group.all_reduce(mixed), Error);
+  const std::vector<int64_t> twice = {0, 0};
+  EXPECT_THROW(group.new_group(twice), UsageError);
+}
+
+TEST(ProcessGroup, ACollectiveWithAMissingPeerTimesOutWithAMessage) {
+  // Rank 1 joins, then never takes part in rank 0's all-reduce: rank 0 must give up within its
+  // timeout and say which operation failed, instead of hanging.
+  std::string message;
+  std::mutex mutex;
+  const auto start = std::chrono::steady_clock::now();
+  const bool ran = test::run_ranks(
+      2, "timeout",
+      [&](dist::ProcessGroup& group) {
+        if (group.rank() != 0) return;
+        std::vector<torch::Tensor> t = {torch::ones({4})};
+        try {
+          group.all_reduce(t);
+        } catch (const Error& e) {
+          std::lock_guard<std::mutex> lock(mutex);
+          message = e.what();
+        }
+      },
+      /*timeout_seconds=*/1.5);
+  if (!ran) GTEST_SKIP() << "no process group on this machine";
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_NE(message.find("rank 0: all_reduce"), std::string::npos) << message;
+  EXPECT_LT(seconds, 20.0);
+}
