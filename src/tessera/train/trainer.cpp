@@ -116,7 +116,11 @@ nlohmann::json Trainer::checkpoint_meta() const {
 
 int64_t Trainer::resume() {
   if (run_ == nullptr) throw UsageError("--resume needs a run directory");
-  const nlohmann::json meta = load_checkpoint(run_->checkpoint_path(), *model_, optimizer_.get());
+  return resume(run_->checkpoint_path());
+}
+
+int64_t Trainer::resume(const std::string& checkpoint_path) {
+  const nlohmann::json meta = load_checkpoint(checkpoint_path, *model_, optimizer_.get());
   epochs_done_ = meta.at("epoch").get<int64_t>();
   step_ = meta.at("step").get<int64_t>();
   train_samples_ = meta.value("train_samples", int64_t{0});
@@ -127,13 +131,22 @@ int64_t Trainer::resume() {
 double Trainer::train_step(const data::Batch& batch) {
   model_->train();
   optimizer_->zero_grad();
-  torch::Tensor outputs = model_->forward(objective_->inputs(batch, /*training=*/true));
-  torch::Tensor loss = objective_->loss(outputs, batch);
-  loss.backward();
+  double loss_value = 0.0;
+  if (batch.labels.defined()) {
+    torch::Tensor outputs = model_->forward(objective_->inputs(batch, /*training=*/true));
+    torch::Tensor loss = objective_->loss(outputs, batch);
+    if (sync_) sync_->before_backward(batch.labels.size(0));
+    loss.backward();
+    loss_value = loss.item<double>();
+  } else {
+    require(sync_ != nullptr, "train_step: empty batch");
+    sync_->before_backward(0);
+  }
+  if (sync_) sync_->after_backward();
   if (config_.clip_grad_norm > 0)
     torch::nn::utils::clip_grad_norm_(model_->parameters(), config_.clip_grad_norm);
   optimizer_->step();
-  return loss.item<double>();
+  return loss_value;
 }
 
 EvalResult Trainer::evaluate(const data::Dataset& dataset) {
@@ -166,23 +179,28 @@ EvalResult Trainer::evaluate(const data::Dataset& dataset) {
   return result;
 }
 
-EvalResult Trainer::run_epoch(data::BatchIterator& batches, int64_t epoch, int64_t total_steps) {
+EvalResult Trainer::run_epoch(data::BatchIterator& batches, int64_t epoch, int64_t steps_per_epoch,
+                              int64_t total_steps) {
   metrics::Progress progress(stderr, config_.log_every);
-  if (!config_.quiet) progress.start_epoch(epoch + 1, config_.epochs, batches.batches_per_epoch());
+  if (!config_.quiet) progress.start_epoch(epoch + 1, config_.epochs, steps_per_epoch);
   batches.start_epoch(epoch);
   EvalResult result;
   double loss_sum = 0.0;
   int64_t step_in_epoch = 0;
   metrics::Timer epoch_timer;
   data::Batch batch;
-  while (batches.next(batch)) {
-    const double lr = scheduled_lr(config_.schedule, config_.optimizer.lr, step_, total_steps,
-                                   batches.batches_per_epoch());
+  // With a WorkerSync every worker takes steps_per_epoch steps, with or without a batch left.
+  while (step_in_epoch < steps_per_epoch) {
+    if (!batches.next(batch)) batch = data::Batch{};
+    const double lr =
+        scheduled_lr(config_.schedule, config_.optimizer.lr, step_, total_steps, steps_per_epoch);
     set_learning_rate(*optimizer_, lr);
-    batch.inputs = batch.inputs.to(device_);
-    batch.labels = batch.labels.to(device_);
+    if (batch.labels.defined()) {
+      batch.inputs = batch.inputs.to(device_);
+      batch.labels = batch.labels.to(device_);
+    }
     const double loss = train_step(batch);
-    const int64_t n = batch.labels.size(0);
+    const int64_t n = batch.labels.defined() ? batch.labels.size(0) : 0;
     loss_sum += loss * static_cast<double>(n);
     result.samples += n;
     ++step_;
@@ -197,7 +215,14 @@ EvalResult Trainer::run_epoch(data::BatchIterator& batches, int64_t epoch, int64
                  {"lr", lr},
                  {"samples_per_second", rate}});
   }
-  if (result.samples > 0) result.loss = loss_sum / static_cast<double>(result.samples);
+  if (sync_) {
+    // The epoch's loss over every worker's samples; result.samples stays this worker's.
+    std::vector<double> totals = {loss_sum, static_cast<double>(result.samples)};
+    sync_->sum(totals);
+    if (totals[1] > 0) result.loss = totals[0] / totals[1];
+  } else if (result.samples > 0) {
+    result.loss = loss_sum / static_cast<double>(result.samples);
+  }
   return result;
 }
 
@@ -250,14 +275,17 @@ TrainSummary Trainer::fit(const data::Dataset& train, const data::Dataset* test,
   options.world_size = config_.world_size;
   options.augmentation = config_.augmentation;
   data::BatchIterator batches(train, options);
-  const int64_t total_steps = config_.epochs * batches.batches_per_epoch();
+  if (sync_) sync_->start(*model_);
+  const int64_t steps_per_epoch =
+      sync_ ? sync_->agree_steps(batches.batches_per_epoch()) : batches.batches_per_epoch();
+  const int64_t total_steps = config_.epochs * steps_per_epoch;
 
   TrainSummary summary;
   metrics::Timer wall;
   std::optional<EvalResult> last_test;
   for (int64_t epoch = epochs_done_; epoch < last_epoch; ++epoch) {
     metrics::Timer epoch_timer;
-    summary.last_train = run_epoch(batches, epoch, total_steps);
+    summary.last_train = run_epoch(batches, epoch, steps_per_epoch, total_steps);
     const double seconds = epoch_timer.seconds();
     train_seconds_ += seconds;
     train_samples_ += summary.last_train.samples;

@@ -17,6 +17,7 @@
 #include "tessera/train/optimizer.h"
 #include "tessera/train/run_directory.h"
 #include "tessera/train/schedule.h"
+#include "tessera/train/worker_sync.h"
 
 namespace tessera::train {
 
@@ -76,6 +77,11 @@ class Trainer {
   // Continues from run->checkpoint_path() (weights, optimizer state, epoch, step).
   // Returns the number of epochs already done. Throws tessera::Error if there is none.
   int64_t resume();
+  // The same from a given checkpoint file (data-parallel workers without a run directory).
+  int64_t resume(const std::string& checkpoint_path);
+
+  // Trains in step with other workers (see WorkerSync); call before fit().
+  void set_worker_sync(std::shared_ptr<WorkerSync> sync) { sync_ = std::move(sync); }
 
   // Trains the remaining epochs on `train`, evaluating on `test` (if given) after each epoch.
   // `until_epoch` > 0 stops after that epoch (the schedule still spans config.epochs), as an
@@ -84,7 +90,8 @@ class Trainer {
 
   EvalResult evaluate(const data::Dataset& dataset);
 
-  // One optimizer step on a batch; returns the loss.
+  // One optimizer step on a batch; returns the loss. With a WorkerSync, an empty batch (no
+  // tensors) takes part in the step without samples and returns 0.
   double train_step(const data::Batch& batch);
 
   models::StagedModel& model() { return model_; }
@@ -94,7 +101,8 @@ class Trainer {
   nlohmann::json checkpoint_meta() const;
 
  private:
-  EvalResult run_epoch(data::BatchIterator& batches, int64_t epoch, int64_t total_steps);
+  EvalResult run_epoch(data::BatchIterator& batches, int64_t epoch, int64_t steps_per_epoch,
+                       int64_t total_steps);
   void log_epoch(int64_t epoch, const EvalResult& train, const std::optional<EvalResult>& test,
                  double seconds, double samples_per_second);
 
@@ -104,6 +112,7 @@ class Trainer {
   RunDirectory* run_;
   torch::Device device_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::shared_ptr<WorkerSync> sync_;
   int64_t epochs_done_ = 0;
   int64_t step_ = 0;
   double train_seconds_ = 0.0;

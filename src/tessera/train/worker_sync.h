@@ -1,0 +1,29 @@
+// How the Trainer keeps several workers in step (data parallelism). The Trainer calls it around
+// every optimizer step; without one it trains alone. Implementations live in dist/.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <torch/torch.h>
+
+namespace tessera::train {
+
+class WorkerSync {
+ public:
+  virtual ~WorkerSync() = default;
+  // Before the first step of fit(): e.g. make every replica's parameters identical.
+  virtual void start(torch::nn::Module& model) = 0;
+  // Steps per epoch every worker takes, given this worker's batches per epoch. A worker that runs
+  // out of batches still takes part in the remaining steps, contributing no samples.
+  virtual int64_t agree_steps(int64_t local_batches) = 0;
+  // Before backward of a step on `samples` samples of this worker.
+  virtual void before_backward(int64_t samples) = 0;
+  // After backward (or, with no batch left, instead of it), before clipping and the optimizer
+  // step: leaves in every parameter's .grad the mean gradient over all workers' samples.
+  virtual void after_backward() = 0;
+  // Sums `values` over the workers, in place (e.g. an epoch's loss sum and sample count).
+  virtual void sum(std::vector<double>& values) = 0;
+};
+
+}  // namespace tessera::train

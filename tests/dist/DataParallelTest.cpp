@@ -1,0 +1,171 @@
+#include <gtest/gtest.h>
+
+#include <mutex>
+
+#include "rank_threads.h"
+#include "tessera/core/error.h"
+#include "tessera/data/load.h"
+#include "tessera/dist/data_parallel.h"
+#include "tessera/metrics/memory_tracker.h"
+#include "tessera/models/staged_model.h"
+#include "tessera/train/trainer.h"
+
+using namespace tessera;
+
+namespace {
+
+data::TrainTest synthetic_data(int64_t train_samples) {
+  data::DataConfig config;
+  config.name = "synthetic";
+  config.synthetic_train = train_samples;
+  config.synthetic_test = 64;
+  config.synthetic_classes = 4;
+  config.synthetic_shape = {1, 6, 6};
+  config.synthetic_seed = 5;
+  return data::load_dataset(config);
+}
+
+models::StagedModel small_mlp(const data::Dataset& data, uint64_t seed) {
+  models::ModelConfig config;
+  config.input_shape = data.sample_shape();
+  config.num_classes = data.num_classes;
+  config.hidden = {32, 24};
+  torch::manual_seed(seed);
+  return models::build_model(config);
+}
+
+train::TrainConfig sgd_config(int64_t batch_size, int64_t rank, int64_t world) {
+  train::TrainConfig config;
+  config.epochs = 2;
+  config.batch_size = batch_size;
+  config.seed = 11;
+  config.optimizer.name = "sgd";
+  config.optimizer.lr = 0.05;
+  config.optimizer.momentum = 0.9;
+  config.quiet = true;
+  config.rank = rank;
+  config.world_size = world;
+  return config;
+}
+
+std::vector<torch::Tensor> snapshot(models::StagedModel& model) {
+  std::vector<torch::Tensor> copies;
+  for (const auto& p : model->parameters()) copies.push_back(p.detach().clone());
+  return copies;
+}
+
+void expect_close(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i)
+    EXPECT_TRUE(torch::allclose(a[i], b[i], 1e-4, 1e-5))
+        << "parameter " << i << " differs by " << (a[i] - b[i]).abs().max().item<double>();
+}
+
+// Trains a replica per rank (each initialised from its own seed, so only the broadcast can make
+// them agree) on `data_of(rank)` and returns every rank's final parameters and summary.
+struct DdpRun {
+  std::vector<std::vector<torch::Tensor>> parameters;
+  std::vector<train::TrainSummary> summaries;
+  bool ran = false;
+};
+
+DdpRun train_ddp(int64_t world, int64_t batch_size, dist::ReducerOptions reducer,
+                 const std::function<const data::Dataset&(int64_t)>& data_of,
+                 const std::string& name) {
+  DdpRun run;
+  run.parameters.resize(world);
+  run.summaries.resize(world);
+  std::vector<models::StagedModel> models;
+  for (int64_t r = 0; r < world; ++r) models.push_back(small_mlp(data_of(r), 100 + r));
+  run.ran = test::run_ranks(world, name, [&](dist::ProcessGroup& group) {
+    const int64_t rank = group.rank();
+    train::Trainer trainer(models[rank], std::make_shared<train::Classification>(),
+                           sgd_config(batch_size, rank, world), nullptr);
+    trainer.set_worker_sync(std::make_shared<dist::DataParallel>(group, reducer));
+    run.summaries[rank] = trainer.fit(data_of(rank), nullptr);
+    run.parameters[rank] = snapshot(models[rank]);
+  });
+  return run;
+}
+
+}  // namespace
+
+class DdpEquivalence : public ::testing::TestWithParam<dist::ReducerOptions> {};
+
+TEST_P(DdpEquivalence, TwoRanksWithBatchBEqualOneWorkerWithBatch2B) {
+  metrics::install_memory_tracker();
+  const auto data = synthetic_data(480);
+  auto single_model = small_mlp(data.train, 100);
+  train::Trainer single(single_model, std::make_shared<train::Classification>(),
+                        sgd_config(32, 0, 1), nullptr);
+  single.fit(data.train, nullptr);
+
+  const DdpRun ddp = train_ddp(
+      2, 16, GetParam(), [&](int64_t) -> const data::Dataset& { return data.train; },
+      "equivalence");
+  if (!ddp.ran) GTEST_SKIP() << "no process group on this machine";
+  expect_close(ddp.parameters[0], snapshot(single_model));
+  // The replicas stay bit-identical: they apply the same reduced gradient.
+  for (size_t i = 0; i < ddp.parameters[0].size(); ++i)
+    EXPECT_TRUE(torch::equal(ddp.parameters[0][i], ddp.parameters[1][i]));
+  EXPECT_EQ(ddp.summaries[0].steps, 2 * 15);  // 240 samples per rank in batches of 16
+  EXPECT_EQ(ddp.summaries[0].train_samples, 480);
+  EXPECT_GT(ddp.summaries[0].comm_bytes, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Buckets, DdpEquivalence,
+                         ::testing::Values(dist::ReducerOptions{4 << 20, true},
+                                           dist::ReducerOptions{1024, true},  // many buckets
+                                           dist::ReducerOptions{1024, false}));
+
+TEST(DataParallel, UnequalShardsFinishWithIdenticalReplicas) {
+  metrics::install_memory_tracker();
+  // Rank 1 has fewer samples than rank 0 (as with differing --limit-train): it runs out of
+  // batches and must still take part in every step instead of leaving rank 0 waiting forever.
+  const auto large = synthetic_data(300);
+  const auto small = synthetic_data(100);
+  const DdpRun ddp = train_ddp(
+      2, 32, {},
+      [&](int64_t rank) -> const data::Dataset& { return rank == 0 ? large.train : small.train; },
+      "unequal");
+  if (!ddp.ran) GTEST_SKIP() << "no process group on this machine";
+  // Shards of 150 and 50 samples: ceil(150 / 32) = 5 steps per epoch on both ranks.
+  EXPECT_EQ(ddp.summaries[0].steps, 2 * 5);
+  EXPECT_EQ(ddp.summaries[1].steps, 2 * 5);
+  EXPECT_EQ(ddp.summaries[0].train_samples, 2 * 150);
+  EXPECT_EQ(ddp.summaries[1].train_samples, 2 * 50);
+  for (size_t i = 0; i < ddp.parameters[0].size(); ++i)
+    EXPECT_TRUE(torch::equal(ddp.parameters[0][i], ddp.parameters[1][i]));
+}
+
+TEST(DataParallel, PaddedShardsOnThreeRanksFinish) {
+  metrics::install_memory_tracker();
+  const auto data = synthetic_data(301);  // not a multiple of 3: the sampler pads by wrapping
+  const DdpRun ddp = train_ddp(
+      3, 20, {}, [&](int64_t) -> const data::Dataset& { return data.train; }, "padded");
+  if (!ddp.ran) GTEST_SKIP() << "no process group on this machine";
+  for (int r = 0; r < 3; ++r) EXPECT_EQ(ddp.summaries[r].steps, 2 * 6);  // ceil(101 / 20)
+  for (size_t i = 0; i < ddp.parameters[0].size(); ++i)
+    EXPECT_TRUE(torch::equal(ddp.parameters[0][i], ddp.parameters[2][i]));
+}
+
+TEST(DataParallel, DifferentModelsOnTheRanksAreAnErrorNotAHang) {
+  metrics::install_memory_tracker();
+  const auto data = synthetic_data(64);
+  std::vector<std::string> messages(2);
+  const bool ran = test::run_ranks(2, "mismatch", [&](dist::ProcessGroup& group) {
+    models::ModelConfig config;
+    config.input_shape = data.train.sample_shape();
+    config.num_classes = data.train.num_classes;
+    config.hidden = {group.rank() == 0 ? 16 : 17};
+    auto model = models::build_model(config);
+    dist::DataParallel ddp(group, {});
+    try {
+      ddp.start(*model);
+    } catch (const Error& e) {
+      messages[group.rank()] = e.what();
+    }
+  });
+  if (!ran) GTEST_SKIP() << "no process group on this machine";
+  for (const auto& m : messages) EXPECT_NE(m.find("different model structure"), std::string::npos);
+}
