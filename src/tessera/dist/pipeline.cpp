@@ -1,0 +1,336 @@
+#include "tessera/dist/pipeline.h"
+
+#include <cmath>
+#include <cstdio>
+
+#include "tessera/core/error.h"
+#include "tessera/metrics/comm_counter.h"
+#include "tessera/metrics/flops.h"
+#include "tessera/metrics/memory_tracker.h"
+#include "tessera/metrics/progress.h"
+#include "tessera/metrics/timer.h"
+#include "tessera/train/checkpoint.h"
+
+namespace tessera::dist {
+namespace {
+
+// Parameters and buffers in registration order (the same relative order in a partition and in
+// the whole model, since both register "stage<i>" modules in stage order).
+std::vector<std::pair<std::string, torch::Tensor>> named_state(torch::nn::Module& module) {
+  std::vector<std::pair<std::string, torch::Tensor>> state;
+  for (const auto& item : module.named_parameters()) state.emplace_back(item.key(), item.value());
+  for (const auto& item : module.named_buffers()) state.emplace_back(item.key(), item.value());
+  return state;
+}
+
+bool in_stages(const std::string& name, int64_t begin, int64_t end) {
+  for (int64_t i = begin; i < end; ++i)
+    if (name.rfind("stage" + std::to_string(i) + ".", 0) == 0) return true;
+  return false;
+}
+
+int64_t tensor_bytes(const torch::Tensor& t) {
+  return t.defined() ? t.numel() * static_cast<int64_t>(t.element_size()) : 0;
+}
+
+// Sums values over the ranks (each rank adds what it knows, e.g. only the last rank the loss).
+void sum_over_ranks(ProcessGroup& group, std::vector<double>& values) {
+  std::vector<torch::Tensor> tensor = {torch::tensor(values, torch::kDouble)};
+  group.all_reduce(tensor);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = tensor[0][i].item<double>();
+}
+
+}  // namespace
+
+std::vector<std::pair<int64_t, int64_t>> split_stages(const models::ModelConfig& config,
+                                                      int64_t ranks) {
+  const models::Architecture& arch = models::architecture(config.arch);
+  const models::ModelConfig resolved = arch.resolve(config);
+  const int64_t stages = arch.num_stages(resolved);
+  require(ranks <= stages, "--dist pipeline: the model has " + std::to_string(stages) +
+                               " stages, fewer than the " + std::to_string(ranks) + " workers");
+  std::vector<double> cumulative = {0.0};
+  for (int64_t i = 0; i < stages; ++i)
+    cumulative.push_back(cumulative.back() +
+                         static_cast<double>(arch.stage_forward_flops(resolved, i)));
+  std::vector<std::pair<int64_t, int64_t>> ranges;
+  int64_t begin = 0;
+  for (int64_t r = 0; r < ranks; ++r) {
+    int64_t end = stages;
+    if (r + 1 < ranks) {
+      // The cut closest to an equal share of the FLOPs, leaving a stage for every later rank.
+      const double target = cumulative.back() * static_cast<double>(r + 1) / ranks;
+      end = begin + 1;
+      for (int64_t e = begin + 1; e <= stages - (ranks - 1 - r); ++e)
+        if (std::abs(cumulative[e] - target) < std::abs(cumulative[end] - target)) end = e;
+    }
+    ranges.emplace_back(begin, end);
+    begin = end;
+  }
+  return ranges;
+}
+
+PipelineTrainer::PipelineTrainer(ProcessGroup group, const models::ModelConfig& model,
+                                 std::shared_ptr<train::Objective> objective,
+                                 train::TrainConfig config, int64_t micro_batches,
+                                 train::RunDirectory* run)
+    : group_(std::move(group)),
+      objective_(std::move(objective)),
+      config_(std::move(config)),
+      micro_batches_(micro_batches),
+      run_(run) {
+  train::validate(config_);
+  require(micro_batches_ >= 1, "--micro-batches must be at least 1");
+  require(config_.device == "cpu", "--dist pipeline runs on cpu only for now");
+  const auto [begin, end] = split_stages(model, group_.size())[group_.rank()];
+  first_ = group_.rank() == 0;
+  last_ = group_.rank() + 1 == group_.size();
+  // The whole model exists only while its share is copied, so every rank starts from exactly
+  // the parameters a single worker with the same seed would have.
+  torch::manual_seed(config_.seed);
+  models::StagedModel full = models::build_model(model);
+  partition_ = models::build_model(model, begin, end);
+  {
+    torch::NoGradGuard no_grad;
+    auto source = full->named_parameters();
+    for (auto& item : partition_->named_parameters()) item.value().copy_(source[item.key()]);
+    auto buffers = full->named_buffers();
+    for (auto& item : partition_->named_buffers()) item.value().copy_(buffers[item.key()]);
+  }
+  optimizer_ = train::make_optimizer(partition_->parameters(), config_.optimizer);
+}
+
+torch::Tensor PipelineTrainer::forward_micro_batch(const torch::Tensor& inputs, int64_t tag,
+                                                   bool keep_graph, torch::Tensor* stage_input) {
+  torch::Tensor x = inputs;
+  if (!first_) {
+    x = torch::empty(with_batch(inputs.size(0), partition_->input_shape()));
+    std::vector<torch::Tensor> buffer = {x};
+    group_.recv(buffer, group_.rank() - 1, tag);
+    if (keep_graph) x.requires_grad_(true);
+  }
+  if (stage_input != nullptr) *stage_input = x;
+  torch::Tensor out = partition_->forward(x);
+  if (!last_) send(out.detach(), group_.rank() + 1, tag, keep_graph);
+  return out;
+}
+
+void PipelineTrainer::send(const torch::Tensor& tensor, int64_t dst, int64_t tag, bool training) {
+  std::vector<torch::Tensor> list = {tensor.contiguous()};
+  group_.send(list, dst, tag);
+  if (training) step_comm_bytes_ += tensor.numel() * static_cast<int64_t>(tensor.element_size());
+}
+
+double PipelineTrainer::train_step(const data::Batch& batch) {
+  partition_->train();
+  optimizer_->zero_grad();
+  const int64_t n = batch.labels.size(0);
+  const int64_t chunk = (n + micro_batches_ - 1) / micro_batches_;
+  const std::vector<torch::Tensor> inputs =
+      objective_->inputs(batch, /*training=*/true).split(chunk);
+  const std::vector<torch::Tensor> labels = batch.labels.split(chunk);
+  const int64_t count = static_cast<int64_t>(inputs.size());
+  std::vector<torch::Tensor> stage_inputs(count), outputs(count), losses(count);
+  double loss_sum = 0.0;
+  for (int64_t m = 0; m < count; ++m) {  // all forwards first (GPipe)
+    outputs[m] = forward_micro_batch(inputs[m], 2 * m, /*keep_graph=*/true, &stage_inputs[m]);
+    if (last_) {
+      const torch::Tensor loss = objective_->loss(outputs[m], data::Batch{inputs[m], labels[m]});
+      const double share = static_cast<double>(labels[m].size(0)) / static_cast<double>(n);
+      losses[m] = loss * share;  // the micro-batches' gradients add up to the batch mean's
+      loss_sum += loss.item<double>() * share;
+    }
+  }
+  for (int64_t m = count - 1; m >= 0; --m) {  // then all backwards, last micro-batch first
+    if (last_) {
+      losses[m].backward();
+    } else {
+      std::vector<torch::Tensor> grad = {torch::empty_like(outputs[m])};
+      group_.recv(grad, group_.rank() + 1, 2 * m + 1);
+      outputs[m].backward(grad[0]);
+    }
+    if (!first_) send(stage_inputs[m].grad(), group_.rank() - 1, 2 * m + 1, /*training=*/true);
+  }
+  clip_gradients();
+  optimizer_->step();
+  return loss_sum;
+}
+
+void PipelineTrainer::clip_gradients() {
+  if (config_.clip_grad_norm <= 0) return;
+  // The norm over the whole model, as a single worker would clip.
+  double squares = 0.0;
+  for (const auto& p : partition_->parameters())
+    if (p.grad().defined()) squares += p.grad().pow(2).sum().item<double>();
+  std::vector<double> total = {squares};
+  sum_over_ranks(group_, total);
+  const double norm = std::sqrt(total[0]);
+  if (norm <= config_.clip_grad_norm) return;
+  torch::NoGradGuard no_grad;
+  for (auto& p : partition_->parameters())
+    if (p.grad().defined()) p.grad().mul_(config_.clip_grad_norm / (norm + 1e-6));
+}
+
+train::EvalResult PipelineTrainer::evaluate(const data::Dataset& dataset) {
+  torch::NoGradGuard no_grad;
+  partition_->eval();
+  data::BatchOptions options;
+  options.batch_size = config_.eval_batch_size;
+  options.shuffle = false;
+  data::BatchIterator batches(dataset, options);
+  std::vector<double> totals = {0.0, 0.0, 0.0};  // loss sum, correct, samples (last rank)
+  data::Batch batch;
+  int64_t index = 0;
+  while (batches.next(batch)) {
+    const torch::Tensor out = forward_micro_batch(objective_->inputs(batch, /*training=*/false),
+                                                  2 * (index++), /*keep_graph=*/false, nullptr);
+    if (!last_) continue;
+    const double n = static_cast<double>(batch.labels.size(0));
+    totals[0] += objective_->loss(out, batch).item<double>() * n;
+    if (objective_->is_classification())
+      totals[1] += static_cast<double>(out.argmax(1).eq(batch.labels).sum().item<int64_t>());
+    totals[2] += n;
+  }
+  partition_->train();
+  sum_over_ranks(group_, totals);
+  train::EvalResult result;
+  result.samples = static_cast<int64_t>(totals[2]);
+  if (result.samples > 0) {
+    result.loss = totals[0] / totals[2];
+    result.accuracy = totals[1] / totals[2];
+  }
+  return result;
+}
+
+models::StagedModel PipelineTrainer::gather_full_model() {
+  const auto ranges = split_stages(partition_->config(), group_.size());
+  if (!first_) {
+    for (auto& [name, tensor] : named_state(*partition_)) {
+      std::vector<torch::Tensor> list = {tensor.detach().contiguous()};
+      group_.send(list, 0, 0);
+    }
+    return nullptr;
+  }
+  models::StagedModel full = models::build_model(partition_->config());
+  torch::NoGradGuard no_grad;
+  auto own = partition_->named_parameters();
+  auto own_buffers = partition_->named_buffers();
+  for (auto& [name, tensor] : named_state(*full)) {
+    if (in_stages(name, ranges[0].first, ranges[0].second))
+      tensor.copy_(own.contains(name) ? own[name] : own_buffers[name]);
+  }
+  for (int64_t r = 1; r < group_.size(); ++r)
+    for (auto& [name, tensor] : named_state(*full)) {
+      if (!in_stages(name, ranges[r].first, ranges[r].second)) continue;
+      std::vector<torch::Tensor> list = {tensor.detach()};
+      group_.recv(list, r, 0);
+    }
+  return full;
+}
+
+void PipelineTrainer::log_epoch(int64_t epoch, const train::EvalResult& train,
+                                const std::optional<train::EvalResult>& test, double seconds) {
+  nlohmann::json record = {{"type", "epoch"},
+                           {"epoch", epoch},
+                           {"step", step_},
+                           {"train_loss", train.loss},
+                           {"epoch_seconds", seconds},
+                           {"samples_per_second", static_cast<double>(train.samples) / seconds}};
+  char line[160];
+  std::snprintf(line, sizeof line, "epoch %lld: train loss %.4f", static_cast<long long>(epoch),
+                train.loss);
+  std::string text = line;
+  if (test) {
+    record["test_loss"] = test->loss;
+    record["test_accuracy"] = test->accuracy;
+    std::snprintf(line, sizeof line, "  test loss %.4f  test acc %.2f%%", test->loss,
+                  100.0 * test->accuracy);
+    text += line;
+  }
+  if (run_ != nullptr) run_->log(record);
+  if (!config_.quiet) std::fprintf(stderr, "%s\n", text.c_str());
+}
+
+train::TrainSummary PipelineTrainer::fit(const data::Dataset& train, const data::Dataset* test) {
+  metrics::install_memory_tracker();
+  // As in Trainer::fit: training state is measured above what is live now, minus the partition.
+  int64_t partition_bytes = 0;
+  for (const auto& [name, tensor] : named_state(*partition_))
+    partition_bytes += tensor_bytes(tensor);
+  const int64_t baseline = metrics::live_tensor_bytes() - partition_bytes;
+  metrics::reset_peak_tensor_bytes();
+  const int64_t comm_before = metrics::total_comm_bytes();
+  // Rank 0 alone knows whether there is a run directory; everyone must join the checkpoints.
+  std::vector<double> has_run = {run_ != nullptr ? 1.0 : 0.0};
+  sum_over_ranks(group_, has_run);
+
+  data::BatchOptions options;  // every rank sees every batch: no sharding
+  options.batch_size = config_.batch_size;
+  options.drop_last = config_.drop_last;
+  options.seed = config_.seed;
+  options.augmentation = config_.augmentation;
+  data::BatchIterator batches(train, options);
+  const int64_t total_steps = config_.epochs * batches.batches_per_epoch();
+
+  train::TrainSummary summary;
+  metrics::Timer wall;
+  double train_seconds = 0.0;
+  int64_t samples = 0;
+  for (int64_t epoch = 0; epoch < config_.epochs; ++epoch) {
+    metrics::Timer epoch_timer;
+    batches.start_epoch(epoch);
+    std::vector<double> totals = {0.0, 0.0};
+    data::Batch batch;
+    while (batches.next(batch)) {
+      train::set_learning_rate(*optimizer_,
+                               train::scheduled_lr(config_.schedule, config_.optimizer.lr, step_,
+                                                   total_steps, batches.batches_per_epoch()));
+      const int64_t n = batch.labels.size(0);
+      totals[0] += train_step(batch) * static_cast<double>(n);
+      totals[1] += static_cast<double>(n);
+      ++step_;
+    }
+    const double seconds = epoch_timer.seconds();
+    train_seconds += seconds;
+    samples += static_cast<int64_t>(totals[1]);
+    if (!last_) totals[0] = 0.0;  // only the last rank knows the loss
+    sum_over_ranks(group_, totals);
+    summary.last_train.samples = static_cast<int64_t>(totals[1]) / group_.size();
+    summary.last_train.loss = totals[0] / std::max(1.0, summary.last_train.samples * 1.0);
+    std::optional<train::EvalResult> result;
+    if (test != nullptr) result = evaluate(*test);
+    if (result) summary.test = *result;
+    if (first_) log_epoch(epoch + 1, summary.last_train, result, seconds);
+    const bool checkpoint_now =
+        (config_.checkpoint_every > 0 && (epoch + 1) % config_.checkpoint_every == 0) ||
+        epoch + 1 == config_.epochs;
+    if (has_run[0] > 0 && checkpoint_now) {
+      models::StagedModel full = gather_full_model();
+      if (run_ != nullptr)
+        train::save_checkpoint(run_->checkpoint_path(), *full, nullptr,
+                               {{"model", models::to_json(full->config())},
+                                {"begin_stage", 0},
+                                {"end_stage", full->end_stage()},
+                                {"epoch", epoch + 1},
+                                {"step", step_},
+                                {"train_samples", samples},
+                                {"train_seconds", train_seconds}});
+    }
+  }
+  summary.epochs = config_.epochs;
+  summary.steps = step_;
+  summary.train_samples = samples;
+  summary.train_flops = metrics::training_flops(partition_->forward_flops()) * samples;
+  summary.peak_tensor_bytes = metrics::peak_tensor_bytes() - baseline;
+  summary.peak_rss_bytes = metrics::peak_rss_bytes();
+  summary.param_bytes = models::parameter_bytes(*partition_);
+  for (const auto& p : partition_->parameters()) summary.grad_bytes += tensor_bytes(p.grad());
+  summary.optimizer_state_bytes = train::optimizer_state_bytes(*optimizer_);
+  summary.comm_bytes = metrics::total_comm_bytes() - comm_before;
+  summary.wall_seconds = wall.seconds();
+  summary.train_seconds = train_seconds;
+  summary.samples_per_second = train_seconds > 0 ? samples / train_seconds : 0.0;
+  return summary;
+}
+
+}  // namespace tessera::dist

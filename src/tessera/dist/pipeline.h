@@ -1,0 +1,67 @@
+// The model-parallel baseline (GPipe-style): the model's stages are split into one contiguous
+// range per rank; every batch is cut into micro-batches whose activations travel forward rank to
+// rank and whose gradients travel back, and each rank steps the optimizer on its own stages. All
+// ranks iterate the same batches (rank 0 feeds inputs, the last rank computes the loss), so the
+// result equals single-worker training on those batches. The bytes it sends per step are what
+// PNN's bandwidth claim is measured against.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "tessera/dist/process_group.h"
+#include "tessera/models/staged_model.h"
+#include "tessera/train/trainer.h"
+
+namespace tessera::dist {
+
+// Contiguous stage ranges [begin, end), one per rank, balancing the analytic forward FLOPs.
+// Throws UsageError if the model has fewer stages than ranks.
+std::vector<std::pair<int64_t, int64_t>> split_stages(const models::ModelConfig& config,
+                                                      int64_t ranks);
+
+class PipelineTrainer {
+ public:
+  // Builds this rank's stages with the parameters build_model(config) has after
+  // torch::manual_seed(config_train.seed). `run` is used by rank 0 only (metrics, checkpoint).
+  PipelineTrainer(ProcessGroup group, const models::ModelConfig& model,
+                  std::shared_ptr<train::Objective> objective, train::TrainConfig config,
+                  int64_t micro_batches, train::RunDirectory* run);
+
+  // Every rank calls it; test results are known on every rank. The checkpoint (rank 0) holds the
+  // whole model, as a single worker's would, without optimizer state.
+  train::TrainSummary fit(const data::Dataset& train, const data::Dataset* test);
+  train::EvalResult evaluate(const data::Dataset& dataset);
+
+  models::StagedModel& partition() { return partition_; }
+  // Bytes this rank sent for activations and gradients in training steps (not evaluation or
+  // checkpoints).
+  int64_t step_comm_bytes() const { return step_comm_bytes_; }
+  // Every rank calls it; rank 0 receives the whole model, the others an empty holder.
+  models::StagedModel gather_full_model();
+
+ private:
+  double train_step(const data::Batch& batch);
+  torch::Tensor forward_micro_batch(const torch::Tensor& inputs, int64_t tag, bool keep_graph,
+                                    torch::Tensor* stage_input);
+  void send(const torch::Tensor& tensor, int64_t dst, int64_t tag, bool training);
+  void clip_gradients();
+  void log_epoch(int64_t epoch, const train::EvalResult& train,
+                 const std::optional<train::EvalResult>& test, double seconds);
+
+  ProcessGroup group_;
+  models::StagedModel partition_ = nullptr;
+  std::shared_ptr<train::Objective> objective_;
+  train::TrainConfig config_;
+  int64_t micro_batches_;
+  train::RunDirectory* run_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  int64_t step_ = 0;
+  int64_t step_comm_bytes_ = 0;
+  bool first_ = false;
+  bool last_ = false;
+};
+
+}  // namespace tessera::dist
