@@ -117,6 +117,29 @@ void add_runtime_flags(CLI::App& app, CommonOptions& o) {
   app.add_flag("--quiet", o.train.quiet, "no progress output");
 }
 
+void add_dist_flags(CLI::App& app, DistFlags& d) {
+  app.add_option("--dist", d.mode,
+                 "none, ddp (data parallel) or pipeline (model parallel); workers come from "
+                 "`tessera launch` or torchrun")
+      ->capture_default_str();
+  app.add_option("--dist-init", d.config.init,
+                 "env (MASTER_ADDR/MASTER_PORT) or file:PATH (one host)")
+      ->capture_default_str();
+  app.add_option("--dist-iface", d.config.iface,
+                 "network interface for Gloo (default: loopback for a local master)");
+  app.add_option("--dist-timeout", d.config.timeout_seconds,
+                 "seconds before a missing or dead worker is an error")
+      ->capture_default_str();
+  app.add_option("--rank", d.config.rank, "this worker's rank (default: $RANK)");
+  app.add_option("--world-size", d.config.world_size, "number of workers (default: $WORLD_SIZE)");
+  app.add_option("--bucket-mb", d.bucket_mb, "ddp: gradient all-reduce bucket size in MiB")
+      ->capture_default_str();
+  app.add_flag("--no-overlap", d.no_overlap,
+               "ddp: all-reduce after backward instead of overlapping it (for comparison)");
+  app.add_option("--micro-batches", d.micro_batches, "pipeline: micro-batches per batch")
+      ->capture_default_str();
+}
+
 namespace {
 std::string scalar_text(const nlohmann::json& value, const std::string& key,
                         const std::string& origin) {

@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "tessera/data/load.h"
+#include "tessera/dist/rendezvous.h"
 #include "tessera/models/model_config.h"
 #include "tessera/train/trainer.h"
 
@@ -31,10 +32,20 @@ struct CommonOptions {
   void finish();
 };
 
+// How `train` runs across workers (--dist ...); rank and world size come from the environment.
+struct DistFlags {
+  std::string mode = "none";  // none, ddp, pipeline
+  dist::DistConfig config;
+  double bucket_mb = 4.0;     // ddp: gradient bucket size
+  bool no_overlap = false;    // ddp: reduce after backward instead of during it
+  int64_t micro_batches = 4;  // pipeline: micro-batches per batch
+};
+
 void add_data_flags(CLI::App& app, CommonOptions& options);
 void add_model_flags(CLI::App& app, CommonOptions& options);
 void add_train_flags(CLI::App& app, CommonOptions& options);
 void add_runtime_flags(CLI::App& app, CommonOptions& options);
+void add_dist_flags(CLI::App& app, DistFlags& flags);
 
 // Expands `--config FILE.json` in `args` into the flags it holds, placed before the other
 // arguments so that flags given on the command line win. Throws UsageError for an unreadable

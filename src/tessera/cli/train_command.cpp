@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "tessera/cli/commands.h"
+#include "tessera/cli/dist_train.h"
 #include "tessera/cli/options.h"
 #include "tessera/core/error.h"
 #include "tessera/data/load.h"
@@ -49,17 +50,22 @@ void print_summary(const train::TrainSummary& s, const std::string& run_dir) {
 int train_command(const Args& raw_args) {
   const Args args = expand_config_files(with_recorded_args(raw_args));
   CommonOptions options;
+  DistFlags dist_flags;
   bool resume = false;
-  auto app = make_app("Train a model conventionally on one worker.", "tessera train");
+  auto app = make_app(
+      "Train a model conventionally: on one worker, or across workers with --dist ddp|pipeline.",
+      "tessera train");
   add_data_flags(*app, options);
   add_model_flags(*app, options);
   add_train_flags(*app, options);
   add_runtime_flags(*app, options);
+  add_dist_flags(*app, dist_flags);
   app->add_option("--run-dir", options.run_dir, "directory for config, metrics, checkpoints");
   app->add_flag("--resume", resume, "continue the run in --run-dir from its last checkpoint");
   if (!parse(*app, args)) return 0;
   options.finish();
   train::validate(options.train);
+  if (dist_flags.mode != "none") return train_distributed(args, options, dist_flags, resume);
   const int64_t threads = configure_threads(options.threads);
   train::parse_device(options.train.device);
 

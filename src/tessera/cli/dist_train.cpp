@@ -1,0 +1,136 @@
+#include "tessera/cli/dist_train.h"
+
+#include <cstdio>
+
+#include "tessera/core/error.h"
+#include "tessera/data/load.h"
+#include "tessera/dist/data_parallel.h"
+#include "tessera/dist/pipeline.h"
+#include "tessera/dist/rendezvous.h"
+#include "tessera/dist/worker_metrics.h"
+#include "tessera/metrics/timer.h"
+#include "tessera/models/staged_model.h"
+#include "tessera/train/run_directory.h"
+#include "tessera/train/trainer.h"
+
+namespace tessera::cli {
+namespace {
+
+// Adds the run-wide view of the per-rank metrics: throughput of all workers together (data
+// parallel workers train different samples; pipeline workers all pass the same ones) and the bytes
+// all workers sent per optimizer step.
+void add_totals(nlohmann::json& summary, const nlohmann::json& ranks, int64_t steps,
+                bool data_parallel) {
+  double samples_per_second = 0.0;
+  int64_t comm_bytes = 0;
+  int64_t step_bytes = 0;
+  for (const auto& r : ranks) {
+    if (data_parallel || samples_per_second == 0.0)
+      samples_per_second += r.at("samples_per_second").get<double>();
+    comm_bytes += r.at("comm_bytes").get<int64_t>();
+    step_bytes += r.at("step_comm_bytes").get<int64_t>();
+  }
+  summary["ranks"] = ranks;
+  summary["total_samples_per_second"] = samples_per_second;
+  summary["total_comm_bytes"] = comm_bytes;
+  // Training steps only (no start-up broadcast, evaluation or checkpoint gathering).
+  summary["comm_bytes_per_step"] = steps > 0 ? step_bytes / steps : 0;
+}
+
+}  // namespace
+
+int train_distributed(const Args& args, CommonOptions& options, const DistFlags& flags,
+                      bool resume) {
+  require(flags.mode == "ddp" || flags.mode == "pipeline",
+          "--dist must be none, ddp or pipeline, got '" + flags.mode + "'");
+  require(flags.bucket_mb > 0, "--bucket-mb must be positive");
+  require(!(resume && flags.mode == "pipeline"), "--resume is not supported with --dist pipeline");
+  dist::DistConfig config = flags.config;
+  config.device = options.train.device;
+  const dist::Rendezvous rendezvous = dist::resolve_rendezvous(config, dist::process_environment());
+  const bool leader = rendezvous.rank == 0;
+  if (!leader) options.train.quiet = true;
+  const int64_t threads = configure_threads(options.threads);
+  train::parse_device(options.train.device);
+
+  dist::ProcessGroup group = dist::init_process_group(rendezvous);
+  if (!options.train.quiet)
+    std::fprintf(stderr, "dist: %s, %lld workers, timeout %.0f s\n", flags.mode.c_str(),
+                 static_cast<long long>(group.size()), config.timeout_seconds);
+  metrics::Timer load_timer;
+  const data::TrainTest data = data::load_dataset(options.data);
+  options.model.input_shape = data.train.sample_shape();
+  options.model.num_classes = data.train.num_classes;
+
+  std::unique_ptr<train::RunDirectory> run;
+  if (leader && !options.run_dir.empty()) {
+    run = std::make_unique<train::RunDirectory>(options.run_dir, resume);
+    Args recorded;
+    for (const auto& a : args)
+      if (a != "--resume") recorded.push_back(a);
+    run->write_json("config.json", {{"command", "train"},
+                                    {"args", recorded},
+                                    {"threads", threads},
+                                    {"dist", flags.mode},
+                                    {"world_size", group.size()},
+                                    {"model", models::to_json(options.model)},
+                                    {"train", train::to_json(options.train)},
+                                    {"data", options.data.name}});
+  }
+  auto objective = std::make_shared<train::Classification>();
+  train::TrainSummary summary;
+  nlohmann::json extra;
+  int64_t step_comm_bytes = 0;
+  if (flags.mode == "ddp") {
+    options.train.rank = group.rank();
+    options.train.world_size = group.size();
+    torch::manual_seed(options.train.seed);
+    models::StagedModel model = models::build_model(options.model);
+    train::Trainer trainer(model, objective, options.train, run.get());
+    dist::ReducerOptions reducer;
+    reducer.bucket_bytes = static_cast<int64_t>(flags.bucket_mb * (1 << 20));
+    reducer.overlap = !flags.no_overlap;
+    auto ddp = std::make_shared<dist::DataParallel>(group, reducer);
+    trainer.set_worker_sync(ddp);
+    // Every worker loads the same checkpoint; start() then verifies that they agree.
+    if (resume) trainer.resume(options.run_dir + "/checkpoint.pt");
+    summary = trainer.fit(data.train, leader ? &data.test : nullptr);
+    const dist::ReducerStats& stats = ddp->reducer()->stats();
+    extra = {{"buckets", stats.buckets},
+             {"bucket_bytes", reducer.bucket_bytes},
+             {"overlap", reducer.overlap},
+             {"exposed_comm_seconds", stats.wait_seconds}};
+    step_comm_bytes = stats.comm_bytes;
+  } else {
+    dist::PipelineTrainer pipeline(group, options.model, objective, options.train,
+                                   flags.micro_batches, run.get());
+    summary = pipeline.fit(data.train, &data.test);
+    step_comm_bytes = pipeline.step_comm_bytes();
+    const auto ranges = dist::split_stages(options.model, group.size());
+    nlohmann::json stages = nlohmann::json::array();
+    for (const auto& [begin, end] : ranges) stages.push_back({begin, end});
+    extra = {{"micro_batches", flags.micro_batches}, {"stages", stages}};
+  }
+  const nlohmann::json ranks = dist::gather_worker_metrics(group, summary, step_comm_bytes);
+  if (leader) {
+    nlohmann::json json = train::to_json(summary);
+    json["threads"] = threads;
+    json["dist"] = flags.mode;
+    json["world_size"] = group.size();
+    json[flags.mode] = extra;
+    add_totals(json, ranks, summary.steps, flags.mode == "ddp");
+    if (run) run->write_json("summary.json", json);
+    std::printf(
+        "test accuracy %.2f%%  test loss %.4f  |  %lld epochs in %.1f s  |  %s on %lld workers: "
+        "%.0f samples/s  |  %.3g bytes sent per step\n",
+        100.0 * summary.test.accuracy, summary.test.loss, static_cast<long long>(summary.epochs),
+        summary.wall_seconds, flags.mode.c_str(), static_cast<long long>(group.size()),
+        json["total_samples_per_second"].get<double>(),
+        static_cast<double>(json["comm_bytes_per_step"].get<int64_t>()));
+    if (run) std::printf("run directory: %s\n", options.run_dir.c_str());
+  }
+  group.shutdown();
+  return 0;
+}
+
+}  // namespace tessera::cli

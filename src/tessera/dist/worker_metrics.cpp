@@ -1,0 +1,37 @@
+#include "tessera/dist/worker_metrics.h"
+
+namespace tessera::dist {
+
+nlohmann::json gather_worker_metrics(ProcessGroup& group, const train::TrainSummary& s,
+                                     int64_t step_comm_bytes) {
+  // float64 holds every count exactly (below 2^53).
+  const std::vector<double> mine = {static_cast<double>(s.peak_tensor_bytes),
+                                    static_cast<double>(s.peak_rss_bytes),
+                                    static_cast<double>(s.comm_bytes),
+                                    static_cast<double>(s.train_samples),
+                                    s.train_seconds,
+                                    s.samples_per_second,
+                                    static_cast<double>(s.steps),
+                                    static_cast<double>(step_comm_bytes)};
+  std::vector<torch::Tensor> input = {torch::tensor(mine, torch::kDouble)};
+  std::vector<std::vector<torch::Tensor>> gathered(1);
+  for (int64_t r = 0; r < group.size(); ++r) gathered[0].push_back(torch::empty_like(input[0]));
+  group.all_gather(gathered, input);
+  nlohmann::json ranks = nlohmann::json::array();
+  if (group.rank() != 0) return ranks;
+  for (int64_t r = 0; r < group.size(); ++r) {
+    const auto v = gathered[0][r];
+    ranks.push_back({{"rank", r},
+                     {"peak_tensor_bytes", static_cast<int64_t>(v[0].item<double>())},
+                     {"peak_rss_bytes", static_cast<int64_t>(v[1].item<double>())},
+                     {"comm_bytes", static_cast<int64_t>(v[2].item<double>())},
+                     {"train_samples", static_cast<int64_t>(v[3].item<double>())},
+                     {"train_seconds", v[4].item<double>()},
+                     {"samples_per_second", v[5].item<double>()},
+                     {"steps", static_cast<int64_t>(v[6].item<double>())},
+                     {"step_comm_bytes", static_cast<int64_t>(v[7].item<double>())}});
+  }
+  return ranks;
+}
+
+}  // namespace tessera::dist
