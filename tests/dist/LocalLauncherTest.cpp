@@ -1,0 +1,109 @@
+#include "tessera/dist/local_launcher.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "tessera/core/error.h"
+#include "tessera/metrics/timer.h"
+
+namespace tessera::dist {
+namespace {
+
+WorkerCommand shell(const std::string& script) {
+  return {{"sh", "-c", script}, {}};
+}
+
+// Collects what the workers print into a temporary file.
+class CapturedOutput {
+ public:
+  CapturedOutput() : file_(std::tmpfile()) {}
+  ~CapturedOutput() { std::fclose(file_); }
+  int fd() const { return fileno(file_); }
+  std::string text() const {
+    std::string all;
+    char buffer[4096];
+    ssize_t n = 0;
+    off_t offset = 0;
+    while ((n = ::pread(fd(), buffer, sizeof buffer, offset)) > 0) {
+      all.append(buffer, static_cast<size_t>(n));
+      offset += n;
+    }
+    return all;
+  }
+
+ private:
+  std::FILE* file_;
+};
+
+TEST(LocalLauncherTest, RunsEveryWorkerWithItsEnvironmentAndPrefixesItsLines) {
+  CapturedOutput out;
+  LaunchOptions options;
+  options.stdout_fd = out.fd();
+  std::vector<WorkerCommand> workers = {shell("echo hello $RANK; printf 'no newline'"),
+                                        shell("echo hello $RANK")};
+  workers[0].env = {{"RANK", "0"}};
+  workers[1].env = {{"RANK", "1"}};
+  const LaunchResult result = launch_workers(workers, options);
+  EXPECT_TRUE(result.ok()) << result.failure;
+  EXPECT_EQ(result.exit_code(), 0);
+  const std::string text = out.text();
+  EXPECT_NE(text.find("[rank 0] hello 0\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("[rank 0] no newline\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("[rank 1] hello 1\n"), std::string::npos) << text;
+}
+
+TEST(LocalLauncherTest, AFailedWorkerStopsTheOthersAndIsNamed) {
+  CapturedOutput err;
+  LaunchOptions options;
+  options.stderr_fd = err.fd();
+  options.grace_seconds = 1.0;
+  metrics::Timer timer;
+  const LaunchResult result =
+      launch_workers({shell("sleep 60"), shell("sleep 0.2; exit 3"), shell("sleep 60")}, options);
+  EXPECT_LT(timer.seconds(), 20.0);
+  EXPECT_FALSE(result.ok());
+  EXPECT_EQ(result.failed_rank, 1);
+  EXPECT_EQ(result.exit_code(), 3);
+  EXPECT_EQ(result.failure, "rank 1 exited with status 3");
+  EXPECT_TRUE(result.workers[0].stopped_by_launcher);
+  EXPECT_TRUE(result.workers[2].stopped_by_launcher);
+  EXPECT_FALSE(result.workers[1].stopped_by_launcher);
+}
+
+TEST(LocalLauncherTest, AWorkerKilledBySignalIsReportedWithTheSignal) {
+  LaunchOptions options;
+  options.grace_seconds = 1.0;
+  const LaunchResult result = launch_workers({shell("sleep 60"), shell("kill -9 $$")}, options);
+  EXPECT_EQ(result.failed_rank, 1);
+  EXPECT_EQ(result.workers[1].signal, 9);
+  EXPECT_EQ(result.exit_code(), 128 + 9);
+  EXPECT_NE(result.failure.find("signal 9"), std::string::npos) << result.failure;
+}
+
+TEST(LocalLauncherTest, AWorkerIgnoringSigtermIsKilledAfterTheGracePeriod) {
+  LaunchOptions options;
+  options.grace_seconds = 0.5;
+  metrics::Timer timer;
+  const LaunchResult result =
+      launch_workers({shell("trap '' TERM; sleep 60"), shell("exit 1")}, options);
+  EXPECT_LT(timer.seconds(), 20.0);
+  EXPECT_EQ(result.failed_rank, 1);
+  EXPECT_EQ(result.workers[0].signal, 9);
+}
+
+TEST(LocalLauncherTest, AProgramThatDoesNotExistIsAClearError) {
+  try {
+    launch_workers({shell("sleep 60"), {{"/nonexistent/tessera-worker"}, {}}});
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/tessera-worker"), std::string::npos);
+  }
+  EXPECT_THROW(launch_workers({}), UsageError);
+}
+
+}  // namespace
+}  // namespace tessera::dist
