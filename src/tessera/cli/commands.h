@@ -9,8 +9,9 @@ namespace tessera::cli {
 
 using Args = std::vector<std::string>;
 
-int train_command(const Args& args);  // conventional training (and --dist ... later)
-int eval_command(const Args& args);   // evaluate a checkpoint on a data set
-int info_command(const Args& args);   // version, libtorch, threads, BLAS, devices
+int train_command(const Args& args);   // conventional training (and --dist ... later)
+int eval_command(const Args& args);    // evaluate a checkpoint on a data set
+int info_command(const Args& args);    // version, libtorch, threads, BLAS, devices
+int launch_command(const Args& args);  // start local workers of a distributed run
 
 }  // namespace tessera::cli

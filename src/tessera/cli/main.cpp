@@ -20,6 +20,7 @@ const Command kCommands[] = {
     {"train", train_command, "train a model (conventional training)"},
     {"eval", eval_command, "evaluate a checkpoint on a data set"},
     {"info", info_command, "show version, libtorch, threads, BLAS and devices"},
+    {"launch", launch_command, "start N local workers: tessera launch -n N -- tessera train ..."},
 };
 
 void print_usage(std::ostream& out) {
