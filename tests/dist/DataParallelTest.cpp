@@ -169,3 +169,28 @@ TEST(DataParallel, DifferentModelsOnTheRanksAreAnErrorNotAHang) {
   if (!ran) GTEST_SKIP() << "no process group on this machine";
   for (const auto& m : messages) EXPECT_NE(m.find("different model structure"), std::string::npos);
 }
+
+TEST(DataParallel, StartMakesParametersAndBuffersOfEveryTypeIdentical) {
+  metrics::install_memory_tracker();
+  models::ModelConfig config;
+  config.arch = "resnet";
+  config.depth = 8;
+  config.input_shape = {3, 8, 8};
+  config.num_classes = 4;
+  std::vector<models::StagedModel> models;
+  for (int r = 0; r < 2; ++r) {
+    torch::manual_seed(50 + r);
+    models.push_back(models::build_model(config));
+    torch::NoGradGuard no_grad;
+    for (auto& b : models.back()->buffers()) b.fill_(r + 1);  // e.g. int64 num_batches_tracked
+  }
+  const bool ran = test::run_ranks(2, "buffers", [&](dist::ProcessGroup& group) {
+    dist::DataParallel ddp(group, {});
+    ddp.start(*models[group.rank()]);
+  });
+  if (!ran) GTEST_SKIP() << "no process group on this machine";
+  const auto a = models[0]->named_buffers();
+  const auto b = models[1]->named_buffers();
+  for (const auto& item : a) EXPECT_TRUE(torch::equal(item.value(), b[item.key()])) << item.key();
+  EXPECT_EQ(dist::state_checksum(*models[0]), dist::state_checksum(*models[1]));
+}

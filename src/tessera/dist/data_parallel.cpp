@@ -1,5 +1,7 @@
 #include "tessera/dist/data_parallel.h"
 
+#include <map>
+
 #include "tessera/core/error.h"
 
 namespace tessera::dist {
@@ -57,10 +59,11 @@ void DataParallel::start(torch::nn::Module& model) {
   require_equal_on_all_ranks(group_, structure_signature(tensors),
                              "model structure (check --model and its flags on every worker)");
   {
+    // One broadcast per dtype (BatchNorm counts its batches in int64), in a fixed dtype order.
     torch::NoGradGuard no_grad;
-    std::vector<torch::Tensor> detached;
-    for (const auto& t : tensors) detached.push_back(t.detach());
-    group_.broadcast(detached, 0);
+    std::map<int, std::vector<torch::Tensor>> by_dtype;
+    for (const auto& t : tensors) by_dtype[static_cast<int>(t.scalar_type())].push_back(t.detach());
+    for (auto& [dtype, list] : by_dtype) group_.broadcast(list, 0);
   }
   require_equal_on_all_ranks(group_, torch::tensor({state_checksum(model)}, torch::kDouble),
                              "parameter checksum after the broadcast");
