@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tessera/dist/process_group.h"
 #include "tessera/dist/rendezvous.h"
 
 namespace {
@@ -219,4 +220,40 @@ TEST(DistCli, AWorkerKilledMidTrainingStopsTheOthersWithTheRankNamed) {
   EXPECT_NE(r.output.find("rank 0 exit 1 after"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("because rank 1 (pid"), std::string::npos) << r.output;
   EXPECT_LT(r.seconds, 60) << r.output;
+}
+
+TEST(DistCli, WorkersUseTorchrunsAgentStoreWhenToldTo) {
+  // torchrun's agent hosts the store and sets TORCHELASTIC_USE_AGENT_STORE=True: then every
+  // worker, rank 0 included, is a client, and keys live under /worker/attempt_<restart count>.
+  const int port = tessera::dist::find_free_port();
+  tessera::dist::Store agent =
+      tessera::dist::Store::tcp("127.0.0.1", port, true, 1, std::chrono::seconds(30));
+  const std::string dir = fresh_dir("agent");
+  std::string script;
+  for (int r = 0; r < 2; ++r)
+    script += "TORCHELASTIC_USE_AGENT_STORE=True TORCHELASTIC_RESTART_COUNT=3 " + env(r, 2, port) +
+              binary() + "train --dist ddp --epochs 1 " + kQuick + " > " + dir + "/rank" +
+              std::to_string(r) + ".log 2>&1 &\np" + std::to_string(r) + "=$!\n";
+  script += "wait $p0; echo \"rank 0 exit $?\"; wait $p1; echo \"rank 1 exit $?\"\ncat " + dir +
+            "/rank0.log " + dir + "/rank1.log\n";
+  const auto r = shell(script);
+  EXPECT_NE(r.output.find("rank 0 exit 0"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("rank 1 exit 0"), std::string::npos) << r.output;
+  // The workers met under the attempt's prefix of the agent's store.
+  tessera::dist::Store attempt = agent.with_prefix("/worker/attempt_3");
+  EXPECT_EQ(attempt.get("tessera/world/1"), "2");
+}
+
+TEST(DistCli, GlooBindsToTheGivenInterface) {
+  const std::string dir = fresh_dir("iface");
+  auto r =
+      shell(workers(2, std::string("train --dist ddp --epochs 1 --dist-iface lo ") + kQuick, dir));
+  EXPECT_NE(r.output.find("rank 0 exit 0"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("rank 1 exit 0"), std::string::npos) << r.output;
+  r = shell(env(0, 1, tessera::dist::find_free_port()) + binary() +
+            "train --dist ddp --dist-iface no-such-nic0 " + kQuick);
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("cannot bind the Gloo transport to interface 'no-such-nic0'"),
+            std::string::npos)
+      << r.output;
 }

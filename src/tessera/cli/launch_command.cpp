@@ -76,6 +76,8 @@ int launch_command(const Args& args) {
     workers.push_back({program, worker_env(f, local, port)});
   dist::LaunchOptions options;
   options.grace_seconds = f.grace_seconds;
+  // The launcher numbers this node's workers from 0: on several nodes that is the local rank.
+  if (f.nnodes > 1) options.label = "node " + std::to_string(f.node_rank) + " local rank";
   const dist::LaunchResult result = dist::launch_workers(workers, options);
   if (result.ok()) return 0;
   std::cerr << "tessera launch: " << result.failure << "; the other workers were stopped\n";
