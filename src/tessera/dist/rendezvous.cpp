@@ -59,22 +59,32 @@ void check_membership(Store& store, const Rendezvous& r) {
                 " is claimed by two workers (duplicate RANK, or a stale "
                 "rendezvous file/store from an earlier run)");
   store.set("tessera/world/" + rank, std::to_string(r.world_size));
-  // Rank 0 compares with everyone, the others with rank 0.
+  // Rank 0 compares with everyone, the others with rank 0. A rank marks that it has read rank
+  // 0's value, so that rank 0 (whose exit takes the TCP store down) does not leave before a
+  // mismatching rank has learnt why.
   for (int64_t other = 0; other < r.world_size; ++other) {
     if (other == r.rank || (r.rank != 0 && other != 0)) continue;
     std::string theirs;
     try {
       theirs = store.get("tessera/world/" + std::to_string(other));
     } catch (const Error&) {
-      throw Error("rank " + std::to_string(other) + " did not join within " +
+      throw Error("rank " + std::to_string(other) + " did not join (or left) within " +
                   std::to_string(r.group.timeout.count() / 1000) +
                   " s: not all WORLD_SIZE=" + std::to_string(r.world_size) + " workers joined " +
                   where(r) + "; check that every worker has the same WORLD_SIZE and was started");
     }
-    if (theirs != std::to_string(r.world_size))
-      throw Error("rank " + rank + " was started with WORLD_SIZE=" + std::to_string(r.world_size) +
-                  " but rank " + std::to_string(other) + " with WORLD_SIZE=" + theirs +
-                  ": start every worker with the same world size");
+    if (r.rank != 0) store.set("tessera/checked/" + rank, "1");
+    if (theirs == std::to_string(r.world_size)) continue;
+    if (r.rank == 0) {
+      try {
+        store.get("tessera/checked/" + std::to_string(other));
+      } catch (const Error&) {
+        // It has gone already; the message below is still right.
+      }
+    }
+    throw Error("rank " + rank + " was started with WORLD_SIZE=" + std::to_string(r.world_size) +
+                " but rank " + std::to_string(other) + " with WORLD_SIZE=" + theirs +
+                ": start every worker with the same world size");
   }
 }
 
