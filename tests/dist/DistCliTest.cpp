@@ -49,7 +49,8 @@ Result shell(const std::string& script, int timeout_seconds = 120) {
 }
 
 std::string fresh_dir(const std::string& name) {
-  const auto path = std::filesystem::temp_directory_path() / ("tessera_dist_cli_" + name);
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("tessera_dist_cli_" + name + "_" + std::to_string(getpid()));
   std::filesystem::remove_all(path);
   std::filesystem::create_directories(path);
   return path.string();

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <exception>
@@ -17,7 +18,9 @@
 namespace tessera::test {
 
 inline std::string fresh_store_path(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() / ("tessera_dist_" + name);
+  // The pid keeps concurrent test runs (ctest -j, another checkout) apart.
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("tessera_dist_" + name + "_" + std::to_string(getpid()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return (dir / "store").string();
