@@ -10,6 +10,7 @@ namespace tessera::cli {
 using Args = std::vector<std::string>;
 
 int train_command(const Args& args);  // conventional training (and --dist ... later)
+int pnn_command(const Args& args);    // partitioned training with synthetic intermediate labels
 int eval_command(const Args& args);   // evaluate a checkpoint on a data set
 int info_command(const Args& args);   // version, libtorch, threads, BLAS, devices
 
