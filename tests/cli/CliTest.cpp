@@ -151,3 +151,67 @@ TEST(Cli, TrainsEveryModelFamily) {
     EXPECT_EQ(r.code, 0) << model << "\n" << r.output;
   }
 }
+
+namespace {
+const char* kQuickPnn =
+    "pnn --data synthetic --synthetic-train 1000 --synthetic-test 300 --synthetic-shape 1,8,8 "
+    "--hidden 64,64,64 --cuts 2 --epochs 4 --batch-size 64 --threads 1 --quiet";
+}  // namespace
+
+TEST(Cli, PnnParallelWorkersExchangeNothingAndTheJoinedModelLearns) {
+  const std::string dir = fresh_dir("pnn_parallel");
+  const auto r = run(std::string(kQuickPnn) + " --pnn-schedule parallel --run-dir " + dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto summary = read_json(dir + "/parallel/summary.json");
+  ASSERT_EQ(summary.at("partitions").size(), 2u);
+  for (const auto& part : summary.at("partitions")) {
+    EXPECT_EQ(part.at("comm_bytes"), 0);
+    EXPECT_GT(part.at("peak_tensor_bytes"), 0);
+  }
+  EXPECT_EQ(summary.at("partitions")[1].at("inputs"), "SIL + noise");
+  EXPECT_EQ(summary.at("handover_bytes"), 0);
+  EXPECT_GE(summary.at("test_accuracy").get<double>(), 0.9);
+  // The joined, recovered model is an ordinary checkpoint.
+  const auto e =
+      run("eval --data synthetic --synthetic-train 1000 --synthetic-test 300 "
+          "--synthetic-shape 1,8,8 --threads 1 --checkpoint " +
+          dir + "/parallel/checkpoint.pt");
+  EXPECT_EQ(e.code, 0) << e.output;
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Cli, PnnCompareRunsBothSchedulesAndPrintsTheTable) {
+  const std::string dir = fresh_dir("pnn_compare");
+  const auto r = run(std::string(kQuickPnn) + " --compare --pnn-schedule sequential,parallel " +
+                     "--evals-per-epoch 2 --run-dir " + dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const char* row : {"conventional", "pnn sequential", "pnn parallel", "FLOPs to 90%"})
+    EXPECT_NE(r.output.find(row), std::string::npos) << row << "\n" << r.output;
+  const auto summary = read_json(dir + "/summary.json");
+  ASSERT_EQ(summary.at("comparison").size(), 3u);
+  EXPECT_GT(summary.at("comparison")[1].at("comm_bytes"), 0);  // sequential: the hand-over
+  EXPECT_EQ(summary.at("comparison")[2].at("comm_bytes"), 0);  // parallel: nothing
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Cli, PnnBadPlansAndAFailedWorkerAreClearErrors) {
+  const std::string dir = fresh_dir("pnn_errors");
+  auto r = run(std::string(kQuickPnn) + " --cuts 4 --run-dir " + dir);  // 4 stages: 1..3
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("--cuts"), std::string::npos) << r.output;
+  r = run(std::string(kQuickPnn) + " --cuts 2,2 --run-dir " + dir);
+  EXPECT_EQ(r.code, 2) << r.output;
+  r = run(std::string(kQuickPnn) + " --partition-epochs 1,2,3 --run-dir " + dir);
+  EXPECT_EQ(r.code, 2) << r.output;
+  r = run(std::string(kQuickPnn));  // no --run-dir
+  EXPECT_EQ(r.code, 2) << r.output;
+  r = run(std::string(kQuickPnn) + " --sil orthogonal --hidden 4,4,4 --run-dir " + dir);
+  EXPECT_EQ(r.code, 2) << r.output;  // 10 classes cannot have orthonormal rows of 4 entries
+  // Partition 1's worker cannot create its directory: the run stops and names it.
+  std::filesystem::create_directories(dir + "/parallel");
+  std::ofstream(dir + "/parallel/partition1") << "in the way";
+  r = run(std::string(kQuickPnn) + " --pnn-schedule parallel --run-dir " + dir);
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("partition 1 exited with status 1"), std::string::npos) << r.output;
+  std::filesystem::remove_all(dir);
+}

@@ -9,7 +9,8 @@ namespace tessera::cli {
 
 using Args = std::vector<std::string>;
 
-int train_command(const Args& args);   // conventional training (and --dist ... later)
+int train_command(const Args& args);   // conventional (or --dist ddp|pipeline) training
+int pnn_command(const Args& args);     // partitioned training with synthetic intermediate labels
 int eval_command(const Args& args);    // evaluate a checkpoint on a data set
 int info_command(const Args& args);    // version, libtorch, threads, BLAS, devices
 int launch_command(const Args& args);  // start local workers of a distributed run

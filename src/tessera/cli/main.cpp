@@ -18,6 +18,7 @@ struct Command {
 
 const Command kCommands[] = {
     {"train", train_command, "train a model (conventional training)"},
+    {"pnn", pnn_command, "partitioned training with synthetic intermediate labels (PNN/SIL)"},
     {"eval", eval_command, "evaluate a checkpoint on a data set"},
     {"info", info_command, "show version, libtorch, threads, BLAS and devices"},
     {"launch", launch_command, "start N local workers: tessera launch -n N -- tessera train ..."},

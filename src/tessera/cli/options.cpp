@@ -109,6 +109,9 @@ void add_train_flags(CLI::App& app, CommonOptions& o) {
   app.add_option("--checkpoint-every", t.checkpoint_every, "epochs between checkpoints (0: at end)")
       ->capture_default_str();
   app.add_option("--log-every", t.log_every, "steps between log records")->capture_default_str();
+  app.add_option("--evals-per-epoch", t.evals_per_epoch,
+                 "test evaluations per epoch, evenly spaced (for accuracy-versus-FLOPs curves)")
+      ->capture_default_str();
 }
 
 void add_runtime_flags(CLI::App& app, CommonOptions& o) {

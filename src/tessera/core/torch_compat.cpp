@@ -3,6 +3,8 @@
 #ifdef TESSERA_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
+
+#include <mutex>
 #endif
 
 namespace tessera::compat {
@@ -14,6 +16,15 @@ namespace tessera::compat {
 // aggregate index 0 (StatType::AGGREGATE in every version) keep this line version-independent.
 namespace {
 constexpr size_t kAggregateStat = 0;
+
+// The caching allocator sets up its per-device state on the first allocation; its statistics
+// throw "Invalid device argument" before that (e.g. measuring before the model is on the GPU).
+void ensure_allocator_initialised(int device_index) {
+  static std::once_flag once;
+  std::call_once(once, [device_index] {
+    (void)at::empty({1}, at::TensorOptions().device(at::Device(at::kCUDA, device_index)));
+  });
+}
 }  // namespace
 
 int cuda_current_device() {
@@ -21,6 +32,7 @@ int cuda_current_device() {
 }
 
 CudaAllocatedBytes cuda_allocated_bytes(int device_index) {
+  ensure_allocator_initialised(device_index);
   const auto stats =
       c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(device_index));
   const auto& allocated = stats.allocated_bytes[kAggregateStat];
@@ -28,6 +40,7 @@ CudaAllocatedBytes cuda_allocated_bytes(int device_index) {
 }
 
 void cuda_reset_peak_allocated_bytes(int device_index) {
+  ensure_allocator_initialised(device_index);
   c10::cuda::CUDACachingAllocator::resetPeakStats(static_cast<c10::DeviceIndex>(device_index));
 }
 

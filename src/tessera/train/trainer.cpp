@@ -22,6 +22,7 @@ nlohmann::json to_json(const TrainConfig& config) {
           {"clip_grad_norm", config.clip_grad_norm},
           {"checkpoint_every", config.checkpoint_every},
           {"log_every", config.log_every},
+          {"evals_per_epoch", config.evals_per_epoch},
           {"drop_last", config.drop_last},
           {"augment_crop_padding", config.augmentation.crop_padding},
           {"augment_flip", config.augmentation.horizontal_flip},
@@ -37,10 +38,23 @@ void validate(const TrainConfig& config) {
   require(config.clip_grad_norm >= 0, "--clip-grad-norm must be non-negative");
   require(config.checkpoint_every >= 0, "--checkpoint-every must be non-negative");
   require(config.log_every >= 1, "--log-every must be at least 1");
+  require(config.evals_per_epoch >= 1, "--evals-per-epoch must be at least 1");
   require(config.augmentation.crop_padding >= 0, "--augment-crop must be non-negative");
   validate(config.optimizer);
   validate(config.schedule);
 }
+
+namespace {
+nlohmann::json history_json(const std::vector<EvalPoint>& history) {
+  nlohmann::json points = nlohmann::json::array();
+  for (const auto& point : history)
+    points.push_back({{"epoch", point.epoch},
+                      {"train_samples", point.train_samples},
+                      {"test_accuracy", point.test.accuracy},
+                      {"test_loss", point.test.loss}});
+  return points;
+}
+}  // namespace
 
 nlohmann::json to_json(const TrainSummary& s) {
   return {{"test_accuracy", s.test.accuracy},
@@ -59,7 +73,8 @@ nlohmann::json to_json(const TrainSummary& s) {
           {"comm_bytes", s.comm_bytes},
           {"wall_seconds", s.wall_seconds},
           {"train_seconds", s.train_seconds},
-          {"samples_per_second", s.samples_per_second}};
+          {"samples_per_second", s.samples_per_second},
+          {"history", history_json(s.history)}};
 }
 
 torch::Device parse_device(const std::string& name) {
@@ -179,14 +194,23 @@ EvalResult Trainer::evaluate(const data::Dataset& dataset) {
   return result;
 }
 
+EvalPoint Trainer::evaluate_point(const data::Dataset& test, double epoch, int64_t samples) {
+  EvalPoint point{epoch, samples, evaluate(test)};
+  if (on_evaluation_) on_evaluation_(point);
+  return point;
+}
+
 EvalResult Trainer::run_epoch(data::BatchIterator& batches, int64_t epoch, int64_t steps_per_epoch,
-                              int64_t total_steps) {
+                              int64_t total_steps, const data::Dataset* test,
+                              std::vector<EvalPoint>& history) {
   metrics::Progress progress(stderr, config_.log_every);
   if (!config_.quiet) progress.start_epoch(epoch + 1, config_.epochs, steps_per_epoch);
   batches.start_epoch(epoch);
   EvalResult result;
   double loss_sum = 0.0;
   int64_t step_in_epoch = 0;
+  const int64_t steps = steps_per_epoch;
+  int64_t next_eval = 1;  // evaluations inside the epoch: after steps * k / evals_per_epoch
   metrics::Timer epoch_timer;
   data::Batch batch;
   // With a WorkerSync every worker takes steps_per_epoch steps, with or without a batch left.
@@ -214,6 +238,15 @@ EvalResult Trainer::run_epoch(data::BatchIterator& batches, int64_t epoch, int64
                  {"loss", loss},
                  {"lr", lr},
                  {"samples_per_second", rate}});
+    if (test != nullptr && next_eval < config_.evals_per_epoch &&
+        step_in_epoch == steps * next_eval / config_.evals_per_epoch) {
+      const double fraction = static_cast<double>(step_in_epoch) / static_cast<double>(steps);
+      metrics::Timer eval_timer;
+      history.push_back(evaluate_point(*test, static_cast<double>(epoch) + fraction,
+                                       train_samples_ + result.samples));
+      inner_eval_seconds_ += eval_timer.seconds();
+      ++next_eval;
+    }
   }
   if (sync_) {
     // The epoch's loss over every worker's samples; result.samples stays this worker's.
@@ -285,12 +318,19 @@ TrainSummary Trainer::fit(const data::Dataset& train, const data::Dataset* test,
   std::optional<EvalResult> last_test;
   for (int64_t epoch = epochs_done_; epoch < last_epoch; ++epoch) {
     metrics::Timer epoch_timer;
-    summary.last_train = run_epoch(batches, epoch, steps_per_epoch, total_steps);
-    const double seconds = epoch_timer.seconds();
+    summary.last_train =
+        run_epoch(batches, epoch, steps_per_epoch, total_steps, test, summary.history);
+    // Evaluations inside the epoch are not training time.
+    const double seconds = epoch_timer.seconds() - inner_eval_seconds_;
+    inner_eval_seconds_ = 0.0;
     train_seconds_ += seconds;
     train_samples_ += summary.last_train.samples;
     epochs_done_ = epoch + 1;
-    if (test != nullptr) last_test = evaluate(*test);
+    if (test != nullptr) {
+      summary.history.push_back(
+          evaluate_point(*test, static_cast<double>(epochs_done_), train_samples_));
+      last_test = summary.history.back().test;
+    }
     log_epoch(epochs_done_, summary.last_train, last_test, seconds,
               static_cast<double>(summary.last_train.samples) / seconds);
     const bool checkpoint_now =

@@ -3,9 +3,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
@@ -31,6 +33,7 @@ struct TrainConfig {
   double clip_grad_norm = 0.0;   // 0: no clipping
   int64_t checkpoint_every = 1;  // epochs; 0: only at the end
   int64_t log_every = 100;       // steps between metrics.jsonl step records / log lines
+  int64_t evals_per_epoch = 1;   // test evaluations per epoch, evenly spaced (the last at its end)
   bool drop_last = false;
   data::Augmentation augmentation;
   std::string device = "cpu";
@@ -46,6 +49,13 @@ struct EvalResult {
   double loss = 0.0;
   double accuracy = 0.0;  // top-1, in [0, 1]; 0 for non-classification objectives
   int64_t samples = 0;
+};
+
+// One evaluation on the test set during training: how far training had got, and the result.
+struct EvalPoint {
+  double epoch = 0.0;         // fractional: 2.5 is half-way through the third epoch
+  int64_t train_samples = 0;  // samples trained on so far (the run's, incl. a resumed part)
+  EvalResult test;
 };
 
 // Everything measured over a fit(); becomes summary.json.
@@ -65,6 +75,7 @@ struct TrainSummary {
   double wall_seconds = 0.0;   // whole fit, incl. evaluation
   double train_seconds = 0.0;  // optimizer steps only
   double samples_per_second = 0.0;
+  std::vector<EvalPoint> history;  // every test evaluation of this fit, in order
 };
 nlohmann::json to_json(const TrainSummary& summary);
 
@@ -90,6 +101,11 @@ class Trainer {
 
   EvalResult evaluate(const data::Dataset& dataset);
 
+  // Called after every test evaluation during fit() (e.g. to keep a snapshot of the weights).
+  void on_evaluation(std::function<void(const EvalPoint&)> callback) {
+    on_evaluation_ = std::move(callback);
+  }
+
   // One optimizer step on a batch; returns the loss. With a WorkerSync, an empty batch (no
   // tensors) takes part in the step without samples and returns 0.
   double train_step(const data::Batch& batch);
@@ -102,7 +118,9 @@ class Trainer {
 
  private:
   EvalResult run_epoch(data::BatchIterator& batches, int64_t epoch, int64_t steps_per_epoch,
-                       int64_t total_steps);
+                       int64_t total_steps, const data::Dataset* test,
+                       std::vector<EvalPoint>& history);
+  EvalPoint evaluate_point(const data::Dataset& test, double epoch, int64_t samples);
   void log_epoch(int64_t epoch, const EvalResult& train, const std::optional<EvalResult>& test,
                  double seconds, double samples_per_second);
 
@@ -117,6 +135,8 @@ class Trainer {
   int64_t step_ = 0;
   double train_seconds_ = 0.0;
   int64_t train_samples_ = 0;
+  std::function<void(const EvalPoint&)> on_evaluation_;
+  double inner_eval_seconds_ = 0.0;  // of the current epoch's mid-epoch evaluations
 };
 
 // Parses "cpu" / "cuda" / "cuda:N"; UsageError if unknown or CUDA is not available.

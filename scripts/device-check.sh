@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The CUDA check, run on a machine with a GPU and a CUDA build of PyTorch (see docs/results.md):
+# builds tessera against the libtorch inside that PyTorch, then trains, evaluates and runs PNN on
+# the GPU. Header-only dependencies and the data set travel in DEPS (see the README's GPU note).
+# Usage: bash scripts/device-check.sh OUT_DIR [DEPS]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${1:?usage: device-check.sh OUT_DIR [DEPS]}
+deps=$(realpath "${2:-.devdeps}")
+mkdir -p "$out"
+log="$out/log.txt"
+say() { echo "== $*" | tee -a "$log"; }
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$log"
+torch_prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
+python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' | tee -a "$log"
+zlib=$(ls /usr/lib/x86_64-linux-gnu/libz.so* /lib/x86_64-linux-gnu/libz.so* 2>/dev/null | head -1)
+
+build() {  # $1: C++ standard
+  rm -f build-cuda/CMakeCache.txt
+  cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_STANDARD="$1" \
+    -DTESSERA_BUILD_TESTS=OFF -DTESSERA_BUILD_BENCH=OFF -DTESSERA_WERROR=ON \
+    "-DCMAKE_PREFIX_PATH=$torch_prefix;$deps/usr" -DZLIB_INCLUDE_DIR="$deps/usr/include" \
+    -DZLIB_LIBRARY="$zlib" >"$out/cmake.log" 2>&1 || { tail -30 "$out/cmake.log"; return 1; }
+  ninja -C build-cuda -k 0 tessera >"$out/build.log" 2>&1
+}
+say "build (C++17)"
+SECONDS=0
+if ! build 17; then
+  grep -E 'error|C\+\+2' "$out/build.log" | head -40 | tee -a "$log"
+  say "build (C++20)"
+  build 20 || { grep -E 'error' -A4 "$out/build.log" | head -120 | tee -a "$log"; exit 1; }
+fi
+say "built in $SECONDS s"
+
+tessera=./build-cuda/tessera
+data=(--data fashion-mnist --data-dir "$deps/data/fashion-mnist")
+run() { say "$*"; SECONDS=0; "$@" 2>&1 | grep -v '^\[partition' | tail -15 | tee -a "$log"; say "rc ${PIPESTATUS[0]} in $SECONDS s"; }
+run $tessera info
+run $tessera train "${data[@]}" --device cuda --epochs 2 --schedule cosine --quiet --run-dir /tmp/mlp
+run $tessera eval "${data[@]}" --device cuda --checkpoint /tmp/mlp/checkpoint.pt
+run $tessera train "${data[@]}" --device cpu --threads 16 --epochs 1 --quiet --run-dir /tmp/mlp-cpu
+run $tessera pnn "${data[@]}" --device cuda --compare --pnn-schedule sequential,parallel \
+  --schedule cosine --epochs 2 --evals-per-epoch 2 --quiet --run-dir /tmp/pnn
+run $tessera train "${data[@]}" --device cuda --model resnet --depth 20 --width 0.5 --optimizer sgd \
+  --lr 0.1 --epochs 1 --quiet --run-dir /tmp/resnet
+run $tessera pnn "${data[@]}" --device cuda --model vit --depth 4 --partitions 2 --epochs 1 \
+  --quiet --run-dir /tmp/vit
+cp /tmp/mlp/summary.json "$out/mlp-summary.json" 2>/dev/null
+cp /tmp/pnn/summary.json "$out/pnn-summary.json" 2>/dev/null
+cp /tmp/resnet/summary.json "$out/resnet-summary.json" 2>/dev/null

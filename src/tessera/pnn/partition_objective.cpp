@@ -1,0 +1,39 @@
+#include "tessera/pnn/partition_objective.h"
+
+#include "tessera/core/error.h"
+#include "tessera/data/seeding.h"
+
+namespace tessera::pnn {
+
+void validate(const PartitionTargets& targets) {
+  require(targets.loss == "mse" || targets.loss == "cosine",
+          "unknown --sil-loss '" + targets.loss + "' (known: mse, cosine)");
+  require(targets.input_noise >= 0, "--sil-noise must be non-negative");
+}
+
+PartitionObjective::PartitionObjective(PartitionTargets targets, const torch::Device& device)
+    : targets_(std::move(targets)), noise_generator_(data::make_generator(targets_.seed)) {
+  validate(targets_);
+  if (targets_.input_sil.defined()) targets_.input_sil = targets_.input_sil.to(device);
+  if (targets_.target_sil.defined()) targets_.target_sil = targets_.target_sil.to(device);
+}
+
+torch::Tensor PartitionObjective::inputs(const data::Batch& batch, bool training) {
+  if (!targets_.input_sil.defined()) return batch.inputs;
+  torch::Tensor rows = targets_.input_sil.index_select(0, batch.labels);
+  if (!training || targets_.input_noise == 0) return rows;
+  const torch::Tensor noise = at::normal(0.0, targets_.input_noise, rows.sizes(), noise_generator_);
+  return rows + noise.to(rows.device());
+}
+
+torch::Tensor PartitionObjective::loss(const torch::Tensor& outputs, const data::Batch& batch) {
+  if (!targets_.target_sil.defined())
+    return torch::nn::functional::cross_entropy(outputs, batch.labels);
+  const torch::Tensor target = targets_.target_sil.index_select(0, batch.labels);
+  if (targets_.loss == "mse") return torch::mse_loss(outputs, target);
+  const torch::Tensor similarity =
+      torch::cosine_similarity(outputs.flatten(1), target.flatten(1), /*dim=*/1);
+  return (1.0 - similarity).mean();
+}
+
+}  // namespace tessera::pnn

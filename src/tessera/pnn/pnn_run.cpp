@@ -1,0 +1,260 @@
+#include "tessera/pnn/pnn_run.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+
+#include "tessera/core/error.h"
+#include "tessera/data/seeding.h"
+#include "tessera/metrics/comm_counter.h"
+#include "tessera/metrics/flops.h"
+#include "tessera/metrics/timer.h"
+#include "tessera/models/architecture.h"
+#include "tessera/pnn/handover.h"
+#include "tessera/pnn/join.h"
+#include "tessera/train/checkpoint.h"
+#include "tessera/train/run_directory.h"
+
+namespace tessera::pnn {
+
+PartitionPlan choose_plan(const PnnSetup& setup, std::vector<int64_t>* stage_bytes) {
+  if (!setup.pnn.cuts.empty()) return plan_from_cuts(setup.model, setup.pnn.cuts);
+  const std::vector<int64_t> bytes = measure_stage_memory(
+      setup.model, setup.train.batch_size, setup.train.optimizer, setup.train.device);
+  if (stage_bytes != nullptr) *stage_bytes = bytes;
+  return plan_balanced(bytes, setup.pnn.partitions);
+}
+
+std::vector<torch::Tensor> make_sils(const PnnSetup& setup, const PartitionPlan& plan) {
+  const models::Architecture& arch = models::architecture(setup.model.arch);
+  std::vector<torch::Tensor> sils;
+  const std::vector<int64_t> cuts = plan.cuts();
+  for (size_t k = 0; k < cuts.size(); ++k)
+    sils.push_back(make_sil(setup.pnn.sil, setup.model.num_classes,
+                            arch.boundary_shape(setup.model, cuts[k]), static_cast<int64_t>(k)));
+  return sils;
+}
+
+nlohmann::json to_json(const PnnResult& r) {
+  nlohmann::json curve = nlohmann::json::array();
+  for (const auto& point : r.curve)
+    curve.push_back({{"flops", point.flops}, {"accuracy", point.accuracy}, {"phase", point.phase}});
+  return {{"schedule", r.schedule},
+          {"cuts", r.plan.cuts()},
+          {"partitions", r.partitions},
+          {"joined_test_accuracy", r.joined.accuracy},
+          {"joined_test_loss", r.joined.loss},
+          {"test_accuracy", r.recovered.accuracy},
+          {"test_loss", r.recovered.loss},
+          {"recovery", r.recovery},
+          {"curve", curve},
+          {"train_flops", r.train_flops},
+          {"handover_bytes", r.handover_bytes},
+          {"partition_comm_bytes", r.partition_comm_bytes},
+          {"max_partition_peak_tensor_bytes", r.max_partition_peak_tensor_bytes},
+          {"wall_seconds", r.wall_seconds},
+          {"checkpoint", r.checkpoint}};
+}
+
+namespace {
+
+std::string partition_dir(const PnnSetup& setup, int64_t index) {
+  return setup.run_dir + "/partition" + std::to_string(index);
+}
+
+PartitionJob make_job(const PnnSetup& setup, const PartitionPlan& plan,
+                      const std::vector<torch::Tensor>& sils, int64_t index, bool parallel) {
+  PartitionJob job;
+  job.index = index;
+  job.plan = plan;
+  job.model = setup.model;
+  job.train = partition_train_config(setup.pnn, setup.train, index, plan.size());
+  if (parallel && index > 0) {
+    job.targets.input_sil = sils[static_cast<size_t>(index) - 1];
+    job.targets.input_noise = setup.pnn.sil_noise;
+  }
+  if (index + 1 < plan.size()) job.targets.target_sil = sils[static_cast<size_t>(index)];
+  job.targets.loss = setup.pnn.sil_loss;
+  job.targets.seed = data::mix_seed(setup.train.seed, 0x5150 + static_cast<uint64_t>(index));
+  job.run_dir = partition_dir(setup, index);
+  job.keep_snapshots = parallel;
+  return job;
+}
+
+train::EvalResult evaluate_model(models::StagedModel model, const data::Dataset& test,
+                                 const train::TrainConfig& config) {
+  train::Trainer trainer(model, std::make_shared<train::Classification>(), config, nullptr);
+  return trainer.evaluate(test);
+}
+
+// A partition that trains on SIL rows needs only the labels: no copy of the inputs.
+data::Dataset labels_only(const data::Dataset& dataset) {
+  data::Dataset out = dataset;
+  out.inputs = torch::empty({dataset.size(), 0});
+  return out;
+}
+
+int64_t json_int(const nlohmann::json& report, const char* key) {
+  return report.at(key).get<int64_t>();
+}
+
+void train_sequentially(const PnnSetup& setup, const PartitionPlan& plan,
+                        const std::vector<torch::Tensor>& sils, const data::TrainTest& data,
+                        PnnResult& result) {
+  data::Dataset train = data.train;
+  data::Dataset test = data.test;
+  int64_t flops = 0;
+  const int64_t comm_before = metrics::total_comm_bytes();
+  for (int64_t i = 0; i < plan.size(); ++i) {
+    PartitionOutcome outcome = train_partition(make_job(setup, plan, sils, i, false), train, &test);
+    result.partitions.push_back(outcome.report);
+    const bool last = i + 1 == plan.size();
+    if (last) {
+      // The last partition ran on the handed-over test set, so its test accuracy is the joined
+      // model's: one curve point per evaluation.
+      const int64_t per_sample = metrics::training_flops(json_int(outcome.report, "forward_flops"));
+      for (const auto& point : outcome.report.at("history"))
+        result.curve.push_back({flops + per_sample * point.at("train_samples").get<int64_t>(),
+                                point.at("test_accuracy").get<double>(), "partitions"});
+    }
+    flops += json_int(outcome.report, "train_flops");
+    if (last) break;
+    HandoverOptions handover;
+    handover.store = setup.pnn.handover;
+    handover.batch_size = setup.train.eval_batch_size;
+    handover.device = setup.train.device;
+    handover.file = partition_dir(setup, i) + "/handover-train.bin";
+    data::Dataset next_train = hand_over(outcome.model, train, handover);
+    handover.file = partition_dir(setup, i) + "/handover-test.bin";
+    test = hand_over(outcome.model, test, handover);
+    train = std::move(next_train);
+    flops += json_int(outcome.report, "forward_flops") * train.size();
+    // Only one partition is resident at a time.
+    outcome.model = nullptr;
+  }
+  result.handover_bytes = metrics::total_comm_bytes() - comm_before;
+  result.train_flops = flops;
+}
+
+void train_in_parallel(const PnnSetup& setup, const PartitionPlan& plan,
+                       const data::TrainTest& data, PnnResult& result) {
+  if (!setup.worker_command) throw Error("the parallel schedule needs a way to start workers");
+  std::vector<dist::WorkerCommand> commands;
+  for (int64_t i = 0; i < plan.size(); ++i) commands.push_back(setup.worker_command(i, plan));
+  dist::LaunchOptions options;
+  options.label = "partition";
+  const dist::LaunchResult launched = dist::launch_workers(commands, options);
+  if (!launched.ok()) throw Error("parallel PNN: " + launched.failure);
+
+  std::vector<std::vector<int64_t>> samples;  // per partition, per evaluation
+  std::vector<int64_t> per_sample;
+  for (int64_t i = 0; i < plan.size(); ++i) {
+    const nlohmann::json report = train::read_json_file(partition_dir(setup, i) + "/summary.json");
+    result.partitions.push_back(report);
+    result.train_flops += json_int(report, "train_flops");
+    per_sample.push_back(metrics::training_flops(json_int(report, "forward_flops")));
+    samples.emplace_back();
+    for (const auto& point : report.at("history"))
+      samples.back().push_back(point.at("train_samples").get<int64_t>());
+    if (samples.back().empty())
+      throw Error("parallel PNN: partition " + std::to_string(i) +
+                  " recorded no evaluation (0 epochs?)");
+  }
+  // The joined model after each evaluation point: partition i's snapshot of that point (or its
+  // last one, if it trains fewer epochs).
+  size_t points = 0;
+  for (const auto& s : samples) points = std::max(points, s.size());
+  for (size_t k = 0; k < points; ++k) {
+    std::vector<std::string> paths;
+    int64_t flops = 0;
+    for (int64_t i = 0; i < plan.size(); ++i) {
+      const size_t at = std::min(k, samples[static_cast<size_t>(i)].size() - 1);
+      paths.push_back(snapshot_path(partition_dir(setup, i), static_cast<int64_t>(at)));
+      flops += per_sample[static_cast<size_t>(i)] * samples[static_cast<size_t>(i)][at];
+    }
+    const train::EvalResult joined =
+        evaluate_model(join_checkpoints(setup.model, paths), data.test, setup.train);
+    result.curve.push_back({flops, joined.accuracy, "partitions"});
+  }
+  for (int64_t i = 0; i < plan.size(); ++i)
+    for (size_t k = 0; k < samples[static_cast<size_t>(i)].size(); ++k)
+      std::filesystem::remove(snapshot_path(partition_dir(setup, i), static_cast<int64_t>(k)));
+}
+
+void join_and_recover(const PnnSetup& setup, const PartitionPlan& plan, const data::TrainTest& data,
+                      PnnResult& result) {
+  std::vector<std::string> checkpoints;
+  for (int64_t i = 0; i < plan.size(); ++i)
+    checkpoints.push_back(partition_dir(setup, i) + "/checkpoint.pt");
+  models::StagedModel joined = join_checkpoints(setup.model, checkpoints);
+  result.joined = evaluate_model(joined, data.test, setup.train);
+  result.recovered = result.joined;
+  const int64_t before_recovery = result.train_flops;
+  if (setup.pnn.recovery_epochs > 0) {
+    train::RunDirectory run(setup.run_dir + "/recovery", /*resume=*/false);
+    train::Trainer trainer(joined, std::make_shared<train::Classification>(),
+                           recovery_train_config(setup.pnn, setup.train), &run);
+    const train::TrainSummary summary = trainer.fit(data.train, &data.test);
+    result.recovered = summary.test;
+    result.recovery = train::to_json(summary);
+    run.write_json("summary.json", result.recovery);
+    result.train_flops += summary.train_flops;
+    const int64_t per_sample = metrics::training_flops(joined->forward_flops());
+    for (const auto& point : summary.history)
+      result.curve.push_back(
+          {before_recovery + per_sample * point.train_samples, point.test.accuracy, "recovery"});
+  }
+  result.checkpoint = setup.run_dir + "/checkpoint.pt";
+  train::save_checkpoint(result.checkpoint, *joined, nullptr,
+                         {{"model", models::to_json(joined->config())},
+                          {"begin_stage", 0},
+                          {"end_stage", joined->end_stage()},
+                          {"epoch", setup.pnn.recovery_epochs},
+                          {"step", 0},
+                          {"pnn_schedule", setup.pnn.schedule}});
+}
+
+}  // namespace
+
+PnnResult run_pnn(const PnnSetup& setup, const data::TrainTest& data) {
+  validate(setup.pnn);
+  metrics::Timer wall;
+  PnnResult result;
+  result.schedule = setup.pnn.schedule;
+  result.plan = choose_plan(setup);
+  std::filesystem::create_directories(setup.run_dir);
+  const std::vector<torch::Tensor> sils = make_sils(setup, result.plan);
+  torch::save(sils, setup.run_dir + "/sil.pt");
+
+  if (setup.pnn.schedule == "sequential")
+    train_sequentially(setup, result.plan, sils, data, result);
+  else
+    train_in_parallel(setup, result.plan, data, result);
+  for (const auto& report : result.partitions) {
+    result.max_partition_peak_tensor_bytes =
+        std::max(result.max_partition_peak_tensor_bytes, json_int(report, "peak_tensor_bytes"));
+    result.partition_comm_bytes += json_int(report, "comm_bytes");
+  }
+  join_and_recover(setup, result.plan, data, result);
+  result.wall_seconds = wall.seconds();
+  train::write_json_file(setup.run_dir + "/summary.json", to_json(result));
+  return result;
+}
+
+void run_parallel_worker(const PnnSetup& setup, const PartitionPlan& plan, int64_t index,
+                         const data::TrainTest& data) {
+  require(index >= 0 && index < plan.size(), "--pnn-worker " + std::to_string(index) +
+                                                 " is not a partition (0.." +
+                                                 std::to_string(plan.size() - 1) + ")");
+  const std::vector<torch::Tensor> sils = make_sils(setup, plan);
+  const PartitionJob job = make_job(setup, plan, sils, index, /*parallel=*/true);
+  if (index == 0) {
+    train_partition(job, data.train, &data.test);
+  } else {
+    const data::Dataset train = labels_only(data.train);
+    const data::Dataset test = labels_only(data.test);
+    train_partition(job, train, &test);
+  }
+}
+
+}  // namespace tessera::pnn

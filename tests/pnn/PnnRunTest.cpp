@@ -1,0 +1,89 @@
+#include "tessera/pnn/pnn_run.h"
+
+#include <filesystem>
+
+#include <gtest/gtest.h>
+
+#include "tessera/data/load.h"
+#include "tessera/metrics/comm_counter.h"
+#include "tessera/metrics/memory_tracker.h"
+#include "tessera/models/architecture.h"
+#include "tessera/train/checkpoint.h"
+
+namespace tessera::pnn {
+namespace {
+
+data::TrainTest synthetic_data() {
+  data::DataConfig config;
+  config.name = "synthetic";
+  config.synthetic_train = 2000;
+  config.synthetic_test = 500;
+  config.synthetic_shape = {1, 8, 8};
+  config.synthetic_seed = 7;
+  return data::load_dataset(config);
+}
+
+PnnSetup mlp_setup(const std::string& run_dir) {
+  PnnSetup setup;
+  setup.model.input_shape = {1, 8, 8};
+  setup.model.hidden = {64, 64, 64};
+  setup.model = models::architecture("mlp").resolve(setup.model);
+  setup.train.epochs = 4;
+  setup.train.batch_size = 64;
+  setup.train.optimizer.name = "adam";
+  setup.train.optimizer.lr = 1e-3;
+  setup.train.quiet = true;
+  setup.train.evals_per_epoch = 2;
+  setup.pnn.cuts = {2};
+  setup.run_dir = run_dir;
+  return setup;
+}
+
+TEST(PnnRun, SequentialPnnLearnsTheSyntheticSetAndRecordsEverything) {
+  metrics::install_memory_tracker();
+  const auto dir = std::filesystem::temp_directory_path() / "tessera_pnn_run_test";
+  std::filesystem::remove_all(dir);
+  const auto data = synthetic_data();
+  const PnnSetup setup = mlp_setup(dir.string());
+  const PnnResult result = run_pnn(setup, data);
+
+  EXPECT_GE(result.joined.accuracy, 0.9);
+  EXPECT_GE(result.recovered.accuracy, 0.9);
+  ASSERT_EQ(result.partitions.size(), 2u);
+  EXPECT_EQ(result.partitions[0].at("end_stage"), 2);
+  // The only communication is the hand-over of the first partition's outputs (64 floats per
+  // sample, training and test set).
+  EXPECT_EQ(result.handover_bytes, (2000 + 500) * 64 * 4);
+  EXPECT_EQ(result.partition_comm_bytes, 0);
+  // Curve: 2 evaluations per epoch of the last partition, then the recovery epoch's 2.
+  ASSERT_EQ(result.curve.size(), 10u);
+  for (size_t i = 1; i < result.curve.size(); ++i)
+    EXPECT_GT(result.curve[i].flops, result.curve[i - 1].flops);
+  EXPECT_EQ(result.curve.back().flops, result.train_flops);
+  EXPECT_DOUBLE_EQ(result.curve.back().accuracy, result.recovered.accuracy);
+  // Each partition holds only its own stages: together, exactly the whole model's parameters.
+  int64_t partition_param_bytes = 0;
+  for (const auto& part : result.partitions) {
+    EXPECT_GT(part.at("peak_tensor_bytes"), 0);
+    partition_param_bytes += part.at("param_bytes").get<int64_t>();
+  }
+  EXPECT_EQ(partition_param_bytes, result.recovery.at("param_bytes").get<int64_t>());
+  // The result is an ordinary checkpoint of the whole model.
+  const auto meta = train::read_checkpoint_meta(result.checkpoint);
+  EXPECT_EQ(meta.at("begin_stage"), 0);
+  EXPECT_TRUE(std::filesystem::exists(dir / "sil.pt"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "summary.json"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(PnnRun, BalancedPlanCutsTheDefaultMlpAfterTheThirdLayer) {
+  metrics::install_memory_tracker();
+  PnnSetup setup;
+  setup.model = models::architecture("mlp").resolve(setup.model);  // 784-1024x5-10
+  setup.pnn.partitions = 2;
+  setup.train.optimizer.name = "adam";
+  EXPECT_EQ(choose_plan(setup).cuts(), (std::vector<int64_t>{3}));
+}
+
+}  // namespace
+}  // namespace tessera::pnn
