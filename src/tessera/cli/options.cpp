@@ -11,21 +11,39 @@
 
 namespace tessera::cli {
 
-std::vector<int64_t> parse_int_list(const std::string& text, const std::string& flag) {
-  std::vector<int64_t> values;
+namespace {
+// Parses every comma-separated item of `text` with `parse_item`; UsageError naming `flag` and
+// `what` the items should be otherwise.
+template <typename T, typename Parse>
+std::vector<T> parse_list(const std::string& text, const std::string& flag, const char* what,
+                          Parse parse_item) {
+  std::vector<T> values;
   std::stringstream stream(text);
   std::string item;
   while (std::getline(stream, item, ',')) {
     try {
       size_t used = 0;
-      values.push_back(std::stoll(item, &used));
+      values.push_back(parse_item(item, &used));
       require(used == item.size(), "");
     } catch (const std::exception&) {
-      throw UsageError(flag + ": '" + text + "' is not a comma-separated list of integers");
+      throw UsageError(flag + ": '" + text + "' is not a comma-separated list of " + what);
     }
   }
   require(!values.empty(), flag + ": empty list");
   return values;
+}
+}  // namespace
+
+std::vector<int64_t> parse_int_list(const std::string& text, const std::string& flag) {
+  return parse_list<int64_t>(text, flag, "integers", [](const std::string& item, size_t* used) {
+    return static_cast<int64_t>(std::stoll(item, used));
+  });
+}
+
+std::vector<double> parse_double_list(const std::string& text, const std::string& flag) {
+  return parse_list<double>(text, flag, "numbers", [](const std::string& item, size_t* used) {
+    return std::stod(item, used);
+  });
 }
 
 void CommonOptions::finish() {

@@ -57,6 +57,7 @@ std::vector<std::string> json_to_flags(const nlohmann::json& object, const std::
 
 // "64,64" -> {64, 64}; throws UsageError naming `flag` for anything else.
 std::vector<int64_t> parse_int_list(const std::string& text, const std::string& flag);
+std::vector<double> parse_double_list(const std::string& text, const std::string& flag);
 
 // Sets libtorch's intra-op thread count (0: hardware threads / LOCAL_WORLD_SIZE) and returns it.
 int64_t configure_threads(int64_t requested);

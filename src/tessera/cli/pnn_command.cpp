@@ -72,22 +72,12 @@ std::vector<std::string> split(const std::string& text) {
   return items;
 }
 
-std::vector<double> parse_double_list(const std::string& text, const std::string& flag) {
-  std::vector<double> values;
-  for (const auto& item : split(text)) {
-    try {
-      size_t used = 0;
-      values.push_back(std::stod(item, &used));
-      require(used == item.size(), "");
-    } catch (const std::exception&) {
-      throw UsageError(flag + ": '" + item + "' is not a number");
-    }
-  }
-  return values;
-}
-
+// An optional list flag: empty when not given.
 std::vector<int64_t> optional_int_list(const std::string& text, const std::string& flag) {
   return text.empty() ? std::vector<int64_t>{} : parse_int_list(text, flag);
+}
+std::vector<double> optional_double_list(const std::string& text, const std::string& flag) {
+  return text.empty() ? std::vector<double>{} : parse_double_list(text, flag);
 }
 
 std::string join_ints(const std::vector<int64_t>& values) {
@@ -147,7 +137,7 @@ int pnn_command(const Args& raw_args) {
   config.partition_epochs = optional_int_list(pnn_options.partition_epochs, "--partition-epochs");
   config.partition_batch_sizes =
       optional_int_list(pnn_options.partition_batch_sizes, "--partition-batch-size");
-  config.partition_lrs = parse_double_list(pnn_options.partition_lrs, "--partition-lr");
+  config.partition_lrs = optional_double_list(pnn_options.partition_lrs, "--partition-lr");
   const std::vector<std::string> schedules = split(pnn_options.schedules);
   require(!schedules.empty(), "--pnn-schedule needs sequential and/or parallel");
   for (const auto& schedule : schedules) {

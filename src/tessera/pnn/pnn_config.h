@@ -39,8 +39,8 @@ nlohmann::json to_json(const PnnConfig& config);
 train::TrainConfig partition_train_config(const PnnConfig& config, const train::TrainConfig& common,
                                           int64_t index, int64_t count);
 
-// The recovery epochs' settings: the common ones, recovery_epochs at recovery_lr (or lr / 10),
-// constant, no warm-up.
+// The recovery epochs' settings: the common ones, recovery_epochs at recovery_lr (or lr / 10)
+// with the common schedule spanning the recovery epochs, no warm-up.
 train::TrainConfig recovery_train_config(const PnnConfig& config, const train::TrainConfig& common);
 
 }  // namespace tessera::pnn
