@@ -105,5 +105,16 @@ TEST(LocalLauncherTest, AProgramThatDoesNotExistIsAClearError) {
   EXPECT_THROW(launch_workers({}), UsageError);
 }
 
+TEST(LocalLauncherTest, CurrentExecutableStartsThisVeryBinary) {
+  const std::string self = current_executable();
+  CapturedOutput out;
+  LaunchOptions options;
+  options.stdout_fd = out.fd();
+  // This test binary lists its own tests: proof that the path starts the same program.
+  const LaunchResult result = launch_workers({{{self, "--gtest_list_tests"}, {}}}, options);
+  EXPECT_TRUE(result.ok()) << result.failure;
+  EXPECT_NE(out.text().find("CurrentExecutableStartsThisVeryBinary"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace tessera::dist

@@ -324,11 +324,12 @@ LaunchResult launch_workers(const std::vector<WorkerCommand>& commands,
 }
 
 std::string current_executable() {
-  std::string path(4096, '\0');
-  const ssize_t n = ::readlink("/proc/self/exe", path.data(), path.size());
-  if (n <= 0) throw Error("cannot find the running executable (/proc/self/exe)");
-  path.resize(static_cast<size_t>(n));
-  return path;
+  // /proc/<pid>/exe rather than the path it links to: it still starts this very binary after a
+  // rebuild has replaced (unlinked) the file, where the path would start another version or fail.
+  const std::string link = "/proc/" + std::to_string(::getpid()) + "/exe";
+  if (::access(link.c_str(), X_OK) != 0)
+    throw Error("cannot find the running executable (" + link + ")");
+  return link;
 }
 
 }  // namespace tessera::dist

@@ -44,7 +44,8 @@ struct LaunchResult {
 LaunchResult launch_workers(const std::vector<WorkerCommand>& workers,
                             const LaunchOptions& options = {});
 
-// Absolute path of the running executable (to start workers of the same binary).
+// A path that starts the running executable (for workers of the same binary), even if its file
+// has been replaced since this process started.
 std::string current_executable();
 
 }  // namespace tessera::dist

@@ -46,8 +46,9 @@ PeerInfo decode_peer(const std::string& text) {
   return peer;
 }
 
-std::string describe_dead_peers(const std::vector<PeerInfo>& peers,
-                                const std::vector<int64_t>& group_ranks) {
+namespace {
+std::string dead_peers_now(const std::vector<PeerInfo>& peers,
+                           const std::vector<int64_t>& group_ranks) {
   const PeerInfo self = this_process();
   std::string text;
   for (const int64_t rank : group_ranks) {
@@ -58,6 +59,20 @@ std::string describe_dead_peers(const std::vector<PeerInfo>& peers,
             std::to_string(peer.pid) + ") has exited";
   }
   return text;
+}
+}  // namespace
+
+std::string describe_dead_peers(const std::vector<PeerInfo>& peers,
+                                const std::vector<int64_t>& group_ranks) {
+  // A killed peer's sockets close while the kernel is still tearing the process down, before
+  // /proc shows it as a zombie: give it a moment before concluding that nobody died.
+  constexpr int kTries = 20;
+  constexpr useconds_t kPauseMicroseconds = 50 * 1000;
+  for (int attempt = 0;; ++attempt) {
+    std::string text = dead_peers_now(peers, group_ranks);
+    if (!text.empty() || attempt + 1 == kTries) return text;
+    usleep(kPauseMicroseconds);
+  }
 }
 
 }  // namespace tessera::dist
