@@ -46,6 +46,9 @@ run $tessera train "${data[@]}" --device cuda --model resnet --depth 20 --width 
   --lr 0.1 --epochs 1 --quiet --run-dir /tmp/resnet
 run $tessera pnn "${data[@]}" --device cuda --model vit --depth 4 --partitions 2 --epochs 1 \
   --quiet --run-dir /tmp/vit
+run $tessera launch -n 1 -- $tessera train "${data[@]}" --device cuda --dist ddp --epochs 1 \
+  --quiet --run-dir /tmp/ddp
+python3 -c "import json; d=json.load(open('/tmp/pnn/summary.json')); print('mlp cuts', d['pnn']['sequential']['cuts'])" | tee -a "$log"
 cp /tmp/mlp/summary.json "$out/mlp-summary.json" 2>/dev/null
 cp /tmp/pnn/summary.json "$out/pnn-summary.json" 2>/dev/null
 cp /tmp/resnet/summary.json "$out/resnet-summary.json" 2>/dev/null
