@@ -21,7 +21,8 @@ int main() {
       std::vector<torch::Tensor> t = {torch::full({3}, rank + 1.0), torch::ones({2, 2})};
       group.all_reduce(t);
       auto sub = group.new_group({1});
-      std::printf("gloo rank %d: %s %s sub=%d\n", rank, t[0].sum().item<double>() == 9 ? "ok" : "BAD",
+      std::printf("gloo rank %d: %s %s sub=%d\n", rank,
+                  t[0].sum().item<double>() == 9 ? "ok" : "BAD",
                   t[1].sum().item<double>() == 8 ? "ok" : "BAD", sub.has_value() ? 1 : 0);
     });
   for (auto& t : threads) t.join();

@@ -8,7 +8,6 @@
 #include "tessera/dist/pipeline.h"
 #include "tessera/dist/rendezvous.h"
 #include "tessera/dist/worker_metrics.h"
-#include "tessera/metrics/timer.h"
 #include "tessera/models/staged_model.h"
 #include "tessera/train/run_directory.h"
 #include "tessera/train/trainer.h"
@@ -57,10 +56,7 @@ int train_distributed(const Args& args, CommonOptions& options, const DistFlags&
   if (!options.train.quiet)
     std::fprintf(stderr, "dist: %s, %lld workers, timeout %.0f s\n", flags.mode.c_str(),
                  static_cast<long long>(group.size()), config.timeout_seconds);
-  metrics::Timer load_timer;
-  const data::TrainTest data = data::load_dataset(options.data);
-  options.model.input_shape = data.train.sample_shape();
-  options.model.num_classes = data.train.num_classes;
+  const data::TrainTest data = load_data_for_model(options, /*verbose=*/false);
 
   std::unique_ptr<train::RunDirectory> run;
   if (leader && !options.run_dir.empty()) {

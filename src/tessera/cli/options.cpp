@@ -1,12 +1,14 @@
 #include "tessera/cli/options.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <sstream>
 #include <thread>
 
 #include "tessera/core/error.h"
+#include "tessera/metrics/timer.h"
 #include "tessera/train/run_directory.h"
 
 namespace tessera::cli {
@@ -187,6 +189,19 @@ std::vector<std::string> json_to_flags(const nlohmann::json& object, const std::
     flags.push_back("--" + name + "=" + text);
   }
   return flags;
+}
+
+data::TrainTest load_data_for_model(CommonOptions& options, bool verbose) {
+  metrics::Timer load_timer;
+  data::TrainTest data = data::load_dataset(options.data);
+  if (verbose)
+    std::fprintf(stderr, "data: %s %lld train / %lld test samples, %lld classes (%.1f s)\n",
+                 options.data.name.c_str(), static_cast<long long>(data.train.size()),
+                 static_cast<long long>(data.test.size()),
+                 static_cast<long long>(data.train.num_classes), load_timer.seconds());
+  options.model.input_shape = data.train.sample_shape();
+  options.model.num_classes = data.train.num_classes;
+  return data;
 }
 
 std::vector<std::string> expand_config_files(const std::vector<std::string>& args) {

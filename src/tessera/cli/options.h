@@ -47,6 +47,10 @@ void add_train_flags(CLI::App& app, CommonOptions& options);
 void add_runtime_flags(CLI::App& app, CommonOptions& options);
 void add_dist_flags(CLI::App& app, DistFlags& flags);
 
+// Loads options.data, reports it on stderr if `verbose`, and fits options.model to it (sample
+// shape and number of classes).
+data::TrainTest load_data_for_model(CommonOptions& options, bool verbose);
+
 // Expands `--config FILE.json` in `args` into the flags it holds, placed before the other
 // arguments so that flags given on the command line win. Throws UsageError for an unreadable
 // file, a non-object, or a value that is not a scalar or a list of scalars.

@@ -8,7 +8,6 @@
 #include "tessera/core/error.h"
 #include "tessera/data/load.h"
 #include "tessera/dist/local_launcher.h"
-#include "tessera/metrics/timer.h"
 #include "tessera/models/architecture.h"
 #include "tessera/models/staged_model.h"
 #include "tessera/pnn/comparison.h"
@@ -150,15 +149,7 @@ int pnn_command(const Args& raw_args) {
   train::parse_device(options.train.device);
   const bool worker = pnn_options.worker >= 0;
 
-  metrics::Timer load_timer;
-  const data::TrainTest data = data::load_dataset(options.data);
-  if (!options.train.quiet && !worker)
-    std::fprintf(stderr, "data: %s %lld train / %lld test samples, %lld classes (%.1f s)\n",
-                 options.data.name.c_str(), static_cast<long long>(data.train.size()),
-                 static_cast<long long>(data.test.size()),
-                 static_cast<long long>(data.train.num_classes), load_timer.seconds());
-  options.model.input_shape = data.train.sample_shape();
-  options.model.num_classes = data.train.num_classes;
+  const data::TrainTest data = load_data_for_model(options, !options.train.quiet && !worker);
   options.model = models::architecture(options.model.arch).resolve(options.model);
 
   pnn::PnnSetup setup;

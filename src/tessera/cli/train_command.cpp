@@ -9,7 +9,6 @@
 #include "tessera/core/error.h"
 #include "tessera/data/load.h"
 #include "tessera/metrics/memory_tracker.h"
-#include "tessera/metrics/timer.h"
 #include "tessera/models/staged_model.h"
 #include "tessera/train/run_directory.h"
 #include "tessera/train/trainer.h"
@@ -69,16 +68,7 @@ int train_command(const Args& raw_args) {
   const int64_t threads = configure_threads(options.threads);
   train::parse_device(options.train.device);
 
-  metrics::Timer load_timer;
-  const data::TrainTest data = data::load_dataset(options.data);
-  if (!options.train.quiet)
-    std::fprintf(stderr, "data: %s %lld train / %lld test samples, %lld classes (%.1f s)\n",
-                 options.data.name.c_str(), static_cast<long long>(data.train.size()),
-                 static_cast<long long>(data.test.size()),
-                 static_cast<long long>(data.train.num_classes), load_timer.seconds());
-
-  options.model.input_shape = data.train.sample_shape();
-  options.model.num_classes = data.train.num_classes;
+  const data::TrainTest data = load_data_for_model(options, !options.train.quiet);
   torch::manual_seed(options.train.seed);
   models::StagedModel model = models::build_model(options.model);
   if (!options.train.quiet)
