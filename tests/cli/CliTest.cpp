@@ -1,33 +1,20 @@
 // Runs the `tessera` binary as a user would and checks exit codes, messages and run files.
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
-#include <array>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
 
+#include "../command_output.h"
+
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string output;  // stdout and stderr
-};
+using Result = tessera::testing::CommandResult;
 
 Result run(const std::string& args) {
-  const std::string command = std::string(TESSERA_BINARY) + " " + args + " 2>&1";
-  Result result;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  std::array<char, 4096> buffer{};
-  size_t n = 0;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0)
-    result.output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  result.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
+  return tessera::testing::run_command(std::string(TESSERA_BINARY) + " " + args + " 2>&1");
 }
 
 std::string fresh_dir(const std::string& name) {

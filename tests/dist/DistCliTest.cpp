@@ -16,16 +16,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../command_output.h"
 #include "tessera/dist/process_group.h"
 #include "tessera/dist/rendezvous.h"
 
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string output;
-  double seconds = 0.0;
-};
+using Result = tessera::testing::CommandResult;
 
 // Runs a shell script (bounded by `timeout` so a hang fails the test instead of blocking it).
 Result shell(const std::string& script, int timeout_seconds = 120) {
@@ -34,18 +31,7 @@ Result shell(const std::string& script, int timeout_seconds = 120) {
   std::ofstream(path) << script;
   const std::string command =
       "timeout -s KILL " + std::to_string(timeout_seconds) + " sh " + path + " 2>&1";
-  Result result;
-  const auto start = std::chrono::steady_clock::now();
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  std::array<char, 4096> buffer{};
-  size_t n = 0;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0)
-    result.output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  result.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return result;
+  return tessera::testing::run_command(command);
 }
 
 std::string fresh_dir(const std::string& name) {

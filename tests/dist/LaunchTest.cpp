@@ -2,36 +2,18 @@
 // worker stopping the others with its rank and exit status named.
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
-
-#include <array>
-#include <chrono>
-#include <cstdio>
 #include <string>
+
+#include "../command_output.h"
 
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string output;
-  double seconds = 0.0;
-};
+using Result = tessera::testing::CommandResult;
 
 Result launch(const std::string& args, int timeout_seconds = 120) {
   const std::string command = "timeout -s KILL " + std::to_string(timeout_seconds) + " " +
                               std::string(TESSERA_BINARY) + " launch " + args + " 2>&1";
-  Result result;
-  const auto start = std::chrono::steady_clock::now();
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  std::array<char, 4096> buffer{};
-  size_t n = 0;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0)
-    result.output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  result.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return result;
+  return tessera::testing::run_command(command);
 }
 
 const char* kQuick =
