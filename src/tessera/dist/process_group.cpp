@@ -98,6 +98,14 @@ torch::Tensor flatten(const std::vector<torch::Tensor>& tensors) {
   return torch::cat(flat);
 }
 
+// NCCL only takes CUDA tensors, but small bookkeeping collectives (step counts, checksums, loss
+// sums) use CPU tensors: under NCCL such a buffer travels through the device and comes back in
+// unflatten_into. Gloo takes both.
+torch::Tensor on_collective_device(torch::Tensor flat, const std::string& group_device) {
+  if (group_device.rfind("cuda", 0) != 0 || flat.is_cuda()) return flat;
+  return flat.to(torch::Device(group_device));
+}
+
 void unflatten_into(const torch::Tensor& flat, std::vector<torch::Tensor>& tensors) {
   if (tensors.size() == 1 && flat.is_same(tensors[0])) return;
   torch::NoGradGuard no_grad;
@@ -295,7 +303,7 @@ Store& ProcessGroup::store() {
 Work ProcessGroup::all_reduce_async(std::vector<torch::Tensor>& tensors, ReduceOp op) {
   const int64_t bytes = payload_bytes(tensors);
   metrics::count_comm_bytes("all_reduce", all_reduce_bytes(bytes, impl_->size));
-  std::vector<torch::Tensor> flat = {flatten(tensors)};
+  std::vector<torch::Tensor> flat = {on_collective_device(flatten(tensors), impl_->options.device)};
   ::c10d::AllreduceOptions options;
   options.reduceOp = to_c10d(op);
   auto work = std::make_shared<Work::Impl>();
@@ -318,7 +326,7 @@ void ProcessGroup::broadcast(std::vector<torch::Tensor>& tensors, int64_t root) 
   require(root >= 0 && root < impl_->size, "broadcast: root outside the group");
   const int64_t bytes = payload_bytes(tensors);
   if (impl_->rank == root) metrics::count_comm_bytes("broadcast", (impl_->size - 1) * bytes);
-  std::vector<torch::Tensor> flat = {flatten(tensors)};
+  std::vector<torch::Tensor> flat = {on_collective_device(flatten(tensors), impl_->options.device)};
   ::c10d::BroadcastOptions options;
   options.rootRank = root;
   const std::string what = "broadcast of " + std::to_string(bytes) + " bytes";
@@ -338,7 +346,8 @@ void ProcessGroup::all_gather(std::vector<std::vector<torch::Tensor>>& outputs,
             "all_gather: every output list needs one tensor per rank");
   const int64_t bytes = payload_bytes(inputs);
   metrics::count_comm_bytes("all_gather", (impl_->size - 1) * bytes);
-  std::vector<torch::Tensor> flat_in = {flatten(inputs)};
+  std::vector<torch::Tensor> flat_in = {
+      on_collective_device(flatten(inputs), impl_->options.device)};
   std::vector<std::vector<torch::Tensor>> flat_out(1);
   for (int64_t r = 0; r < impl_->size; ++r) flat_out[0].push_back(torch::empty_like(flat_in[0]));
   const std::string what = "all_gather of " + std::to_string(bytes) + " bytes";
@@ -358,7 +367,7 @@ void ProcessGroup::send(std::vector<torch::Tensor>& tensors, int64_t dst, int64_
   require(dst >= 0 && dst < impl_->size && dst != impl_->rank, "send: bad destination rank");
   const int64_t bytes = payload_bytes(tensors);
   metrics::count_comm_bytes("send", bytes);
-  std::vector<torch::Tensor> flat = {flatten(tensors)};
+  std::vector<torch::Tensor> flat = {on_collective_device(flatten(tensors), impl_->options.device)};
   const std::string what = "send of " + std::to_string(bytes) + " bytes to rank " +
                            std::to_string(impl_->global_ranks[dst]);
   try {
@@ -370,7 +379,7 @@ void ProcessGroup::send(std::vector<torch::Tensor>& tensors, int64_t dst, int64_
 
 void ProcessGroup::recv(std::vector<torch::Tensor>& tensors, int64_t src, int64_t tag) {
   require(src >= 0 && src < impl_->size && src != impl_->rank, "recv: bad source rank");
-  std::vector<torch::Tensor> flat = {flatten(tensors)};
+  std::vector<torch::Tensor> flat = {on_collective_device(flatten(tensors), impl_->options.device)};
   const std::string what = "recv of " + std::to_string(payload_bytes(tensors)) +
                            " bytes from rank " + std::to_string(impl_->global_ranks[src]);
   try {
