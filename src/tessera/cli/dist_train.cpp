@@ -9,6 +9,10 @@
 #include "tessera/dist/rendezvous.h"
 #include "tessera/dist/worker_metrics.h"
 #include "tessera/models/staged_model.h"
+#include "tessera/sdp/mask_plan.h"
+#include "tessera/sdp/subnet_sync.h"
+#include "tessera/sdp/worker_model.h"
+#include "tessera/train/checkpoint.h"
 #include "tessera/train/run_directory.h"
 #include "tessera/train/trainer.h"
 
@@ -36,14 +40,88 @@ void add_totals(nlohmann::json& summary, const nlohmann::json& ranks, int64_t st
   summary["comm_bytes_per_step"] = steps > 0 ? step_bytes / steps : 0;
 }
 
+struct SdpOutcome {
+  train::TrainSummary summary;
+  nlohmann::json extra;
+  int64_t step_comm_bytes = 0;
+};
+
+// SDP: every worker trains its own subnetwork of the plan; rank 0 then assembles the full model,
+// evaluates it and saves it as the run's (ordinary, world-size independent) checkpoint.
+SdpOutcome train_sdp(CommonOptions& options, const DistFlags& flags, dist::ProcessGroup& group,
+                     const data::TrainTest& data, train::RunDirectory* run,
+                     std::shared_ptr<train::Objective> objective) {
+  require(flags.sdp_masking == "forward",
+          "--sdp-masking " + flags.sdp_masking +
+              ": only forward masking is implemented (backward masking is not built yet)");
+  const models::ModelConfig full = models::architecture(options.model.arch).resolve(options.model);
+  require(full.subnet.empty(), "--dist sdp: the model must be the full network");
+  sdp::PlanConfig plan_config;
+  plan_config.level = sdp::parse_level(flags.sdp_level);
+  plan_config.workers = group.size();
+  plan_config.coverage = flags.coverage;
+  plan_config.seed = options.train.seed;
+  const sdp::MaskPlan plan = sdp::make_mask_plan(full, plan_config);
+  const sdp::SyncMode mode = sdp::parse_sync_mode(flags.sdp_sync);
+  const bool leader = group.rank() == 0;
+  if (leader) {
+    if (!options.train.quiet) std::fprintf(stderr, "%s", sdp::describe(plan, full).c_str());
+    if (run) run->write_json("sdp_plan.json", sdp::to_json(plan));
+  }
+  options.train.rank = group.rank();
+  options.train.world_size = group.size();
+  // Rank 0's trainer would checkpoint its subnetwork every epoch; the assembled model is saved
+  // once at the end instead.
+  options.train.checkpoint_every = 0;
+  models::StagedModel model =
+      sdp::build_worker_model(full, plan.subnet(group.rank()), options.train.seed);
+  train::Trainer trainer(model, objective, options.train, run);
+  auto sync = std::make_shared<sdp::SubnetSync>(group, plan, mode);
+  trainer.set_worker_sync(sync);
+  SdpOutcome outcome;
+  outcome.summary = trainer.fit(data.train, nullptr);
+  const sdp::SyncStats& stats = sync->stats();
+  outcome.step_comm_bytes = stats.comm_bytes;
+
+  models::StagedModel assembled = sdp::assemble_full_model(group, *trainer.model(), plan, full,
+                                                           options.train.seed, flags.sdp_rescale);
+  if (leader) {
+    train::Trainer evaluator(assembled, objective, options.train, nullptr);
+    outcome.summary.test = evaluator.evaluate(data.test);
+    if (run) {
+      nlohmann::json meta = trainer.checkpoint_meta();
+      meta["model"] = models::to_json(full);
+      meta["begin_stage"] = 0;
+      meta["end_stage"] = assembled->end_stage();
+      meta["sdp"] = {{"level", flags.sdp_level},
+                     {"coverage", flags.coverage},
+                     {"workers", group.size()},
+                     {"rescale", flags.sdp_rescale}};
+      train::save_checkpoint(run->checkpoint_path(), *assembled, nullptr, meta);
+    }
+  }
+  outcome.extra = {{"level", flags.sdp_level},
+                   {"coverage", flags.coverage},
+                   {"holders_per_unit", plan.holders_per_unit},
+                   {"masking", flags.sdp_masking},
+                   {"sync", flags.sdp_sync},
+                   {"rescale", flags.sdp_rescale},
+                   {"holder_sets", stats.holder_sets},
+                   {"sync_seconds", stats.wait_seconds},
+                   {"worker_parameters", models::parameter_count(*trainer.model())}};
+  if (leader) outcome.extra["full_parameters"] = models::parameter_count(*assembled);
+  return outcome;
+}
+
 }  // namespace
 
 int train_distributed(const Args& args, CommonOptions& options, const DistFlags& flags,
                       bool resume) {
-  require(flags.mode == "ddp" || flags.mode == "pipeline",
-          "--dist must be none, ddp or pipeline, got '" + flags.mode + "'");
+  require(flags.mode == "ddp" || flags.mode == "pipeline" || flags.mode == "sdp",
+          "--dist must be none, ddp, pipeline or sdp, got '" + flags.mode + "'");
   require(flags.bucket_mb > 0, "--bucket-mb must be positive");
-  require(!(resume && flags.mode == "pipeline"), "--resume is not supported with --dist pipeline");
+  require(!(resume && flags.mode != "ddp"),
+          "--resume is not supported with --dist " + flags.mode + " (only ddp)");
   dist::DistConfig config = flags.config;
   config.device = options.train.device;
   const dist::Rendezvous rendezvous = dist::resolve_rendezvous(config, dist::process_environment());
@@ -97,6 +175,11 @@ int train_distributed(const Args& args, CommonOptions& options, const DistFlags&
              {"overlap", reducer.overlap},
              {"exposed_comm_seconds", stats.wait_seconds}};
     step_comm_bytes = stats.comm_bytes;
+  } else if (flags.mode == "sdp") {
+    SdpOutcome outcome = train_sdp(options, flags, group, data, run.get(), objective);
+    summary = outcome.summary;
+    extra = outcome.extra;
+    step_comm_bytes = outcome.step_comm_bytes;
   } else {
     dist::PipelineTrainer pipeline(group, options.model, objective, options.train,
                                    flags.micro_batches, run.get());
@@ -114,7 +197,7 @@ int train_distributed(const Args& args, CommonOptions& options, const DistFlags&
     json["dist"] = flags.mode;
     json["world_size"] = group.size();
     json[flags.mode] = extra;
-    add_totals(json, ranks, summary.steps, flags.mode == "ddp");
+    add_totals(json, ranks, summary.steps, flags.mode != "pipeline");
     if (run) run->write_json("summary.json", json);
     std::printf(
         "test accuracy %.2f%%  test loss %.4f  |  %lld epochs in %.1f s  |  %s on %lld workers: "

@@ -142,8 +142,8 @@ void add_runtime_flags(CLI::App& app, CommonOptions& o) {
 
 void add_dist_flags(CLI::App& app, DistFlags& d) {
   app.add_option("--dist", d.mode,
-                 "none, ddp (data parallel) or pipeline (model parallel); workers come from "
-                 "`tessera launch` or torchrun")
+                 "none, ddp (data parallel), pipeline (model parallel) or sdp (subnetwork data "
+                 "parallel); workers come from `tessera launch` or torchrun")
       ->capture_default_str();
   app.add_option("--dist-init", d.config.init,
                  "env (MASTER_ADDR/MASTER_PORT) or file:PATH (one host)")
@@ -161,6 +161,21 @@ void add_dist_flags(CLI::App& app, DistFlags& d) {
                "ddp: all-reduce after backward instead of overlapping it (for comparison)");
   app.add_option("--micro-batches", d.micro_batches, "pipeline: micro-batches per batch")
       ->capture_default_str();
+  app.add_option("--sdp-level", d.sdp_level,
+                 "sdp: block (residual branches) or neuron (neurons, channels, heads)")
+      ->capture_default_str();
+  app.add_option("--coverage", d.coverage,
+                 "sdp: fraction of the units each worker holds; coverage x workers must be whole")
+      ->capture_default_str();
+  app.add_option("--sdp-masking", d.sdp_masking,
+                 "sdp: forward (each worker builds only its subnetwork)")
+      ->capture_default_str();
+  app.add_option("--sdp-sync", d.sdp_sync,
+                 "sdp: params (average held parameters after each step) or grads (before it)")
+      ->capture_default_str();
+  app.add_flag("--sdp-rescale", d.sdp_rescale,
+               "sdp: scale masked units' outputs by the coverage in the assembled model (as "
+               "dropout / stochastic depth do at test time)");
 }
 
 namespace {

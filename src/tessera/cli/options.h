@@ -34,11 +34,17 @@ struct CommonOptions {
 
 // How `train` runs across workers (--dist ...); rank and world size come from the environment.
 struct DistFlags {
-  std::string mode = "none";  // none, ddp, pipeline
+  std::string mode = "none";  // none, ddp, pipeline, sdp
   dist::DistConfig config;
   double bucket_mb = 4.0;     // ddp: gradient bucket size
   bool no_overlap = false;    // ddp: reduce after backward instead of during it
   int64_t micro_batches = 4;  // pipeline: micro-batches per batch
+  // sdp: subnetwork data parallelism (see sdp/).
+  std::string sdp_level = "block";
+  double coverage = 0.5;
+  std::string sdp_masking = "forward";
+  std::string sdp_sync = "params";
+  bool sdp_rescale = false;
 };
 
 void add_data_flags(CLI::App& app, CommonOptions& options);

@@ -32,6 +32,10 @@ struct TensorSlice {
   std::string name;  // full-model name, e.g. "stage2.fc.weight"
   int64_t dim = -1;
   int64_t stride = 1;
+  // Multiplying these entries by s multiplies the units' contribution to the rest of the network
+  // by s: the next layer's input columns of a neuron/channel/head, or the last affine map of a
+  // branch. SDP's rescaling (like dropout's weight scaling at test time) acts on these.
+  bool scales_output = false;
 };
 
 // A set of interchangeable units that a subnetwork may hold or leave out: one residual branch

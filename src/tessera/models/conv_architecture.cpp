@@ -35,7 +35,7 @@ StagePtr ConvArchitecture::build_stage(const ModelConfig& config, int64_t stage)
 }
 
 std::vector<UnitGroup> ConvArchitecture::unit_groups(const ModelConfig& config) const {
-  return conv_unit_groups(layout(config), family_.inner_norm);
+  return conv_unit_groups(layout(config), family_.inner_norm, family_.branch_output);
 }
 
 int64_t ConvArchitecture::stage_forward_flops(const ModelConfig& config, int64_t stage) const {

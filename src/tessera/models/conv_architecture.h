@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "tessera/models/architecture.h"
 #include "tessera/models/conv_layout.h"
@@ -18,6 +19,8 @@ struct ConvFamily {
   // (resnet) the other way round.
   bool pre_activation = false;
   std::string inner_norm;  // the BN after conv1, owned by the block's channel group
+  // The branch's last affine map: scaling these scales the branch's output.
+  std::vector<std::string> branch_output;
 };
 
 class ConvArchitecture : public Architecture {

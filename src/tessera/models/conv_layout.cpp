@@ -122,7 +122,8 @@ namespace {
 const char* const kNormTensors[] = {"weight", "bias", "running_mean", "running_var"};
 }  // namespace
 
-std::vector<UnitGroup> conv_unit_groups(const ConvLayout& layout, const std::string& inner_norm) {
+std::vector<UnitGroup> conv_unit_groups(const ConvLayout& layout, const std::string& inner_norm,
+                                        const std::vector<std::string>& branch_output) {
   std::vector<UnitGroup> groups;
   for (const ConvBlockPlan& b : layout.blocks) {
     const std::string prefix = "stage" + std::to_string(b.stage) + ".";
@@ -134,12 +135,15 @@ std::vector<UnitGroup> conv_unit_groups(const ConvLayout& layout, const std::str
         branch.slices.push_back({prefix + norm + "." + tensor, -1});
       branch.slices.push_back({prefix + norm + ".num_batches_tracked", -1});
     }
+    for (auto& slice : branch.slices)
+      for (const auto& output : branch_output)
+        if (slice.name == prefix + output) slice.scales_output = true;
     UnitGroup channels{
         channels_group_name(b.stage), UnitKind::Channel, b.stage, b.inner_channels, {}};
     channels.slices.push_back({prefix + "conv1.weight", 0});
     for (const char* tensor : kNormTensors)
       channels.slices.push_back({prefix + inner_norm + "." + tensor, 0});
-    channels.slices.push_back({prefix + "conv2.weight", 1});
+    channels.slices.push_back({prefix + "conv2.weight", 1, 1, true});
     groups.push_back(std::move(branch));
     groups.push_back(std::move(channels));
   }

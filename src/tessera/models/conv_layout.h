@@ -76,7 +76,9 @@ Shape conv_boundary_shape(const ConvLayout& layout, int64_t boundary);
 
 // Per block: "stage<i>.branch" (every tensor of conv1, conv2, bn1, bn2, whole) and
 // "stage<i>.channels" (conv1's output channels: conv1.weight dim 0, `inner_norm`'s tensors dim 0,
-// conv2.weight dim 1). `inner_norm` is the batch norm applied to conv1's output.
-std::vector<UnitGroup> conv_unit_groups(const ConvLayout& layout, const std::string& inner_norm);
+// conv2.weight dim 1). `inner_norm` is the batch norm applied to conv1's output; `branch_output`
+// names the block's tensors whose scale is the branch's output scale (e.g. "bn2.weight").
+std::vector<UnitGroup> conv_unit_groups(const ConvLayout& layout, const std::string& inner_norm,
+                                        const std::vector<std::string>& branch_output);
 
 }  // namespace tessera::models

@@ -85,7 +85,7 @@ class MlpArchitecture : public Architecture {
                         UnitKind::Neuron,
                         layer,
                         config.hidden[layer],
-                        {{here + "weight", 0}, {here + "bias", 0}, {next + "weight", 1}}});
+                        {{here + "weight", 0}, {here + "bias", 0}, {next + "weight", 1, 1, true}}});
     }
     return groups;
   }

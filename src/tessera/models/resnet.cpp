@@ -72,7 +72,9 @@ int64_t basic_block_flops(const ConvBlockPlan& b) {
 
 class ResNetArchitecture : public ConvArchitecture {
  public:
-  ResNetArchitecture() : ConvArchitecture({"resnet", kDefaultDepth, kDefaultWidth, false, "bn1"}) {}
+  ResNetArchitecture()
+      : ConvArchitecture(
+            {"resnet", kDefaultDepth, kDefaultWidth, false, "bn1", {"bn2.weight", "bn2.bias"}}) {}
 
  protected:
   StagePtr build_block(const ConvBlockPlan& plan) const override { return BasicBlock(plan).ptr(); }

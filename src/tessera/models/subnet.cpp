@@ -38,17 +38,41 @@ torch::Tensor entry_indices(const std::vector<int64_t>& units, int64_t stride) {
 }
 
 namespace {
-// The held entries of `tensor` (named `name` in the full model).
-torch::Tensor held_part(torch::Tensor tensor, const std::string& name, const Subnet& subnet,
-                        const std::vector<UnitGroup>& groups) {
+// The (dim, entry indices) selections that cut the subnet's part out of the full tensor `name`.
+std::vector<std::pair<int64_t, torch::Tensor>> held_selections(
+    const std::string& name, const Subnet& subnet, const std::vector<UnitGroup>& groups) {
+  std::vector<std::pair<int64_t, torch::Tensor>> selections;
   for (const auto& group : groups) {
     auto held = subnet.find(group.name);
     if (held == subnet.end()) continue;
-    for (const auto& slice : group.slices) {
-      if (slice.name != name || slice.dim < 0) continue;
-      tensor = tensor.index_select(slice.dim, entry_indices(held->second, slice.stride));
-    }
+    for (const auto& slice : group.slices)
+      if (slice.name == name && slice.dim >= 0)
+        selections.emplace_back(slice.dim, entry_indices(held->second, slice.stride));
   }
+  return selections;
+}
+
+// Writes `part` into `tensor` at selections[i...] (each selection narrows one dim).
+void scatter_from(torch::Tensor tensor, const torch::Tensor& part,
+                  const std::vector<std::pair<int64_t, torch::Tensor>>& selections, size_t i) {
+  if (i == selections.size()) {
+    tensor.copy_(part);
+    return;
+  }
+  const auto& [dim, indices] = selections[i];
+  if (i + 1 == selections.size()) {
+    tensor.index_copy_(dim, indices, part);
+    return;
+  }
+  torch::Tensor slab = tensor.index_select(dim, indices);
+  scatter_from(slab, part, selections, i + 1);
+  tensor.index_copy_(dim, indices, slab);
+}
+
+torch::Tensor held_part(torch::Tensor tensor, const std::string& name, const Subnet& subnet,
+                        const std::vector<UnitGroup>& groups) {
+  for (const auto& [dim, indices] : held_selections(name, subnet, groups))
+    tensor = tensor.index_select(dim, indices);
   return tensor;
 }
 
@@ -67,6 +91,23 @@ void copy_items(const Items& full_items, const Items& sub_items, const Subnet& s
   }
 }
 }  // namespace
+
+torch::Tensor select_held_entries(const torch::Tensor& tensor, const std::string& name,
+                                  const Subnet& subnet, const std::vector<UnitGroup>& groups) {
+  return held_part(tensor, name, subnet, groups);
+}
+
+void scatter_held_entries(torch::Tensor tensor, const torch::Tensor& part, const std::string& name,
+                          const Subnet& subnet, const std::vector<UnitGroup>& groups) {
+  torch::NoGradGuard no_grad;
+  const auto selections = held_selections(name, subnet, groups);
+  std::vector<int64_t> expected = tensor.sizes().vec();
+  for (const auto& [dim, indices] : selections) expected[dim] = indices.numel();
+  if (part.sizes().vec() != expected)
+    throw Error("subnet tensor '" + name + "' has shape " + c10::str(part.sizes()) +
+                " but the full model's tensor holds " + c10::str(expected) + " of it");
+  scatter_from(std::move(tensor), part, selections, 0);
+}
 
 void copy_held_entries(torch::nn::Module& full, torch::nn::Module& sub, const Subnet& subnet,
                        const std::vector<UnitGroup>& groups) {

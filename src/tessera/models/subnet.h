@@ -26,6 +26,16 @@ bool holds_branch(const Subnet& subnet, const std::string& name);
 // [u * stride, (u + 1) * stride).
 torch::Tensor entry_indices(const std::vector<int64_t>& units, int64_t stride);
 
+// The entries of `tensor`, the full model's tensor named `name`, that the subnet holds (in the
+// subnet model's layout). `tensor` itself if the subnet holds it whole.
+torch::Tensor select_held_entries(const torch::Tensor& tensor, const std::string& name,
+                                  const Subnet& subnet, const std::vector<UnitGroup>& groups);
+
+// The inverse: writes `part` (a subnet model's tensor named `name`) into the entries of the full
+// model's `tensor` that the subnet holds. Throws tessera::Error if the shapes do not agree.
+void scatter_held_entries(torch::Tensor tensor, const torch::Tensor& part, const std::string& name,
+                          const Subnet& subnet, const std::vector<UnitGroup>& groups);
+
 // Copies into every parameter and buffer of `sub` (a model built with `subnet`) the entries of the
 // same-named tensor of `full` that the subnet holds. `groups` are the full model's unit groups.
 // Throws tessera::Error if a tensor of `sub` has no counterpart or the shapes do not agree.

@@ -132,9 +132,10 @@ class VitArchitecture : public Architecture {
       const std::string attn = group_name(stage, "attn.");
       const std::string mlp = group_name(stage, "mlp.");
       groups.push_back({group_name(stage, "attn"), UnitKind::Branch, stage, 1,
-                        whole({attn + "norm", attn + "q", attn + "k", attn + "v", attn + "proj"})});
+                        whole({attn + "norm", attn + "q", attn + "k", attn + "v", attn + "proj"},
+                              attn + "proj")});
       groups.push_back({group_name(stage, "mlp"), UnitKind::Branch, stage, 1,
-                        whole({mlp + "norm", mlp + "fc1", mlp + "fc2"})});
+                        whole({mlp + "norm", mlp + "fc1", mlp + "fc2"}, mlp + "fc2")});
       groups.push_back({group_name(stage, "heads"),
                         UnitKind::Head,
                         stage,
@@ -145,13 +146,14 @@ class VitArchitecture : public Architecture {
                          {attn + "k.bias", 0, hd},
                          {attn + "v.weight", 0, hd},
                          {attn + "v.bias", 0, hd},
-                         {attn + "proj.weight", 1, hd}}});
-      groups.push_back(
-          {group_name(stage, "mlp_hidden"),
-           UnitKind::Neuron,
-           stage,
-           config.mlp_dim,
-           {{mlp + "fc1.weight", 0, 1}, {mlp + "fc1.bias", 0, 1}, {mlp + "fc2.weight", 1, 1}}});
+                         {attn + "proj.weight", 1, hd, true}}});
+      groups.push_back({group_name(stage, "mlp_hidden"),
+                        UnitKind::Neuron,
+                        stage,
+                        config.mlp_dim,
+                        {{mlp + "fc1.weight", 0, 1},
+                         {mlp + "fc1.bias", 0, 1},
+                         {mlp + "fc2.weight", 1, 1, true}}});
     }
     return groups;
   }
@@ -193,11 +195,13 @@ class VitArchitecture : public Architecture {
   }
 
   // Every parameter of the listed layers, whole (dim -1): a branch owns its sublayer entirely.
-  static std::vector<TensorSlice> whole(const std::vector<std::string>& layers) {
+  // `output` is the sublayer's last linear map, which scales its output.
+  static std::vector<TensorSlice> whole(const std::vector<std::string>& layers,
+                                        const std::string& output) {
     std::vector<TensorSlice> slices;
     for (const auto& layer : layers) {
-      slices.push_back({layer + ".weight", -1, 1});
-      slices.push_back({layer + ".bias", -1, 1});
+      slices.push_back({layer + ".weight", -1, 1, layer == output});
+      slices.push_back({layer + ".bias", -1, 1, layer == output});
     }
     return slices;
   }

@@ -67,7 +67,9 @@ int64_t preact_block_flops(const ConvBlockPlan& b) {
 
 class WrnArchitecture : public ConvArchitecture {
  public:
-  WrnArchitecture() : ConvArchitecture({"wrn", kDefaultDepth, kDefaultWidenFactor, true, "bn2"}) {}
+  WrnArchitecture()
+      : ConvArchitecture(
+            {"wrn", kDefaultDepth, kDefaultWidenFactor, true, "bn2", {"conv2.weight"}}) {}
 
  protected:
   StagePtr build_block(const ConvBlockPlan& plan) const override { return PreActBlock(plan).ptr(); }

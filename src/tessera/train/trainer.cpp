@@ -161,6 +161,7 @@ double Trainer::train_step(const data::Batch& batch) {
   if (config_.clip_grad_norm > 0)
     torch::nn::utils::clip_grad_norm_(model_->parameters(), config_.clip_grad_norm);
   optimizer_->step();
+  if (sync_) sync_->after_step();
   return loss_value;
 }
 

@@ -22,6 +22,8 @@ class WorkerSync {
   // After backward (or, with no batch left, instead of it), before clipping and the optimizer
   // step: leaves in every parameter's .grad the mean gradient over all workers' samples.
   virtual void after_backward() = 0;
+  // After the optimizer step (e.g. SDP averaging parameters among their holders).
+  virtual void after_step() {}
   // Sums `values` over the workers, in place (e.g. an epoch's loss sum and sample count).
   virtual void sum(std::vector<double>& values) = 0;
 };

@@ -1,0 +1,211 @@
+#include "tessera/sdp/mask_plan.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <sstream>
+
+#include "tessera/core/error.h"
+#include "tessera/models/staged_model.h"
+
+namespace tessera::sdp {
+namespace {
+
+bool masked_at(models::UnitKind kind, Level level) {
+  return (kind == models::UnitKind::Branch) == (level == Level::Block);
+}
+
+// std::shuffle and the std distributions differ between standard libraries; the plan must not.
+void seeded_shuffle(std::vector<size_t>& items, std::mt19937_64& rng) {
+  for (size_t i = items.size(); i > 1; --i) std::swap(items[i - 1], items[rng() % i]);
+}
+
+// Gives each unit to the k least-loaded workers, where a unit adds `weights[unit]` to the load of
+// each holder; `load` carries over between calls. Heaviest units first (ties in seeded random
+// order), so loads end up as even as the unit sizes allow.
+std::vector<WorkerSet> assign_units(const std::vector<int64_t>& weights, int64_t k,
+                                    std::vector<int64_t>& load, std::mt19937_64& rng) {
+  const auto workers = static_cast<int64_t>(load.size());
+  std::vector<size_t> order(weights.size());
+  std::iota(order.begin(), order.end(), 0);
+  seeded_shuffle(order, rng);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return weights[a] > weights[b]; });
+  std::vector<WorkerSet> holders(weights.size(), 0);
+  for (const size_t unit : order) {
+    std::vector<std::pair<int64_t, uint64_t>> candidates;  // (load, random priority) per worker
+    for (int64_t w = 0; w < workers; ++w) candidates.emplace_back(load[w], rng());
+    std::vector<int64_t> by_load(static_cast<size_t>(workers));
+    std::iota(by_load.begin(), by_load.end(), 0);
+    std::sort(by_load.begin(), by_load.end(),
+              [&](int64_t a, int64_t b) { return candidates[a] < candidates[b]; });
+    for (int64_t j = 0; j < k; ++j) {
+      holders[unit] |= WorkerSet{1} << by_load[j];
+      load[by_load[j]] += weights[unit];
+    }
+  }
+  return holders;
+}
+
+// Parameters of each branch group (branches differ: a later level's are 4x larger), from one
+// stage at a time. The global random generator is left as it was: the plan draws nothing from it.
+std::vector<int64_t> branch_parameters(const models::ModelConfig& model,
+                                       const std::vector<const models::UnitGroup*>& branches) {
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  const torch::Tensor rng_state = generator.get_state();
+  std::vector<int64_t> sizes;
+  for (const auto* branch : branches) {
+    models::StagedModel stage = models::build_model(model, branch->stage, branch->stage + 1);
+    auto params = stage->named_parameters();
+    int64_t size = 0;
+    for (const auto& slice : branch->slices)
+      if (const torch::Tensor* p = params.find(slice.name)) size += p->numel();
+    sizes.push_back(size);
+  }
+  generator.set_state(rng_state);
+  return sizes;
+}
+
+int64_t holders_per_unit(const PlanConfig& config) {
+  require(config.workers >= 1 && config.workers <= kMaxWorkers,
+          "sdp: the number of workers must be in [1, " + std::to_string(kMaxWorkers) + "], got " +
+              std::to_string(config.workers));
+  require(config.coverage > 0.0 && config.coverage <= 1.0,
+          "sdp: --coverage must be in (0, 1], got " + std::to_string(config.coverage));
+  const double k = config.coverage * static_cast<double>(config.workers);
+  const auto rounded = static_cast<int64_t>(std::llround(k));
+  require(std::abs(k - static_cast<double>(rounded)) < 1e-6 && rounded >= 1,
+          "sdp: coverage " + std::to_string(config.coverage) + " on " +
+              std::to_string(config.workers) + " workers would hold each unit on " +
+              std::to_string(k) + " workers; coverage * workers must be a whole number (e.g. " +
+              std::to_string(config.workers / 2 > 0 ? config.workers / 2 : 1) + "/" +
+              std::to_string(config.workers) + ")");
+  return rounded;
+}
+
+}  // namespace
+
+Level parse_level(const std::string& name) {
+  if (name == "block") return Level::Block;
+  if (name == "neuron") return Level::Neuron;
+  throw UsageError("--sdp-level must be block or neuron, got '" + name + "'");
+}
+
+const char* to_string(Level level) {
+  return level == Level::Block ? "block" : "neuron";
+}
+
+int64_t count_workers(WorkerSet set) {
+  return __builtin_popcountll(set);
+}
+
+std::vector<int64_t> worker_list(WorkerSet set) {
+  std::vector<int64_t> workers;
+  for (int64_t w = 0; w < kMaxWorkers; ++w)
+    if (set >> w & 1) workers.push_back(w);
+  return workers;
+}
+
+WorkerSet MaskPlan::all_workers() const {
+  return (WorkerSet{1} << config.workers) - 1;
+}
+
+WorkerSet MaskPlan::unit_holders(const std::string& name, int64_t unit) const {
+  auto it = holders.find(name);
+  return it == holders.end() ? all_workers() : it->second.at(static_cast<size_t>(unit));
+}
+
+models::Subnet MaskPlan::subnet(int64_t worker) const {
+  models::Subnet subnet;
+  if (holders_per_unit == config.workers) return subnet;  // everyone holds everything
+  for (const auto& [name, sets] : holders) {
+    std::vector<int64_t>& held = subnet[name];
+    for (size_t u = 0; u < sets.size(); ++u)
+      if (sets[u] >> worker & 1) held.push_back(static_cast<int64_t>(u));
+  }
+  return subnet;
+}
+
+MaskPlan make_mask_plan(const models::ModelConfig& model, const PlanConfig& config) {
+  MaskPlan plan;
+  plan.config = config;
+  plan.holders_per_unit = holders_per_unit(config);
+  plan.groups = models::architecture(model.arch).unit_groups(model);
+  const int64_t w = config.workers;
+  const int64_t k = plan.holders_per_unit;
+
+  std::vector<const models::UnitGroup*> masked;
+  for (const auto& g : plan.groups)
+    if (masked_at(g.kind, config.level)) masked.push_back(&g);
+  require(!masked.empty(), "sdp: model '" + model.arch + "' has no " + to_string(config.level) +
+                               "-level units" +
+                               (config.level == Level::Block ? " (no residual branches); use "
+                                                               "--sdp-level neuron"
+                                                             : ""));
+  std::mt19937_64 rng(config.seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(w) * 1000003 +
+                      static_cast<uint64_t>(k));
+  if (config.level == Level::Block) {
+    // All branches share one load, counted in parameters, so each worker holds about C of them.
+    require(static_cast<int64_t>(masked.size()) * k >= w,
+            "sdp: " + std::to_string(masked.size()) + " residual branches held " +
+                std::to_string(k) + " times cannot give each of " + std::to_string(w) +
+                " workers one; raise --coverage or use fewer workers");
+    std::vector<int64_t> load(static_cast<size_t>(w), 0);
+    const auto sets = assign_units(branch_parameters(model, masked), k, load, rng);
+    for (size_t i = 0; i < masked.size(); ++i) plan.holders[masked[i]->name] = {sets[i]};
+  } else {
+    for (const auto* g : masked) {
+      require(g->size * k >= w, "sdp: group '" + g->name + "' has " + std::to_string(g->size) +
+                                    " units; held " + std::to_string(k) + " times they cannot " +
+                                    "give each of " + std::to_string(w) +
+                                    " workers one (its subnetwork would be cut)");
+      std::vector<int64_t> load(static_cast<size_t>(w), 0);
+      plan.holders[g->name] =
+          assign_units(std::vector<int64_t>(static_cast<size_t>(g->size), 1), k, load, rng);
+    }
+  }
+  return plan;
+}
+
+nlohmann::json to_json(const MaskPlan& plan) {
+  nlohmann::json workers = nlohmann::json::array();
+  for (int64_t w = 0; w < plan.config.workers; ++w) workers.push_back(plan.subnet(w));
+  return {{"level", to_string(plan.config.level)},
+          {"workers", plan.config.workers},
+          {"coverage", plan.config.coverage},
+          {"holders_per_unit", plan.holders_per_unit},
+          {"seed", plan.config.seed},
+          {"subnets", workers}};
+}
+
+std::string describe(const MaskPlan& plan, const models::ModelConfig& model) {
+  std::ostringstream out;
+  const int64_t full_params = [&] {
+    models::ModelConfig full = model;
+    full.subnet.clear();
+    auto m = models::build_model(full);
+    return models::parameter_count(*m);
+  }();
+  out << "sdp plan: " << to_string(plan.config.level) << " level, " << plan.config.workers
+      << " workers, coverage " << plan.config.coverage << " (each unit on " << plan.holders_per_unit
+      << " workers), " << plan.holders.size() << " masked groups\n";
+  for (int64_t w = 0; w < plan.config.workers; ++w) {
+    models::ModelConfig sub = model;
+    sub.subnet = plan.subnet(w);
+    auto m = models::build_model(sub);
+    const int64_t params = models::parameter_count(*m);
+    int64_t units = 0;
+    int64_t total = 0;
+    for (const auto& [name, sets] : plan.holders) {
+      total += static_cast<int64_t>(sets.size());
+      for (const WorkerSet s : sets) units += s >> w & 1;
+    }
+    out << "  worker " << w << ": " << units << "/" << total << " units, " << params << "/"
+        << full_params << " parameters ("
+        << (100.0 * static_cast<double>(params) / static_cast<double>(full_params)) << "%)\n";
+  }
+  return out.str();
+}
+
+}  // namespace tessera::sdp

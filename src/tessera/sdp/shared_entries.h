@@ -1,0 +1,38 @@
+// Which entries of a worker's subnetwork tensors are shared with which other workers. A tensor
+// splits into cells: along every dim that a unit group slices, the positions are grouped by their
+// units' holder sets, and a cell is one such group per sliced dim; its holders are the workers
+// that hold all of its units (and the branch owning the tensor, if any). Most tensors are one
+// cell (a branch's tensors, a bias); an MLP hidden weight between two masked layers has up to
+// one cell per pair of holder sets.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "tessera/sdp/mask_plan.h"
+
+namespace tessera::sdp {
+
+struct Cell {
+  size_t tensor = 0;  // index into the tensor list given to shared_cells
+  // (dim, positions) narrowing the tensor, in increasing dim order; empty: the whole tensor.
+  std::vector<std::pair<int64_t, torch::Tensor>> selections;
+  WorkerSet holders = 0;  // always contains the worker itself
+};
+
+// The cells of worker `worker`'s tensors `names` (named as in the full model), in tensor order.
+std::vector<Cell> shared_cells(const MaskPlan& plan, int64_t worker,
+                               const std::vector<std::string>& names);
+
+// The cell's entries of `tensor`, flattened (a view when the cell is the whole tensor).
+torch::Tensor gather_cell(const torch::Tensor& tensor, const Cell& cell);
+// How many entries the cell has in `tensor`.
+int64_t gather_numel(const torch::Tensor& tensor, const Cell& cell);
+// Writes `values` (as from gather_cell) back into the cell's entries of `tensor`.
+void scatter_cell(torch::Tensor tensor, const Cell& cell, const torch::Tensor& values);
+
+}  // namespace tessera::sdp

@@ -1,0 +1,192 @@
+#include "tessera/sdp/subnet_sync.h"
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <set>
+
+#include "tessera/core/error.h"
+
+namespace tessera::sdp {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+torch::Tensor long_tensor(const std::vector<int64_t>& values) {
+  return torch::tensor(values, torch::kLong);
+}
+
+}  // namespace
+
+SyncMode parse_sync_mode(const std::string& name) {
+  if (name == "params") return SyncMode::Params;
+  if (name == "grads") return SyncMode::Grads;
+  throw UsageError("--sdp-sync must be params or grads, got '" + name + "'");
+}
+
+const char* to_string(SyncMode mode) {
+  return mode == SyncMode::Params ? "params" : "grads";
+}
+
+SubnetSync::SubnetSync(dist::ProcessGroup world, MaskPlan plan, SyncMode mode)
+    : world_(std::move(world)), plan_(std::move(plan)), mode_(mode) {
+  require(world_.size() == plan_.config.workers,
+          "sdp: the plan is for " + std::to_string(plan_.config.workers) + " workers but " +
+              std::to_string(world_.size()) + " joined");
+}
+
+std::vector<WorkerSet> SubnetSync::agree_holder_sets(const std::vector<WorkerSet>& mine) {
+  // Every worker must create the same groups in the same order, so each learns everyone's sets.
+  std::vector<torch::Tensor> count = {long_tensor({static_cast<int64_t>(mine.size())})};
+  world_.all_reduce(count, dist::ReduceOp::Max);
+  const int64_t longest = std::max<int64_t>(count[0].item<int64_t>(), 1);
+  std::vector<int64_t> padded(static_cast<size_t>(longest), 0);
+  for (size_t i = 0; i < mine.size(); ++i) padded[i] = static_cast<int64_t>(mine[i]);
+  std::vector<torch::Tensor> input = {long_tensor(padded)};
+  std::vector<std::vector<torch::Tensor>> gathered(1);
+  for (int64_t r = 0; r < world_.size(); ++r) gathered[0].push_back(torch::empty_like(input[0]));
+  world_.all_gather(gathered, input);
+  std::set<WorkerSet> all;
+  for (const auto& list : gathered[0])
+    for (int64_t i = 0; i < longest; ++i)
+      if (const auto set = static_cast<WorkerSet>(list[i].item<int64_t>()); set != 0)
+        all.insert(set);
+  return {all.begin(), all.end()};
+}
+
+std::vector<SubnetSync::Bucket> SubnetSync::make_buckets(const std::vector<torch::Tensor>& tensors,
+                                                         const std::vector<std::string>& names) {
+  std::map<WorkerSet, Bucket> by_set;
+  for (Cell& cell : shared_cells(plan_, world_.rank(), names)) {
+    if (count_workers(cell.holders) < 2) continue;  // held here only: nothing to average
+    for (auto& [dim, positions] : cell.selections)
+      positions = positions.to(tensors[cell.tensor].device());
+    Bucket& bucket = by_set[cell.holders];
+    bucket.holders = cell.holders;
+    bucket.cells.push_back(std::move(cell));
+  }
+  std::vector<Bucket> buckets;
+  for (auto& [set, bucket] : by_set) {
+    bucket.group = set == plan_.all_workers() ? world_ : groups_.at(set);
+    buckets.push_back(std::move(bucket));
+  }
+  return buckets;
+}
+
+void SubnetSync::start(torch::nn::Module& model) {
+  // The same plan everywhere: equal hashes of its JSON on every worker.
+  const auto hash = static_cast<int64_t>(std::hash<std::string>{}(to_json(plan_).dump()) >> 1);
+  std::vector<torch::Tensor> low = {long_tensor({hash})}, high = {long_tensor({hash})};
+  world_.all_reduce(low, dist::ReduceOp::Min);
+  world_.all_reduce(high, dist::ReduceOp::Max);
+  if (low[0].item<int64_t>() != high[0].item<int64_t>())
+    throw Error("rank " + std::to_string(world_.rank()) +
+                ": the workers computed different SDP plans (check --model, --sdp-level, "
+                "--coverage and --seed on every worker)");
+
+  std::vector<std::string> parameter_names, buffer_names;
+  for (const auto& p : model.named_parameters()) {
+    parameters_.push_back(p.value());
+    parameter_names.push_back(p.key());
+  }
+  for (const auto& b : model.named_buffers()) {
+    if (!b.value().is_floating_point()) continue;  // batch counters agree without averaging
+    buffers_.push_back(b.value());
+    buffer_names.push_back(b.key());
+  }
+  std::vector<WorkerSet> mine;
+  for (const auto* names : {&parameter_names, &buffer_names})
+    for (const Cell& cell : shared_cells(plan_, world_.rank(), *names))
+      if (count_workers(cell.holders) >= 2 && cell.holders != plan_.all_workers())
+        mine.push_back(cell.holders);
+  std::sort(mine.begin(), mine.end());
+  mine.erase(std::unique(mine.begin(), mine.end()), mine.end());
+  for (const WorkerSet set : agree_holder_sets(mine)) {
+    std::optional<dist::ProcessGroup> group = world_.new_group(worker_list(set));
+    if (group) groups_.emplace(set, *group);
+  }
+  parameter_buckets_ = make_buckets(parameters_, parameter_names);
+  buffer_buckets_ = make_buckets(buffers_, buffer_names);
+  stats_.holder_sets = static_cast<int64_t>(parameter_buckets_.size());
+}
+
+int64_t SubnetSync::agree_steps(int64_t local_batches) {
+  std::vector<torch::Tensor> count = {long_tensor({local_batches})};
+  world_.all_reduce(count, dist::ReduceOp::Max);
+  return count[0].item<int64_t>();
+}
+
+void SubnetSync::before_backward(int64_t samples) {
+  samples_ = samples;
+}
+
+void SubnetSync::after_backward() {
+  if (mode_ != SyncMode::Grads) return;
+  std::vector<torch::Tensor> grads;
+  for (auto& p : parameters_) {
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);  // a step without samples
+    grads.push_back(p.grad());
+  }
+  average(parameter_buckets_, grads, static_cast<double>(samples_));
+}
+
+void SubnetSync::after_step() {
+  if (mode_ == SyncMode::Params) average(parameter_buckets_, parameters_, -1.0);
+  average(buffer_buckets_, buffers_, -1.0);
+  ++stats_.steps;
+}
+
+void SubnetSync::average(std::vector<Bucket>& buckets, const std::vector<torch::Tensor>& tensors,
+                         double weight) {
+  if (buckets.empty()) return;
+  torch::NoGradGuard no_grad;
+  const auto start = Clock::now();
+  const bool weighted = weight >= 0.0;
+  std::vector<std::vector<torch::Tensor>> flats(buckets.size());
+  std::vector<dist::Work> works(buckets.size());
+  for (size_t b = 0; b < buckets.size(); ++b) {
+    std::vector<torch::Tensor> parts;
+    for (const Cell& cell : buckets[b].cells)
+      parts.push_back(gather_cell(tensors[cell.tensor], cell));
+    torch::Tensor flat = torch::cat(parts);
+    if (weighted) {
+      flat.mul_(weight);
+      flat = torch::cat({flat, torch::full({1}, weight, flat.options())});
+    }
+    flats[b] = {flat};
+    const int64_t holders = count_workers(buckets[b].holders);
+    stats_.comm_bytes += dist::all_reduce_bytes(flat.numel() * flat.element_size(), holders);
+    works[b] = buckets[b].group->all_reduce_async(flats[b]);
+  }
+  for (size_t b = 0; b < buckets.size(); ++b) {
+    works[b].wait();
+    torch::Tensor flat = flats[b][0];
+    if (weighted) {
+      const double total = flat[-1].item<double>();
+      flat = flat.slice(0, 0, flat.numel() - 1);
+      if (total > 0.0) flat.div_(total);
+    } else {
+      flat.div_(static_cast<double>(count_workers(buckets[b].holders)));
+    }
+    int64_t offset = 0;
+    for (const Cell& cell : buckets[b].cells) {
+      const torch::Tensor& tensor = tensors[cell.tensor];
+      const int64_t n = gather_numel(tensor, cell);
+      scatter_cell(tensor, cell, flat.slice(0, offset, offset + n));
+      offset += n;
+    }
+  }
+  stats_.wait_seconds += seconds_since(start);
+}
+
+void SubnetSync::sum(std::vector<double>& values) {
+  std::vector<torch::Tensor> tensor = {torch::tensor(values, torch::kDouble)};
+  world_.all_reduce(tensor);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = tensor[0][i].item<double>();
+}
+
+}  // namespace tessera::sdp

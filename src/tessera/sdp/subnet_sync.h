@@ -1,0 +1,75 @@
+// SDP's synchronisation as a train::WorkerSync: each entry of a worker's subnetwork is averaged
+// only among the workers that hold it. Entries are bucketed by holder set; each set of two or
+// more workers gets its own process group of exactly those workers (created once, in the same
+// order on every worker), and one all-reduce per set and step carries all of its entries (SUM,
+// then divide: Gloo has no AVG). A set held by every worker uses the world group, as DDP would.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "tessera/dist/process_group.h"
+#include "tessera/sdp/mask_plan.h"
+#include "tessera/sdp/shared_entries.h"
+#include "tessera/train/worker_sync.h"
+
+namespace tessera::sdp {
+
+// params: average parameters after every optimizer step (the seed article's rule).
+// grads: average gradients (sample-weighted, as DDP) before the step.
+enum class SyncMode { Params, Grads };
+SyncMode parse_sync_mode(const std::string& name);  // "params" | "grads"
+const char* to_string(SyncMode mode);
+
+struct SyncStats {
+  int64_t steps = 0;
+  int64_t holder_sets = 0;    // sets of >= 2 workers this worker averages with
+  int64_t comm_bytes = 0;     // bytes this worker sent for training steps (see all_reduce_bytes)
+  double wait_seconds = 0.0;  // time spent in synchronisation
+};
+
+class SubnetSync : public train::WorkerSync {
+ public:
+  // `world` holds every worker; its rank is this worker's index in `plan`.
+  SubnetSync(dist::ProcessGroup world, MaskPlan plan, SyncMode mode);
+
+  // Checks that every worker has the same plan, then creates the holder-set groups and buckets
+  // for `model`, this worker's subnetwork. Float buffers (batch-norm statistics) are averaged
+  // among their holders after every step in both modes.
+  void start(torch::nn::Module& model) override;
+  int64_t agree_steps(int64_t local_batches) override;
+  void before_backward(int64_t samples) override;
+  void after_backward() override;
+  void after_step() override;
+  void sum(std::vector<double>& values) override;
+
+  const SyncStats& stats() const { return stats_; }
+
+ private:
+  struct Bucket {
+    WorkerSet holders = 0;
+    std::optional<dist::ProcessGroup> group;
+    std::vector<Cell> cells;  // cells of this worker's tensors (parameters or buffers)
+  };
+  std::vector<Bucket> make_buckets(const std::vector<torch::Tensor>& tensors,
+                                   const std::vector<std::string>& names);
+  std::vector<WorkerSet> agree_holder_sets(const std::vector<WorkerSet>& mine);
+  // Averages the tensors' shared entries. With `weight` >= 0 each worker's values count `weight`
+  // times (its samples in the step), and the weights travel with the values.
+  void average(std::vector<Bucket>& buckets, const std::vector<torch::Tensor>& tensors,
+               double weight);
+
+  dist::ProcessGroup world_;
+  MaskPlan plan_;
+  SyncMode mode_;
+  std::vector<torch::Tensor> parameters_;
+  std::vector<torch::Tensor> buffers_;
+  std::vector<Bucket> parameter_buckets_;
+  std::vector<Bucket> buffer_buckets_;
+  std::map<WorkerSet, dist::ProcessGroup> groups_;
+  int64_t samples_ = 0;
+  SyncStats stats_;
+};
+
+}  // namespace tessera::sdp

@@ -1,0 +1,79 @@
+// `tessera train --dist sdp` as a user runs it: worker processes started by `tessera launch`.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "../command_output.h"
+
+namespace {
+
+using Result = tessera::testing::CommandResult;
+
+Result launch(int workers, const std::string& args, int timeout_seconds = 180) {
+  const std::string binary = TESSERA_BINARY;
+  return tessera::testing::run_command("timeout -s KILL " + std::to_string(timeout_seconds) + " " +
+                                       binary + " launch -n " + std::to_string(workers) + " -- " +
+                                       binary + " train --dist sdp " + args + " 2>&1");
+}
+
+std::string fresh_dir(const std::string& name) {
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("tessera_sdp_cli_" + name + "_" + std::to_string(getpid()));
+  std::filesystem::remove_all(path);
+  std::filesystem::create_directories(path);
+  return path.string();
+}
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in);
+}
+
+const std::string kData =
+    "--data synthetic --synthetic-train 512 --synthetic-test 128 --synthetic-shape 1,8,8";
+const std::string kResnet =
+    kData + " --model resnet --depth 8 --width 0.125 --batch-size 64 --threads 1 --quiet";
+
+}  // namespace
+
+TEST(SdpCli, FourWorkersTrainHalfTheBranchesAndSaveTheFullModel) {
+  const std::string dir = fresh_dir("block");
+  const auto r =
+      launch(4, "--sdp-level block --coverage 0.5 --epochs 2 --run-dir " + dir + "/run " + kResnet);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto summary = read_json(dir + "/run/summary.json");
+  EXPECT_EQ(summary["world_size"], 4);
+  EXPECT_EQ(summary["sdp"]["holders_per_unit"], 2);
+  ASSERT_EQ(summary["ranks"].size(), 4u);
+  for (const auto& rank : summary["ranks"]) EXPECT_GT(rank["comm_bytes"].get<int64_t>(), 0);
+  EXPECT_LT(summary["sdp"]["worker_parameters"].get<int64_t>(),
+            summary["sdp"]["full_parameters"].get<int64_t>());
+  const auto plan = read_json(dir + "/run/sdp_plan.json");
+  EXPECT_EQ(plan["subnets"].size(), 4u);
+  EXPECT_EQ(plan["level"], "block");
+
+  // The checkpoint is the assembled full model: eval reads it and finds the same accuracy.
+  const std::string binary = TESSERA_BINARY;
+  const auto e =
+      tessera::testing::run_command(binary + " eval --checkpoint " + dir + "/run/checkpoint.pt " +
+                                    kData + " --output " + dir + "/eval.json 2>&1");
+  ASSERT_EQ(e.code, 0) << e.output;
+  EXPECT_DOUBLE_EQ(read_json(dir + "/eval.json")["test_accuracy"].get<double>(),
+                   summary["test_accuracy"].get<double>());
+}
+
+TEST(SdpCli, ImpossiblePlansAreUsageErrorsNamingTheReason) {
+  auto r = launch(4, "--coverage 0.3 --epochs 1 " + kResnet);
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("whole number"), std::string::npos) << r.output;
+  r = launch(2, "--sdp-level block --epochs 1 " + kData + " --hidden 16,16 --quiet");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("--sdp-level neuron"), std::string::npos) << r.output;
+  r = launch(2, "--sdp-level gate --epochs 1 " + kResnet);
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("--sdp-level must be block or neuron"), std::string::npos) << r.output;
+}

@@ -1,0 +1,175 @@
+#include <gtest/gtest.h>
+
+#include "../dist/rank_threads.h"
+#include "tessera/data/load.h"
+#include "tessera/data/seeding.h"
+#include "tessera/dist/data_parallel.h"
+#include "tessera/models/staged_model.h"
+#include "tessera/models/subnet.h"
+#include "tessera/sdp/subnet_sync.h"
+#include "tessera/sdp/worker_model.h"
+#include "tessera/train/trainer.h"
+
+using namespace tessera;
+
+namespace {
+
+models::ModelConfig mlp_config() {
+  models::ModelConfig config;
+  config.input_shape = {1, 6, 6};
+  config.num_classes = 4;
+  config.hidden = {16, 12, 8};
+  return models::architecture(config.arch).resolve(config);
+}
+
+sdp::MaskPlan plan_for(const models::ModelConfig& model, int64_t w, double coverage) {
+  sdp::PlanConfig config;
+  config.level = sdp::Level::Neuron;
+  config.workers = w;
+  config.coverage = coverage;
+  config.seed = 2;
+  return sdp::make_mask_plan(model, config);
+}
+
+data::TrainTest synthetic_data(int64_t train_samples) {
+  data::DataConfig config;
+  config.name = "synthetic";
+  config.synthetic_train = train_samples;
+  config.synthetic_test = 64;
+  config.synthetic_classes = 4;
+  config.synthetic_shape = {1, 6, 6};
+  config.synthetic_seed = 5;
+  return data::load_dataset(config);
+}
+
+train::TrainConfig sgd_config(int64_t batch_size, int64_t rank, int64_t world) {
+  train::TrainConfig config;
+  config.epochs = 2;
+  config.batch_size = batch_size;
+  config.seed = 11;
+  config.optimizer.name = "sgd";
+  config.optimizer.lr = 0.05;
+  config.optimizer.momentum = 0.9;
+  config.quiet = true;
+  config.rank = rank;
+  config.world_size = world;
+  return config;
+}
+
+std::vector<torch::Tensor> snapshot(models::StagedModel& model) {
+  std::vector<torch::Tensor> copies;
+  for (const auto& p : model->parameters()) copies.push_back(p.detach().clone());
+  return copies;
+}
+
+}  // namespace
+
+class HolderAgreement : public ::testing::TestWithParam<sdp::SyncMode> {};
+
+// Three workers, each unit on two of them, each worker stepping on its own random data: after
+// the steps every holder of an entry has the same value, and the assembled model has it too.
+TEST_P(HolderAgreement, HoldersAgreeAfterEveryStepAndTheAssemblyHasTheirValues) {
+  const auto model = mlp_config();
+  const auto plan = plan_for(model, 3, 2.0 / 3.0);
+  std::vector<models::StagedModel> workers;
+  for (int64_t w = 0; w < 3; ++w)
+    workers.push_back(sdp::build_worker_model(model, plan.subnet(w), 9));
+  std::vector<std::vector<torch::Tensor>> initial;
+  for (auto& m : workers) initial.push_back(snapshot(m));
+  models::StagedModel assembled{nullptr};
+  const bool ran = test::run_ranks(3, "sdp_agree", [&](dist::ProcessGroup& group) {
+    const int64_t rank = group.rank();
+    models::StagedModel& m = workers[rank];
+    sdp::SubnetSync sync(group, plan, GetParam());
+    sync.start(*m);
+    torch::optim::SGD sgd(m->parameters(), torch::optim::SGDOptions(0.1));
+    at::Generator generator = data::make_generator(100 + rank);
+    for (int step = 0; step < 3; ++step) {
+      const torch::Tensor x = torch::randn({8, 1, 6, 6}, generator);
+      const torch::Tensor y = torch::randint(0, 4, {8}, generator);
+      sgd.zero_grad();
+      sync.before_backward(8);
+      torch::nn::functional::cross_entropy(m->forward(x), y).backward();
+      sync.after_backward();
+      sgd.step();
+      sync.after_step();
+    }
+    EXPECT_GT(sync.stats().comm_bytes, 0);
+    EXPECT_GT(sync.stats().holder_sets, 1);
+    models::StagedModel full = sdp::assemble_full_model(group, *m, plan, model, 9, false);
+    if (rank == 0) assembled = full;
+  });
+  if (!ran) GTEST_SKIP() << "no process group on this machine";
+  ASSERT_TRUE(assembled.ptr() != nullptr);
+  auto full_params = assembled->named_parameters();
+  for (int64_t w = 0; w < 3; ++w) {
+    const auto params = workers[w]->named_parameters();
+    for (size_t i = 0; i < params.size(); ++i) {
+      const std::string& name = params[i].key();
+      EXPECT_FALSE(torch::equal(params[i].value(), initial[w][i])) << "untrained: " << name;
+      const torch::Tensor expected =
+          models::select_held_entries(full_params[name], name, plan.subnet(w), plan.groups);
+      EXPECT_TRUE(torch::equal(params[i].value(), expected)) << "worker " << w << " " << name;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, HolderAgreement,
+                         ::testing::Values(sdp::SyncMode::Params, sdp::SyncMode::Grads),
+                         [](const auto& mode) { return std::string(sdp::to_string(mode.param)); });
+
+TEST(SubnetSync, OneWorkerWithFullCoverageIsConventionalTraining) {
+  const auto data = synthetic_data(256);
+  const auto model = mlp_config();
+  torch::manual_seed(4);
+  models::StagedModel conventional = models::build_model(model);
+  train::Trainer single(conventional, std::make_shared<train::Classification>(),
+                        sgd_config(32, 0, 1), nullptr);
+  single.fit(data.train, nullptr);
+
+  const auto plan = plan_for(model, 1, 1.0);
+  models::StagedModel worker = sdp::build_worker_model(model, plan.subnet(0), 4);
+  const bool ran = test::run_ranks(1, "sdp_single", [&](dist::ProcessGroup& group) {
+    train::Trainer trainer(worker, std::make_shared<train::Classification>(), sgd_config(32, 0, 1),
+                           nullptr);
+    trainer.set_worker_sync(std::make_shared<sdp::SubnetSync>(group, plan, sdp::SyncMode::Params));
+    trainer.fit(data.train, nullptr);
+  });
+  if (!ran) GTEST_SKIP() << "no process group on this machine";
+  const auto a = snapshot(conventional);
+  const auto b = snapshot(worker);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "parameter " << i;
+}
+
+TEST(SubnetSync, TwoWorkersWithFullCoverageAndGradientSyncAreDdp) {
+  const auto data = synthetic_data(480);
+  const auto model = mlp_config();
+  const auto plan = plan_for(model, 2, 1.0);
+  auto train_two = [&](bool sdp_sync, const std::string& name) {
+    std::vector<models::StagedModel> replicas;
+    for (int64_t r = 0; r < 2; ++r) replicas.push_back(sdp::build_worker_model(model, {}, 6));
+    const bool ran = test::run_ranks(2, name, [&](dist::ProcessGroup& group) {
+      const int64_t rank = group.rank();
+      train::Trainer trainer(replicas[rank], std::make_shared<train::Classification>(),
+                             sgd_config(16, rank, 2), nullptr);
+      if (sdp_sync)
+        trainer.set_worker_sync(
+            std::make_shared<sdp::SubnetSync>(group, plan, sdp::SyncMode::Grads));
+      else
+        trainer.set_worker_sync(
+            std::make_shared<dist::DataParallel>(group, dist::ReducerOptions{}));
+      trainer.fit(data.train, nullptr);
+    });
+    return ran ? std::vector<std::vector<torch::Tensor>>{snapshot(replicas[0]),
+                                                         snapshot(replicas[1])}
+               : std::vector<std::vector<torch::Tensor>>{};
+  };
+  const auto sdp_run = train_two(true, "sdp_as_ddp");
+  const auto ddp_run = train_two(false, "ddp_for_sdp");
+  if (sdp_run.empty() || ddp_run.empty()) GTEST_SKIP() << "no process group on this machine";
+  for (size_t i = 0; i < ddp_run[0].size(); ++i) {
+    EXPECT_TRUE(torch::allclose(sdp_run[0][i], ddp_run[0][i], 1e-5, 1e-6)) << "parameter " << i;
+    EXPECT_TRUE(torch::equal(sdp_run[0][i], sdp_run[1][i])) << "replicas differ: " << i;
+  }
+}
