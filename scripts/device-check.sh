@@ -2,7 +2,7 @@
 # The CUDA check, run on a machine with a GPU and a CUDA build of PyTorch (see docs/results.md):
 # builds tessera against the libtorch inside that PyTorch, then trains, evaluates and runs PNN on
 # the GPU. Header-only dependencies and the data set travel in DEPS (see the README's GPU note).
-# Usage: bash scripts/device-check.sh OUT_DIR [DEPS]
+# Usage: bash scripts/device-check.sh OUT_DIR [DEPS]; CHECKS=dist runs only the distributed ones.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:?usage: device-check.sh OUT_DIR [DEPS]}
@@ -37,17 +37,26 @@ tessera=./build-cuda/tessera
 data=(--data fashion-mnist --data-dir "$deps/data/fashion-mnist")
 run() { say "$*"; SECONDS=0; "$@" 2>&1 | grep -v '^\[partition' | tail -15 | tee -a "$log"; say "rc ${PIPESTATUS[0]} in $SECONDS s"; }
 run $tessera info
-run $tessera train "${data[@]}" --device cuda --epochs 2 --schedule cosine --quiet --run-dir /tmp/mlp
-run $tessera eval "${data[@]}" --device cuda --checkpoint /tmp/mlp/checkpoint.pt
-run $tessera train "${data[@]}" --device cpu --threads 16 --epochs 1 --quiet --run-dir /tmp/mlp-cpu
-run $tessera pnn "${data[@]}" --device cuda --compare --pnn-schedule sequential,parallel \
-  --schedule cosine --epochs 2 --evals-per-epoch 2 --quiet --run-dir /tmp/pnn
-run $tessera train "${data[@]}" --device cuda --model resnet --depth 20 --width 0.5 --optimizer sgd \
-  --lr 0.1 --epochs 1 --quiet --run-dir /tmp/resnet
-run $tessera pnn "${data[@]}" --device cuda --model vit --depth 4 --partitions 2 --epochs 1 \
-  --quiet --run-dir /tmp/vit
+if [ "${CHECKS:-all}" = all ]; then
+  run $tessera train "${data[@]}" --device cuda --epochs 2 --schedule cosine --quiet --run-dir /tmp/mlp
+  run $tessera eval "${data[@]}" --device cuda --checkpoint /tmp/mlp/checkpoint.pt
+  run $tessera train "${data[@]}" --device cpu --threads 16 --epochs 1 --quiet --run-dir /tmp/mlp-cpu
+  run $tessera pnn "${data[@]}" --device cuda --compare --pnn-schedule sequential,parallel \
+    --schedule cosine --epochs 2 --evals-per-epoch 2 --quiet --run-dir /tmp/pnn
+  run $tessera train "${data[@]}" --device cuda --model resnet --depth 20 --width 0.5 --optimizer sgd \
+    --lr 0.1 --epochs 1 --quiet --run-dir /tmp/resnet
+  run $tessera pnn "${data[@]}" --device cuda --model vit --depth 4 --partitions 2 --epochs 1 \
+    --quiet --run-dir /tmp/vit
+fi
+# NCCL: one worker per GPU, so one worker here; the bookkeeping collectives use CPU tensors.
+run $tessera train "${data[@]}" --device cuda --epochs 1 --quiet --run-dir /tmp/single
 run $tessera launch -n 1 -- $tessera train "${data[@]}" --device cuda --dist ddp --epochs 1 \
   --quiet --run-dir /tmp/ddp
+run $tessera launch -n 1 -- $tessera train "${data[@]}" --device cuda --dist sdp --coverage 1 \
+  --model resnet --depth 20 --width 0.5 --epochs 1 --quiet --run-dir /tmp/sdp
+for r in single ddp sdp; do
+  python3 -c "import json,sys; d=json.load(open('/tmp/$r/summary.json')); print('$r', 'acc', d['test_accuracy'], 'samples/s', d.get('total_samples_per_second', d.get('samples_per_second')), 'peak', d['peak_tensor_bytes'])" | tee -a "$log"
+done
 python3 -c "import json; d=json.load(open('/tmp/pnn/summary.json')); print('mlp cuts', d['pnn']['sequential']['cuts'])" | tee -a "$log"
 cp /tmp/mlp/summary.json "$out/mlp-summary.json" 2>/dev/null
 cp /tmp/pnn/summary.json "$out/pnn-summary.json" 2>/dev/null

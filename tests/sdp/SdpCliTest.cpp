@@ -64,6 +64,15 @@ TEST(SdpCli, FourWorkersTrainHalfTheBranchesAndSaveTheFullModel) {
   ASSERT_EQ(e.code, 0) << e.output;
   EXPECT_DOUBLE_EQ(read_json(dir + "/eval.json")["test_accuracy"].get<double>(),
                    summary["test_accuracy"].get<double>());
+  // ... and a single worker trains on from it; a different network is refused by name.
+  auto t = tessera::testing::run_command(binary + " train --init-from " + dir +
+                                         "/run/checkpoint.pt --epochs 1 " + kResnet + " 2>&1");
+  EXPECT_EQ(t.code, 0) << t.output;
+  t = tessera::testing::run_command(binary + " train --init-from " + dir +
+                                    "/run/checkpoint.pt --epochs 1 " + kResnet +
+                                    " --width 0.25 2>&1");
+  EXPECT_EQ(t.code, 1) << t.output;
+  EXPECT_NE(t.output.find("checkpoint.pt"), std::string::npos) << t.output;
 }
 
 TEST(SdpCli, ImpossiblePlansAreUsageErrorsNamingTheReason) {

@@ -12,6 +12,7 @@
 #include "tessera/sdp/mask_plan.h"
 #include "tessera/sdp/subnet_sync.h"
 #include "tessera/sdp/worker_model.h"
+#include "tessera/train/batch_norm_statistics.h"
 #include "tessera/train/checkpoint.h"
 #include "tessera/train/run_directory.h"
 #include "tessera/train/trainer.h"
@@ -44,6 +45,7 @@ struct SdpOutcome {
   train::TrainSummary summary;
   nlohmann::json extra;
   int64_t step_comm_bytes = 0;
+  train::EvalResult extra_subnet_test;
 };
 
 // SDP: every worker trains its own subnetwork of the plan; rank 0 then assembles the full model,
@@ -85,7 +87,13 @@ SdpOutcome train_sdp(CommonOptions& options, const DistFlags& flags, dist::Proce
 
   models::StagedModel assembled = sdp::assemble_full_model(group, *trainer.model(), plan, full,
                                                            options.train.seed, flags.sdp_rescale);
+  int64_t recalibrated = 0;
   if (leader) {
+    // The subnetwork rank 0 trained, on its own: how much the assembly adds (or loses).
+    outcome.extra_subnet_test = trainer.evaluate(data.test);
+    recalibrated = train::recompute_batch_norm_statistics(
+        assembled, data.train, flags.sdp_bn_batches, options.train.batch_size, options.train.seed,
+        train::parse_device(options.train.device));
     train::Trainer evaluator(assembled, objective, options.train, nullptr);
     outcome.summary.test = evaluator.evaluate(data.test);
     if (run) {
@@ -109,7 +117,13 @@ SdpOutcome train_sdp(CommonOptions& options, const DistFlags& flags, dist::Proce
                    {"holder_sets", stats.holder_sets},
                    {"sync_seconds", stats.wait_seconds},
                    {"worker_parameters", models::parameter_count(*trainer.model())}};
-  if (leader) outcome.extra["full_parameters"] = models::parameter_count(*assembled);
+  if (leader) {
+    outcome.extra["full_parameters"] = models::parameter_count(*assembled);
+    outcome.extra["bn_recalibration_samples"] = recalibrated;
+    outcome.extra["worker0_subnet_test_accuracy"] = outcome.extra_subnet_test.accuracy;
+    std::fprintf(stderr, "sdp: worker 0's subnetwork alone: test accuracy %.2f%%\n",
+                 100.0 * outcome.extra_subnet_test.accuracy);
+  }
   return outcome;
 }
 

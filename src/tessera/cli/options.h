@@ -45,6 +45,7 @@ struct DistFlags {
   std::string sdp_masking = "forward";
   std::string sdp_sync = "params";
   bool sdp_rescale = false;
+  int64_t sdp_bn_batches = 100;
 };
 
 void add_data_flags(CLI::App& app, CommonOptions& options);

@@ -10,6 +10,7 @@
 #include "tessera/data/load.h"
 #include "tessera/metrics/memory_tracker.h"
 #include "tessera/models/staged_model.h"
+#include "tessera/train/checkpoint.h"
 #include "tessera/train/run_directory.h"
 #include "tessera/train/trainer.h"
 
@@ -51,6 +52,7 @@ int train_command(const Args& raw_args) {
   CommonOptions options;
   DistFlags dist_flags;
   bool resume = false;
+  std::string init_from;
   auto app = make_app(
       "Train a model conventionally: on one worker, or across workers with --dist ddp|pipeline.",
       "tessera train");
@@ -61,7 +63,14 @@ int train_command(const Args& raw_args) {
   add_dist_flags(*app, dist_flags);
   app->add_option("--run-dir", options.run_dir, "directory for config, metrics, checkpoints");
   app->add_flag("--resume", resume, "continue the run in --run-dir from its last checkpoint");
+  app->add_option("--init-from", init_from,
+                  "start from the weights of this checkpoint (e.g. an assembled SDP or joined "
+                  "PNN model; the model flags must describe the same network), with a fresh "
+                  "optimizer and schedule");
   if (!parse(*app, args)) return 0;
+  require(init_from.empty() || !resume, "--init-from and --resume exclude each other");
+  require(init_from.empty() || dist_flags.mode == "none",
+          "--init-from is for single-worker training (--dist none)");
   options.finish();
   train::validate(options.train);
   if (dist_flags.mode != "none") return train_distributed(args, options, dist_flags, resume);
@@ -71,6 +80,7 @@ int train_command(const Args& raw_args) {
   const data::TrainTest data = load_data_for_model(options, !options.train.quiet);
   torch::manual_seed(options.train.seed);
   models::StagedModel model = models::build_model(options.model);
+  if (!init_from.empty()) train::load_checkpoint(init_from, *model, nullptr);
   if (!options.train.quiet)
     std::fprintf(stderr, "model: %s, %lld parameters, %d threads\n", options.model.arch.c_str(),
                  static_cast<long long>(models::parameter_count(*model)),

@@ -88,29 +88,22 @@ void SubnetSync::start(torch::nn::Module& model) {
                 ": the workers computed different SDP plans (check --model, --sdp-level, "
                 "--coverage and --seed on every worker)");
 
-  std::vector<std::string> parameter_names, buffer_names;
+  std::vector<std::string> names;
   for (const auto& p : model.named_parameters()) {
     parameters_.push_back(p.value());
-    parameter_names.push_back(p.key());
-  }
-  for (const auto& b : model.named_buffers()) {
-    if (!b.value().is_floating_point()) continue;  // batch counters agree without averaging
-    buffers_.push_back(b.value());
-    buffer_names.push_back(b.key());
+    names.push_back(p.key());
   }
   std::vector<WorkerSet> mine;
-  for (const auto* names : {&parameter_names, &buffer_names})
-    for (const Cell& cell : shared_cells(plan_, world_.rank(), *names))
-      if (count_workers(cell.holders) >= 2 && cell.holders != plan_.all_workers())
-        mine.push_back(cell.holders);
+  for (const Cell& cell : shared_cells(plan_, world_.rank(), names))
+    if (count_workers(cell.holders) >= 2 && cell.holders != plan_.all_workers())
+      mine.push_back(cell.holders);
   std::sort(mine.begin(), mine.end());
   mine.erase(std::unique(mine.begin(), mine.end()), mine.end());
   for (const WorkerSet set : agree_holder_sets(mine)) {
     std::optional<dist::ProcessGroup> group = world_.new_group(worker_list(set));
     if (group) groups_.emplace(set, *group);
   }
-  parameter_buckets_ = make_buckets(parameters_, parameter_names);
-  buffer_buckets_ = make_buckets(buffers_, buffer_names);
+  parameter_buckets_ = make_buckets(parameters_, names);
   stats_.holder_sets = static_cast<int64_t>(parameter_buckets_.size());
 }
 
@@ -136,7 +129,6 @@ void SubnetSync::after_backward() {
 
 void SubnetSync::after_step() {
   if (mode_ == SyncMode::Params) average(parameter_buckets_, parameters_, -1.0);
-  average(buffer_buckets_, buffers_, -1.0);
   ++stats_.steps;
 }
 

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# SDP against DDP on the same data, seed and workers: one table row per run with the assembled
+# model's test accuracy, worker 0's subnetwork alone, the largest per-worker peak tensor memory,
+# bytes each worker sent per step, samples/s (all workers) and wall time.
+#
+#   bench/sdp-compare.sh OUT_DIR [resnet|mlp|vit]
+#
+# Settings come from the environment: WORKERS (4), EPOCHS (3, DDP's and the iteration-matched
+# runs'; FLOP-matched SDP runs get EPOCHS / C), LIMIT_TRAIN (20000 samples, 0: all), COVERAGES
+# ("0.75 0.5"), SYNC (grads). Needs jq. Slow: minutes per run on 2 cores; not part of the tests.
+set -euo pipefail
+out=${1:?usage: bench/sdp-compare.sh OUT_DIR [resnet|mlp|vit]}
+family=${2:-resnet}
+workers=${WORKERS:-4}
+epochs=${EPOCHS:-3}
+limit=${LIMIT_TRAIN:-20000}
+coverages=${COVERAGES:-0.75 0.5}
+sync=${SYNC:-grads}
+command -v jq >/dev/null || { echo "sdp-compare: needs jq (apt-get install jq)" >&2; exit 2; }
+tessera="$(cd "$(dirname "$0")/.." && pwd)/build/tessera"
+[ -x "$tessera" ] || { echo "sdp-compare: build first ($tessera missing)" >&2; exit 2; }
+
+case $family in
+  resnet) model="--model resnet --depth 20 --width 0.5"; level=block ;;
+  mlp) model="--model mlp"; level=neuron ;;
+  vit) model="--model vit --depth 4"; level=block ;;
+  *) echo "sdp-compare: unknown family '$family' (resnet, mlp, vit)" >&2; exit 2 ;;
+esac
+common="$model --limit-train $limit --batch-size 64 --eval-batch-size 64 --threads 1 --seed 1 --quiet"
+mkdir -p "$out"
+rows="$out/$family.tsv"
+printf "run\tepochs\ttest_acc\tsubnet_acc\tpeak_MiB_max_worker\tbytes_per_step_per_worker\tsamples_per_s\twall_s\n" >"$rows"
+
+run() {  # name epochs extra-args...
+  local name=$1 ep=$2
+  shift 2
+  local dir="$out/$family-$name"
+  rm -rf "$dir"
+  local start=$SECONDS
+  "$tessera" launch -n "$workers" -- "$tessera" train $common --epochs "$ep" --run-dir "$dir" "$@" \
+    >"$dir.log" 2>&1 || { echo "sdp-compare: $name failed, see $dir.log" >&2; exit 1; }
+  jq -r --arg name "$name" --arg ep "$ep" --arg wall "$((SECONDS - start))" --arg w "$workers" '
+    [$name, $ep, (.test_accuracy * 100 | . * 100 | round / 100),
+     ((.sdp.worker0_subnet_test_accuracy // null) | if . == null then "-" else (. * 10000 | round / 100) end),
+     ([.ranks[].peak_tensor_bytes] | max / 1048576 | . * 10 | round / 10),
+     (.comm_bytes_per_step / ($w | tonumber) | round),
+     (.total_samples_per_second | round), $wall] | @tsv' "$dir/summary.json" >>"$rows"
+  tail -1 "$rows"
+}
+
+run ddp "$epochs" --dist ddp
+for c in $coverages; do
+  flop_epochs=$(awk -v e="$epochs" -v c="$c" 'BEGIN { printf "%d", e / c + 0.5 }')
+  run "sdp-$level-c$c-iter" "$epochs" --dist sdp --sdp-level "$level" --coverage "$c" --sdp-sync "$sync"
+  run "sdp-$level-c$c-flop" "$flop_epochs" --dist sdp --sdp-level "$level" --coverage "$c" --sdp-sync "$sync"
+  run "sdp-$level-c$c-flop-rescale" "$flop_epochs" --dist sdp --sdp-level "$level" --coverage "$c" \
+    --sdp-sync "$sync" --sdp-rescale
+done
+column -t -s $'\t' "$rows"
