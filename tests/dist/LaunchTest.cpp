@@ -16,7 +16,7 @@ Result launch(const std::string& args, int timeout_seconds = 120) {
   return tessera::testing::run_command(command);
 }
 
-const char* kQuick =
+const char* kQuickRun =
     "--data synthetic --synthetic-train 512 --synthetic-test 128 --synthetic-shape 1,8,8 "
     "--hidden 32,32 --batch-size 64 --threads 1";
 
@@ -53,7 +53,7 @@ TEST(Launch, AFailingWorkerStopsTheOthersAndIsNamed) {
 }
 
 TEST(Launch, DdpTrainingRunsUnderTheLauncher) {
-  const auto r = launch(std::string("-n 2 -- tessera train --dist ddp --epochs 1 ") + kQuick);
+  const auto r = launch(std::string("-n 2 -- tessera train --dist ddp --epochs 1 ") + kQuickRun);
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("[rank 0] dist: ddp, 2 workers"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("ddp on 2 workers"), std::string::npos) << r.output;
@@ -63,7 +63,7 @@ TEST(Launch, AWorkerKilledMidTrainingEndsTheRunWithItsRankAndSignal) {
   // Rank 1 kills itself with SIGKILL a few seconds into a long run (exec keeps the shell's pid).
   const auto r = launch(
       std::string("-n 2 -- sh -c 'if [ $RANK = 1 ]; then (sleep 4; kill -9 $$) & fi; exec ") +
-          TESSERA_BINARY + " train --dist ddp --dist-timeout 20 --epochs 100000 " + kQuick + "'",
+          TESSERA_BINARY + " train --dist ddp --dist-timeout 20 --epochs 100000 " + kQuickRun + "'",
       90);
   EXPECT_EQ(r.code, 128 + 9) << r.output;
   EXPECT_NE(r.output.find("rank 1 was killed by signal 9"), std::string::npos) << r.output;
