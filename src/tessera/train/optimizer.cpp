@@ -1,6 +1,7 @@
 #include "tessera/train/optimizer.h"
 
 #include "tessera/core/error.h"
+#include "tessera/train/chunked_adam.h"
 
 namespace tessera::train {
 
@@ -38,15 +39,15 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(std::vector<torch::Tenso
   }
   const auto betas = std::make_tuple(config.beta1, config.beta2);
   if (config.name == "adam") {
-    return std::make_unique<torch::optim::Adam>(parameters, torch::optim::AdamOptions(config.lr)
-                                                                .betas(betas)
-                                                                .eps(config.eps)
-                                                                .weight_decay(config.weight_decay));
+    return std::make_unique<ChunkedAdam>(parameters, torch::optim::AdamOptions(config.lr)
+                                                         .betas(betas)
+                                                         .eps(config.eps)
+                                                         .weight_decay(config.weight_decay));
   }
-  return std::make_unique<torch::optim::AdamW>(parameters, torch::optim::AdamWOptions(config.lr)
-                                                               .betas(betas)
-                                                               .eps(config.eps)
-                                                               .weight_decay(config.weight_decay));
+  return std::make_unique<ChunkedAdamW>(parameters, torch::optim::AdamWOptions(config.lr)
+                                                        .betas(betas)
+                                                        .eps(config.eps)
+                                                        .weight_decay(config.weight_decay));
 }
 
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
