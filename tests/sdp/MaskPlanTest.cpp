@@ -50,8 +50,8 @@ sdp::MaskPlan plan_for(const models::ModelConfig& model, sdp::Level level, int64
 }
 
 // Every unit on exactly k workers; every worker's share of each group (neuron level) within one
-// unit of the others', or of the branches' parameters (block level) within one branch of the
-// others'; every subnetwork builds and runs.
+// unit of the others', or its forward FLOPs (block level) within one branch of the others'; every
+// subnetwork builds and runs.
 void expect_uniform_and_connected(const models::ModelConfig& model, sdp::Level level, int64_t w,
                                   int64_t k) {
   SCOPED_TRACE(model.arch + " " + sdp::to_string(level) + " W=" + std::to_string(w) +
@@ -59,11 +59,6 @@ void expect_uniform_and_connected(const models::ModelConfig& model, sdp::Level l
   const sdp::MaskPlan plan = plan_for(model, level, w, k);
   EXPECT_EQ(plan.holders_per_unit, k);
   ASSERT_FALSE(plan.holders.empty());
-  std::vector<int64_t> branch_params(static_cast<size_t>(w), 0);
-  int64_t largest_branch = 0;
-  torch::manual_seed(0);
-  models::StagedModel full = models::build_model(model);
-  auto full_params = full->named_parameters();
   for (const auto& [name, sets] : plan.holders) {
     std::vector<int64_t> load(static_cast<size_t>(w), 0);
     for (const sdp::WorkerSet set : sets) {
@@ -77,28 +72,30 @@ void expect_uniform_and_connected(const models::ModelConfig& model, sdp::Level l
           1)
           << name;
     }
-    if (level == sdp::Level::Block) {
-      int64_t size = 0;
-      for (const auto& group : plan.groups)
-        if (group.name == name)
-          for (const auto& slice : group.slices)
-            if (const torch::Tensor* p = full_params.find(slice.name)) size += p->numel();
-      largest_branch = std::max(largest_branch, size);
-      for (int64_t worker = 0; worker < w; ++worker) branch_params[worker] += load[worker] * size;
-    }
-  }
-  if (level == sdp::Level::Block) {
-    EXPECT_LE(*std::max_element(branch_params.begin(), branch_params.end()) -
-                  *std::min_element(branch_params.begin(), branch_params.end()),
-              largest_branch);
   }
   const torch::Tensor x =
       torch::randn({2, model.input_shape[0], model.input_shape[1], model.input_shape[2]});
+  std::vector<int64_t> worker_flops;
   for (int64_t worker = 0; worker < w; ++worker) {
     models::ModelConfig sub = model;
     sub.subnet = plan.subnet(worker);
     models::StagedModel m = models::build_model(sub);  // validates: no neuron group left empty
     EXPECT_EQ(m->forward(x).sizes(), (std::vector<int64_t>{2, model.num_classes}));
+    worker_flops.push_back(m->forward_flops());
+  }
+  if (level == sdp::Level::Block) {
+    // Compute (and with it step time and activations) balanced to within one branch.
+    int64_t largest_branch = 0;
+    const int64_t full_flops = models::build_model(model)->forward_flops();
+    for (const auto& [name, sets] : plan.holders) {
+      models::ModelConfig without = model;
+      without.subnet[name] = {};
+      largest_branch =
+          std::max(largest_branch, full_flops - models::build_model(without)->forward_flops());
+    }
+    EXPECT_LE(*std::max_element(worker_flops.begin(), worker_flops.end()) -
+                  *std::min_element(worker_flops.begin(), worker_flops.end()),
+              largest_branch);
   }
 }
 

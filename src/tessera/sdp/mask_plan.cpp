@@ -48,23 +48,21 @@ std::vector<WorkerSet> assign_units(const std::vector<int64_t>& weights, int64_t
   return holders;
 }
 
-// Parameters of each branch group (branches differ: a later level's are 4x larger), from one
-// stage at a time. The global random generator is left as it was: the plan draws nothing from it.
-std::vector<int64_t> branch_parameters(const models::ModelConfig& model,
-                                       const std::vector<const models::UnitGroup*>& branches) {
-  at::Generator generator = at::detail::getDefaultCPUGenerator();
-  const torch::Tensor rng_state = generator.get_state();
-  std::vector<int64_t> sizes;
+// Forward FLOPs per sample of each branch: what a worker pays for holding it in step time and,
+// about proportionally, in activation memory (a later level's branches have 4x the parameters
+// but the same FLOPs and half the activations, so balancing parameters would pile the
+// activation-heavy early branches onto a few workers).
+std::vector<int64_t> branch_flops(const models::ModelConfig& model,
+                                  const std::vector<const models::UnitGroup*>& branches) {
+  const models::Architecture& arch = models::architecture(model.arch);
+  std::vector<int64_t> flops;
   for (const auto* branch : branches) {
-    models::StagedModel stage = models::build_model(model, branch->stage, branch->stage + 1);
-    auto params = stage->named_parameters();
-    int64_t size = 0;
-    for (const auto& slice : branch->slices)
-      if (const torch::Tensor* p = params.find(slice.name)) size += p->numel();
-    sizes.push_back(size);
+    models::ModelConfig without = model;
+    without.subnet[branch->name] = {};
+    flops.push_back(arch.stage_forward_flops(model, branch->stage) -
+                    arch.stage_forward_flops(without, branch->stage));
   }
-  generator.set_state(rng_state);
-  return sizes;
+  return flops;
 }
 
 int64_t holders_per_unit(const PlanConfig& config) {
@@ -146,13 +144,13 @@ MaskPlan make_mask_plan(const models::ModelConfig& model, const PlanConfig& conf
   std::mt19937_64 rng(config.seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(w) * 1000003 +
                       static_cast<uint64_t>(k));
   if (config.level == Level::Block) {
-    // All branches share one load, counted in parameters, so each worker holds about C of them.
+    // All branches share one load, counted in FLOPs, so each worker holds about C of them.
     require(static_cast<int64_t>(masked.size()) * k >= w,
             "sdp: " + std::to_string(masked.size()) + " residual branches held " +
                 std::to_string(k) + " times cannot give each of " + std::to_string(w) +
                 " workers one; raise --coverage or use fewer workers");
     std::vector<int64_t> load(static_cast<size_t>(w), 0);
-    const auto sets = assign_units(branch_parameters(model, masked), k, load, rng);
+    const auto sets = assign_units(branch_flops(model, masked), k, load, rng);
     for (size_t i = 0; i < masked.size(); ++i) plan.holders[masked[i]->name] = {sets[i]};
   } else {
     for (const auto* g : masked) {

@@ -6,7 +6,8 @@
 // visited largest first (equal sizes in a seeded random order) and each goes to the k least-loaded
 // workers (ties broken by a seeded random priority). So every worker holds floor or ceil of
 // (units * k / W) of every neuron-level group, and at block level about C of the branches'
-// parameters (branches differ in size), while holder sets vary from unit to unit. Stem and head are
+// forward FLOPs (which set step time and, roughly, activation memory), while holder sets vary
+// from unit to unit. Stem and head are
 // not maskable and held by all.
 #pragma once
 
