@@ -7,7 +7,7 @@
 #
 # Settings come from the environment: WORKERS (4), EPOCHS (3, DDP's and the iteration-matched
 # runs'; FLOP-matched SDP runs get EPOCHS / C), LIMIT_TRAIN (20000 samples, 0: all), COVERAGES
-# ("0.75 0.5"), SYNC (grads). Needs jq. Slow: minutes per run on 2 cores; not part of the tests.
+# ("0.75 0.5"), SYNC (grads), ONLY (a regex: run only the matching runs). Needs jq. Slow: minutes per run on 2 cores; not part of the tests.
 set -euo pipefail
 out=${1:?usage: bench/sdp-compare.sh OUT_DIR [resnet|mlp|vit]}
 family=${2:-resnet}
@@ -34,6 +34,7 @@ printf "run\tepochs\ttest_acc\tsubnet_acc\tpeak_MiB_max_worker\tbytes_per_step_p
 run() {  # name epochs extra-args...
   local name=$1 ep=$2
   shift 2
+  if [ -n "${ONLY:-}" ] && ! [[ $name =~ $ONLY ]]; then return 0; fi
   local dir="$out/$family-$name"
   rm -rf "$dir"
   local start=$SECONDS
