@@ -1,20 +1,25 @@
 #include "tessera/train/chunked_adam.h"
 
 #include <cmath>
-
-#include "tessera/core/torch_compat.h"
+#include <sstream>
+#include <string>
+#include <type_traits>
 
 namespace tessera::train {
 namespace {
 
-// torch-compat: optimizer state is keyed by the parameter's TensorImpl, as a string in libtorch
-// 1.x and as the pointer in 2.x.
-auto state_key(const torch::Tensor& p) {
-#if TORCH_VERSION_MAJOR >= 2
-  return static_cast<void*>(p.unsafeGetTensorImpl());
-#else
-  return c10::guts::to_string(p.unsafeGetTensorImpl());
-#endif
+// torch-compat: optimizer state is keyed by the parameter's TensorImpl, in libtorch 1.x as its
+// address printed to a string (c10::guts::to_string, gone in 2.x), in 2.x as the pointer; the
+// map's key type tells which.
+template <typename Key>
+Key state_key(const torch::Tensor& p) {
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream address;
+    address << p.unsafeGetTensorImpl();
+    return address.str();
+  } else {
+    return static_cast<Key>(p.unsafeGetTensorImpl());
+  }
 }
 
 // p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps), slice by slice (amsgrad: v is max(v)).
@@ -28,8 +33,10 @@ void apply_update(torch::Tensor& p, const torch::Tensor& exp_avg, const torch::T
   const torch::Tensor flat_m = exp_avg.view({-1});
   const torch::Tensor flat_v = exp_avg_sq.view({-1});
   const int64_t n = flat_p.numel();
-  for (int64_t begin = 0; begin < n; begin += kChunkElements) {
-    const int64_t end = std::min(n, begin + kChunkElements);
+  // On a GPU every slice costs three kernel launches; there the step stays whole, as libtorch's.
+  const int64_t chunk = p.is_cuda() ? std::max<int64_t>(n, 1) : kChunkElements;
+  for (int64_t begin = 0; begin < n; begin += chunk) {
+    const int64_t end = std::min(n, begin + chunk);
     torch::Tensor denom = flat_v.slice(0, begin, end).sqrt() / std::sqrt(bias_correction2);
     denom.add_(eps);
     flat_p.slice(0, begin, end).addcdiv_(flat_m.slice(0, begin, end), denom, -step_size);
@@ -41,7 +48,7 @@ template <typename Options, typename State, typename StateMap>
 void step_parameter(torch::Tensor& p, Options& options, StateMap& states, bool decoupled) {
   torch::Tensor grad = p.grad();
   TORCH_CHECK(!grad.is_sparse(), "Adam does not support sparse gradients");
-  const auto key = state_key(p);
+  const auto key = state_key<typename StateMap::key_type>(p);
   auto found = states.find(key);
   if (found == states.end()) {
     auto state = std::make_unique<State>();

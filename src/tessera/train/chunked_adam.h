@@ -2,7 +2,8 @@
 // libtorch computes the update as p.addcdiv_(m, (sqrt(v) / sqrt(bc2)).add_(eps), -lr / bc1),
 // which holds two temporaries the size of the parameter at once: for the MLP's 1024 x 1024
 // layers that is 8 MiB, a tenth of a PNN partition's peak. These classes apply the same
-// element-wise operations to slices of at most kChunkElements, so the temporaries stay small.
+// element-wise operations to slices of at most kChunkElements, so the temporaries stay small
+// (on CPU; on a GPU the kernel launches would cost more than the memory saves).
 // State, options and checkpoints are libtorch's own (they subclass Adam / AdamW).
 #pragma once
 
