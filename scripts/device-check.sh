@@ -54,6 +54,15 @@ run $tessera launch -n 1 -- $tessera train "${data[@]}" --device cuda --dist ddp
   --quiet --run-dir /tmp/ddp
 run $tessera launch -n 1 -- $tessera train "${data[@]}" --device cuda --dist sdp --coverage 1 \
   --model resnet --depth 20 --width 0.5 --epochs 1 --quiet --run-dir /tmp/sdp
+# torchrun itself (the pip torch has it; the CPU machines have no torchrun): its environment and
+# agent store, two Gloo workers on the CPU and one NCCL worker.
+run python3 -m torch.distributed.run --nproc-per-node 2 --no-python $tessera train "${data[@]}" \
+  --dist ddp --device cpu --threads 4 --limit-train 10000 --epochs 1 --quiet --run-dir /tmp/torchrun-cpu
+run python3 -m torch.distributed.run --nproc-per-node 1 --no-python $tessera train "${data[@]}" \
+  --dist ddp --device cuda --epochs 1 --quiet --run-dir /tmp/torchrun-cuda
+run python3 -m torch.distributed.run --nproc-per-node 4 --no-python $tessera train "${data[@]}" \
+  --dist sdp --coverage 0.5 --model resnet --depth 20 --width 0.5 --device cpu --threads 4 \
+  --limit-train 8000 --epochs 1 --quiet --run-dir /tmp/torchrun-sdp
 for r in single ddp sdp; do
   python3 -c "import json,sys; d=json.load(open('/tmp/$r/summary.json')); print('$r', 'acc', d['test_accuracy'], 'samples/s', d.get('total_samples_per_second', d.get('samples_per_second')), 'peak', d['peak_tensor_bytes'])" | tee -a "$log"
 done
