@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -87,9 +88,16 @@ TEST(LocalLauncherTest, AWorkerKilledBySignalIsReportedWithTheSignal) {
 TEST(LocalLauncherTest, AWorkerIgnoringSigtermIsKilledAfterTheGracePeriod) {
   LaunchOptions options;
   options.grace_seconds = 0.5;
+  // Rank 1 fails only once rank 0 ignores SIGTERM (otherwise the stop could come first).
+  const std::string ready =
+      std::filesystem::temp_directory_path() / ("tessera_trap_ready_" + std::to_string(getpid()));
+  std::filesystem::remove(ready);
   metrics::Timer timer;
   const LaunchResult result =
-      launch_workers({shell("trap '' TERM; sleep 60"), shell("exit 1")}, options);
+      launch_workers({shell("trap '' TERM; touch " + ready + "; sleep 60"),
+                      shell("while [ ! -e " + ready + " ]; do sleep 0.01; done; exit 1")},
+                     options);
+  std::filesystem::remove(ready);
   EXPECT_LT(timer.seconds(), 20.0);
   EXPECT_EQ(result.failed_rank, 1);
   EXPECT_EQ(result.workers[0].signal, 9);
