@@ -45,7 +45,6 @@ struct SdpOutcome {
   train::TrainSummary summary;
   nlohmann::json extra;
   int64_t step_comm_bytes = 0;
-  train::EvalResult extra_subnet_test;
 };
 
 // SDP: every worker trains its own subnetwork of the plan; rank 0 then assembles the full model,
@@ -87,13 +86,25 @@ SdpOutcome train_sdp(CommonOptions& options, const DistFlags& flags, dist::Proce
 
   models::StagedModel assembled = sdp::assemble_full_model(group, *trainer.model(), plan, full,
                                                            options.train.seed, flags.sdp_rescale);
-  int64_t recalibrated = 0;
+  outcome.extra = {{"level", flags.sdp_level},
+                   {"coverage", flags.coverage},
+                   {"holders_per_unit", plan.holders_per_unit},
+                   {"masking", flags.sdp_masking},
+                   {"sync", flags.sdp_sync},
+                   {"rescale", flags.sdp_rescale},
+                   {"holder_sets", stats.holder_sets},
+                   {"sync_seconds", stats.wait_seconds},
+                   {"worker_parameters", models::parameter_count(*trainer.model())}};
   if (leader) {
     // The subnetwork rank 0 trained, on its own: how much the assembly adds (or loses).
-    outcome.extra_subnet_test = trainer.evaluate(data.test);
-    recalibrated = train::recompute_batch_norm_statistics(
+    const double subnet_accuracy = trainer.evaluate(data.test).accuracy;
+    std::fprintf(stderr, "sdp: worker 0's subnetwork alone: test accuracy %.2f%%\n",
+                 100.0 * subnet_accuracy);
+    outcome.extra["worker0_subnet_test_accuracy"] = subnet_accuracy;
+    outcome.extra["bn_recalibration_samples"] = train::recompute_batch_norm_statistics(
         assembled, data.train, flags.sdp_bn_batches, options.train.batch_size, options.train.seed,
         train::parse_device(options.train.device));
+    outcome.extra["full_parameters"] = models::parameter_count(*assembled);
     train::Trainer evaluator(assembled, objective, options.train, nullptr);
     outcome.summary.test = evaluator.evaluate(data.test);
     if (run) {
@@ -107,22 +118,6 @@ SdpOutcome train_sdp(CommonOptions& options, const DistFlags& flags, dist::Proce
                      {"rescale", flags.sdp_rescale}};
       train::save_checkpoint(run->checkpoint_path(), *assembled, nullptr, meta);
     }
-  }
-  outcome.extra = {{"level", flags.sdp_level},
-                   {"coverage", flags.coverage},
-                   {"holders_per_unit", plan.holders_per_unit},
-                   {"masking", flags.sdp_masking},
-                   {"sync", flags.sdp_sync},
-                   {"rescale", flags.sdp_rescale},
-                   {"holder_sets", stats.holder_sets},
-                   {"sync_seconds", stats.wait_seconds},
-                   {"worker_parameters", models::parameter_count(*trainer.model())}};
-  if (leader) {
-    outcome.extra["full_parameters"] = models::parameter_count(*assembled);
-    outcome.extra["bn_recalibration_samples"] = recalibrated;
-    outcome.extra["worker0_subnet_test_accuracy"] = outcome.extra_subnet_test.accuracy;
-    std::fprintf(stderr, "sdp: worker 0's subnetwork alone: test accuracy %.2f%%\n",
-                 100.0 * outcome.extra_subnet_test.accuracy);
   }
   return outcome;
 }

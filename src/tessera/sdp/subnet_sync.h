@@ -6,7 +6,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "tessera/dist/process_group.h"
@@ -51,7 +53,7 @@ class SubnetSync : public train::WorkerSync {
   struct Bucket {
     WorkerSet holders = 0;
     std::optional<dist::ProcessGroup> group;
-    std::vector<Cell> cells;  // cells of this worker's tensors (parameters or buffers)
+    std::vector<Cell> cells;  // cells of this worker's parameters
   };
   std::vector<Bucket> make_buckets(const std::vector<torch::Tensor>& tensors,
                                    const std::vector<std::string>& names);
