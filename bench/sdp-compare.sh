@@ -7,7 +7,8 @@
 #
 # Settings come from the environment: WORKERS (4), EPOCHS (3, DDP's and the iteration-matched
 # runs'; FLOP-matched SDP runs get EPOCHS / C), LIMIT_TRAIN (20000 samples, 0: all), COVERAGES
-# ("0.75 0.5"), SYNC (grads), ONLY (a regex: run only the matching runs). Needs jq. Slow: minutes per run on 2 cores; not part of the tests.
+# ("0.75 0.5"), SYNC (grads), DEPTH (resnet 20, vit 4), SEED (1), TESSERA (the binary:
+# build/tessera), ONLY (a regex: run only the matching runs). Needs jq. Slow: minutes per run on 2 cores; not part of the tests.
 set -euo pipefail
 out=${1:?usage: bench/sdp-compare.sh OUT_DIR [resnet|mlp|vit]}
 family=${2:-resnet}
@@ -17,16 +18,16 @@ limit=${LIMIT_TRAIN:-20000}
 coverages=${COVERAGES:-0.75 0.5}
 sync=${SYNC:-grads}
 command -v jq >/dev/null || { echo "sdp-compare: needs jq (apt-get install jq)" >&2; exit 2; }
-tessera="$(cd "$(dirname "$0")/.." && pwd)/build/tessera"
+tessera=${TESSERA:-"$(cd "$(dirname "$0")/.." && pwd)/build/tessera"}
 [ -x "$tessera" ] || { echo "sdp-compare: build first ($tessera missing)" >&2; exit 2; }
 
 case $family in
-  resnet) model="--model resnet --depth 20 --width 0.5"; level=block ;;
+  resnet) model="--model resnet --depth ${DEPTH:-20} --width 0.5"; level=block ;;
   mlp) model="--model mlp"; level=neuron ;;
-  vit) model="--model vit --depth 4"; level=block ;;
+  vit) model="--model vit --depth ${DEPTH:-4}"; level=block ;;
   *) echo "sdp-compare: unknown family '$family' (resnet, mlp, vit)" >&2; exit 2 ;;
 esac
-common="$model --limit-train $limit --batch-size 64 --eval-batch-size 64 --threads 1 --seed 1 --quiet"
+common="$model --limit-train $limit --batch-size 64 --eval-batch-size 64 --threads 1 --seed ${SEED:-1} --quiet"
 mkdir -p "$out"
 rows="$out/$family.tsv"
 printf "run\tepochs\ttest_acc\tsubnet_acc\tpeak_MiB_max_worker\tbytes_per_step_per_worker\tsamples_per_s\twall_s\n" >"$rows"

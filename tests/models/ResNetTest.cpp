@@ -86,6 +86,22 @@ TEST(ResNetTest, StageNames) {
   EXPECT_EQ(resnet().stage_name(cut, 4), "block 2.2 128ch (3/128 inner ch)");
 }
 
+TEST(ResNetTest, ADroppedIdentityBlockPassesItsInputThroughWithoutANewTensor) {
+  torch::manual_seed(0);
+  ModelConfig cut = resolved(20, 0.25);
+  cut.subnet = {{"stage2.branch", {}}, {"stage4.branch", {}}};
+  cut = resnet().resolve(cut);
+  const auto identity = resnet().build_stage(cut, 2);
+  const torch::Tensor x = torch::relu(torch::randn(with_batch(2, resnet().boundary_shape(cut, 2))));
+  EXPECT_TRUE(identity->forward(x).is_same(x));
+  // A dropped downsampling block still projects its shortcut, then applies the ReLU.
+  const auto downsampling = resnet().build_stage(cut, 4);
+  const torch::Tensor y =
+      downsampling->forward(torch::randn(with_batch(2, resnet().boundary_shape(cut, 4))));
+  EXPECT_EQ(y.sizes().vec(), with_batch(2, resnet().boundary_shape(cut, 5)));
+  EXPECT_GE(y.min().item<float>(), 0.0F);
+}
+
 TEST(ResNetTest, ForwardShapesForGreyAndColourImages) {
   torch::manual_seed(0);
   for (const Shape& input : {Shape{1, 28, 28}, Shape{3, 32, 32}}) {
@@ -134,8 +150,8 @@ TEST(ResNetTest, ForwardFlopsMatchAHandCount) {
   // 8 inner channels (2048 values): conv1 589,824, bn1 10,240, relu 2,048, conv2 1,179,648,
   // bn2 40,960, add 8,192, shortcut 262,144 + 40,960, final relu 8,192.
   EXPECT_EQ(resnet().stage_forward_flops(cut, 4), 2142208);
-  // A dropped identity block only applies its ReLU to 32*16*16 values.
-  EXPECT_EQ(resnet().stage_forward_flops(cut, 5), 8192);
+  // A dropped identity block is the identity: no work.
+  EXPECT_EQ(resnet().stage_forward_flops(cut, 5), 0);
 
   StagedModel model(r);
   int64_t total = 0;

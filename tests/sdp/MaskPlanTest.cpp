@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <map>
+#include <set>
+
 #include "tessera/core/error.h"
 #include "tessera/models/staged_model.h"
 #include "tessera/sdp/mask_plan.h"
@@ -115,6 +118,40 @@ TEST(MaskPlan, EveryUnitHasKHoldersAndEverySubnetworkIsConnected) {
   }
   expect_uniform_and_connected(resnet, sdp::Level::Neuron, 4, 2);
   expect_uniform_and_connected(vit, sdp::Level::Block, 4, 2);
+}
+
+TEST(MaskPlan, BlockPlansBalanceEveryResolutionLevel) {
+  // resnet-26 has 4 branches per level; at W = 4, k = 2 every worker holds 2 of each level (not,
+  // say, 3 of the activation-heavy first level and 1 of the last), and the levels' branch names
+  // are stage<1..4>, <5..8>, <9..12>.
+  models::ModelConfig resnet26 = small_resnet();
+  resnet26.depth = 26;
+  resnet26 = resolved(resnet26);
+  for (const uint64_t seed : {1, 2, 3}) {
+    const auto plan = plan_for(resnet26, sdp::Level::Block, 4, 2, seed);
+    ASSERT_EQ(plan.holders.size(), 12u);
+    std::vector<std::set<std::vector<int64_t>>> level_subnets(3);  // distinct per level
+    for (int64_t worker = 0; worker < 4; ++worker) {
+      std::vector<std::vector<int64_t>> held(3);
+      for (const auto& [name, holder_sets] : plan.holders) {
+        const auto stage = std::stoll(name.substr(name.find_first_of("0123456789")));
+        if (holder_sets[0] >> worker & 1)
+          held[static_cast<size_t>((stage - 1) / 4)].push_back(stage);
+      }
+      for (size_t level = 0; level < 3; ++level) {
+        EXPECT_EQ(held[level].size(), 2u) << "seed " << seed << " worker " << worker;
+        level_subnets[level].insert(held[level]);
+      }
+    }
+    // No two workers hold the same branches of a level (their subnetworks would be one there).
+    for (const auto& subnets : level_subnets) EXPECT_EQ(subnets.size(), 4u) << "seed " << seed;
+    // No fixed teams: every pair of workers trains some branch together, and the 12 branches'
+    // pairs are spread over the 6 possible ones.
+    std::map<sdp::WorkerSet, int64_t> pairs;
+    for (const auto& [name, holder_sets] : plan.holders) ++pairs[holder_sets[0]];
+    EXPECT_EQ(pairs.size(), 6u) << "seed " << seed;
+    for (const auto& [pair, count] : pairs) EXPECT_LE(count, 3) << "seed " << seed;
+  }
 }
 
 TEST(MaskPlan, IsDeterministicForASeedAndVariesHolderSets) {

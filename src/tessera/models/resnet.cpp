@@ -39,10 +39,12 @@ class BasicBlockImpl : public Stage {
   }
 
   torch::Tensor forward(torch::Tensor x) override {
+    // A dropped identity block is the identity: its input is already a ReLU's output (subnets
+    // are never cut into PNN partitions, whose synthetic inputs could be negative). Not applying
+    // the ReLU again spares an SDP worker one saved activation per dropped block.
+    if (!conv1_ && !shortcut_conv_) return x;
     torch::Tensor out = shortcut_conv_ ? shortcut_bn_(shortcut_conv_(x)) : x;
     if (conv1_) out = out + bn2_(conv2_(torch::relu(bn1_(conv1_(x)))));
-    // Kept for a dropped identity block too: its input need not be post-ReLU when it is the
-    // first stage of a partition fed with synthetic inputs.
     return torch::relu(out);
   }
 
@@ -55,6 +57,7 @@ TORCH_MODULE(BasicBlock);
 int64_t basic_block_flops(const ConvBlockPlan& b) {
   const int64_t pixels = b.out_h * b.out_w;
   const int64_t out_values = b.out_channels * pixels;
+  if (!b.branch_held && !b.projects()) return 0;           // the identity
   int64_t flops = metrics::elementwise_flops(out_values);  // final ReLU
   if (b.projects())
     flops += metrics::conv2d_flops(b.in_channels, b.out_channels, 1, 1, b.out_h, b.out_w) +

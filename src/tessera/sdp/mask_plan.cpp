@@ -5,8 +5,10 @@
 #include <numeric>
 #include <random>
 #include <sstream>
+#include <tuple>
 
 #include "tessera/core/error.h"
+#include "tessera/core/shape.h"
 #include "tessera/models/staged_model.h"
 
 namespace tessera::sdp {
@@ -21,11 +23,27 @@ void seeded_shuffle(std::vector<size_t>& items, std::mt19937_64& rng) {
   for (size_t i = items.size(); i > 1; --i) std::swap(items[i - 1], items[rng() % i]);
 }
 
-// Gives each unit to the k least-loaded workers, where a unit adds `weights[unit]` to the load of
-// each holder; `load` carries over between calls. Heaviest units first (ties in seeded random
-// order), so loads end up as even as the unit sizes allow.
+// What earlier assignments left behind, carried from one group of units to the next.
+struct History {
+  explicit History(int64_t workers)
+      : total(static_cast<size_t>(workers), 0),
+        together(static_cast<size_t>(workers * workers), 0) {}
+  std::vector<int64_t> total;     // per worker: weight held so far
+  std::vector<int64_t> together;  // per pair of workers: units they hold together
+};
+
+// Gives each unit to k workers, chosen one at a time: the least `load` first (a unit adds
+// `weights[unit]` to each holder's load), then the least weight held so far, then the fewest units
+// already shared with the unit's other holders (in this group of units, then in all), then a
+// seeded random priority. Heaviest units
+// first (equal weights in seeded random order), so loads end up as even as the unit sizes allow;
+// and holder sets vary as much as they can, so that every unit is trained alongside many
+// different others rather than the workers splitting into fixed teams whose parts of the network
+// never meet before assembly (measured: teams cost the assembled resnet 10 points, see
+// docs/results.md).
 std::vector<WorkerSet> assign_units(const std::vector<int64_t>& weights, int64_t k,
-                                    std::vector<int64_t>& load, std::mt19937_64& rng) {
+                                    std::vector<int64_t>& load, History& history,
+                                    std::mt19937_64& rng) {
   const auto workers = static_cast<int64_t>(load.size());
   std::vector<size_t> order(weights.size());
   std::iota(order.begin(), order.end(), 0);
@@ -33,19 +51,63 @@ std::vector<WorkerSet> assign_units(const std::vector<int64_t>& weights, int64_t
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return weights[a] > weights[b]; });
   std::vector<WorkerSet> holders(weights.size(), 0);
+  std::vector<int64_t> together_here(static_cast<size_t>(workers * workers), 0);
   for (const size_t unit : order) {
-    std::vector<std::pair<int64_t, uint64_t>> candidates;  // (load, random priority) per worker
-    for (int64_t w = 0; w < workers; ++w) candidates.emplace_back(load[w], rng());
-    std::vector<int64_t> by_load(static_cast<size_t>(workers));
-    std::iota(by_load.begin(), by_load.end(), 0);
-    std::sort(by_load.begin(), by_load.end(),
-              [&](int64_t a, int64_t b) { return candidates[a] < candidates[b]; });
+    std::vector<uint64_t> random(static_cast<size_t>(workers));
+    for (auto& r : random) r = rng();
+    std::vector<int64_t> chosen;
     for (int64_t j = 0; j < k; ++j) {
-      holders[unit] |= WorkerSet{1} << by_load[j];
-      load[by_load[j]] += weights[unit];
+      auto priority = [&](int64_t w) {
+        int64_t shared_here = 0;  // in this group: sharing here makes subnetworks identical
+        int64_t shared = 0;
+        for (const int64_t c : chosen) {
+          shared_here += together_here[c * workers + w];
+          shared += history.together[c * workers + w];
+        }
+        // Totals that differ by less than half a unit count as equal, so that a slightly
+        // lighter branch (a downsampling block's) does not pin its holders together later on.
+        const int64_t whole_units = (history.total[w] + weights[unit] / 2) / weights[unit];
+        return std::make_tuple(load[w], whole_units, shared_here, shared, history.total[w],
+                               random[w]);
+      };
+      int64_t best = -1;
+      for (int64_t w = 0; w < workers; ++w)
+        if (!(holders[unit] >> w & 1) && (best < 0 || priority(w) < priority(best))) best = w;
+      for (const int64_t c : chosen) {
+        for (auto* together : {&together_here, &history.together}) {
+          ++(*together)[c * workers + best];
+          ++(*together)[best * workers + c];
+        }
+      }
+      chosen.push_back(best);
+      holders[unit] |= WorkerSet{1} << best;
+      load[best] += weights[unit];
+      history.total[best] += weights[unit];
     }
   }
   return holders;
+}
+
+// The branches grouped by their block's output shape, in model order: a CNN's resolution levels,
+// one group for a ViT. Balancing each level on its own keeps activation memory even as well as
+// compute: a first-level branch holds 4x the activations of a third-level one at equal FLOPs, so
+// balancing FLOPs over all levels at once could give one worker most of the first level.
+std::vector<std::vector<size_t>> branches_by_level(
+    const models::ModelConfig& model, const std::vector<const models::UnitGroup*>& branches) {
+  const models::Architecture& arch = models::architecture(model.arch);
+  std::vector<Shape> shapes;
+  std::vector<std::vector<size_t>> levels;
+  for (size_t i = 0; i < branches.size(); ++i) {
+    const Shape shape = arch.boundary_shape(model, branches[i]->stage + 1);
+    const auto it = std::find(shapes.begin(), shapes.end(), shape);
+    if (it == shapes.end()) {
+      shapes.push_back(shape);
+      levels.push_back({i});
+    } else {
+      levels[static_cast<size_t>(it - shapes.begin())].push_back(i);
+    }
+  }
+  return levels;
 }
 
 // Forward FLOPs per sample of each branch: what a worker pays for holding it in step time and,
@@ -144,23 +206,31 @@ MaskPlan make_mask_plan(const models::ModelConfig& model, const PlanConfig& conf
   std::mt19937_64 rng(config.seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(w) * 1000003 +
                       static_cast<uint64_t>(k));
   if (config.level == Level::Block) {
-    // All branches share one load, counted in FLOPs, so each worker holds about C of them.
     require(static_cast<int64_t>(masked.size()) * k >= w,
             "sdp: " + std::to_string(masked.size()) + " residual branches held " +
                 std::to_string(k) + " times cannot give each of " + std::to_string(w) +
                 " workers one; raise --coverage or use fewer workers");
-    std::vector<int64_t> load(static_cast<size_t>(w), 0);
-    const auto sets = assign_units(branch_flops(model, masked), k, load, rng);
-    for (size_t i = 0; i < masked.size(); ++i) plan.holders[masked[i]->name] = {sets[i]};
+    // Load counted in FLOPs, balanced level by level; each level's remainder goes to the workers
+    // with the least so far.
+    const std::vector<int64_t> flops = branch_flops(model, masked);
+    History history(w);
+    for (const std::vector<size_t>& level : branches_by_level(model, masked)) {
+      std::vector<int64_t> weights;
+      for (const size_t i : level) weights.push_back(flops[i]);
+      std::vector<int64_t> load(static_cast<size_t>(w), 0);
+      const auto sets = assign_units(weights, k, load, history, rng);
+      for (size_t j = 0; j < level.size(); ++j) plan.holders[masked[level[j]]->name] = {sets[j]};
+    }
   } else {
+    History history(w);
     for (const auto* g : masked) {
       require(g->size * k >= w, "sdp: group '" + g->name + "' has " + std::to_string(g->size) +
                                     " units; held " + std::to_string(k) + " times they cannot " +
                                     "give each of " + std::to_string(w) +
                                     " workers one (its subnetwork would be cut)");
       std::vector<int64_t> load(static_cast<size_t>(w), 0);
-      plan.holders[g->name] =
-          assign_units(std::vector<int64_t>(static_cast<size_t>(g->size), 1), k, load, rng);
+      plan.holders[g->name] = assign_units(std::vector<int64_t>(static_cast<size_t>(g->size), 1), k,
+                                           load, history, rng);
     }
   }
   return plan;

@@ -4,11 +4,12 @@
 //
 // Every maskable unit is held by exactly k = coverage * W workers, chosen greedily: units are
 // visited largest first (equal sizes in a seeded random order) and each goes to the k least-loaded
-// workers (ties broken by a seeded random priority). So every worker holds floor or ceil of
-// (units * k / W) of every neuron-level group, and at block level about C of the branches'
-// forward FLOPs (which set step time and, roughly, activation memory), while holder sets vary
-// from unit to unit. Stem and head are
-// not maskable and held by all.
+// workers; ties go to the least loaded so far, then to workers that share the fewest units with
+// the unit's other holders (so no fixed teams form), then to a seeded random priority. So every
+// worker holds floor or ceil of (units * k / W) of every neuron-level group; at block level each
+// resolution level (branches with the same output shape) is balanced on its own, in forward
+// FLOPs, so both step time and activation memory stay even. Stem and head are not maskable and
+// held by all.
 #pragma once
 
 #include <cstdint>
