@@ -154,6 +154,25 @@ TEST(MaskPlan, BlockPlansBalanceEveryResolutionLevel) {
   }
 }
 
+TEST(MaskPlan, EveryVitWorkerHoldsAttentionAsWellAsMlpSublayers) {
+  models::ModelConfig vit = small_vit();
+  vit.depth = 4;
+  vit = resolved(vit);
+  for (const uint64_t seed : {1, 2, 3}) {
+    const auto plan = plan_for(vit, sdp::Level::Block, 4, 2, seed);
+    for (int64_t worker = 0; worker < 4; ++worker) {
+      int64_t attention = 0;
+      int64_t mlp = 0;
+      for (const auto& [name, holder_sets] : plan.holders) {
+        if (!(holder_sets[0] >> worker & 1)) continue;
+        (name.find("attn") != std::string::npos ? attention : mlp) += 1;
+      }
+      EXPECT_EQ(attention, 2) << "seed " << seed << " worker " << worker;
+      EXPECT_EQ(mlp, 2) << "seed " << seed << " worker " << worker;
+    }
+  }
+}
+
 TEST(MaskPlan, IsDeterministicForASeedAndVariesHolderSets) {
   const auto resnet = small_resnet();
   const auto a = plan_for(resnet, sdp::Level::Block, 4, 2, 7);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <numeric>
 #include <random>
+#include <set>
 #include <sstream>
 #include <tuple>
 
@@ -88,26 +89,30 @@ std::vector<WorkerSet> assign_units(const std::vector<int64_t>& weights, int64_t
   return holders;
 }
 
-// The branches grouped by their block's output shape, in model order: a CNN's resolution levels,
-// one group for a ViT. Balancing each level on its own keeps activation memory even as well as
-// compute: a first-level branch holds 4x the activations of a third-level one at equal FLOPs, so
-// balancing FLOPs over all levels at once could give one worker most of the first level.
-std::vector<std::vector<size_t>> branches_by_level(
+// The branches grouped by kind, in model order: same output shape and same tensors (names past
+// the stage prefix). A CNN's groups are its resolution levels, a ViT's its attention and its MLP
+// sublayers. Balancing each kind on its own keeps activation memory even as well as compute (a
+// first-level branch holds 4x the activations of a third-level one at equal FLOPs), and gives
+// every ViT worker attention sublayers, not only MLPs that never mix tokens.
+std::vector<std::vector<size_t>> branches_by_kind(
     const models::ModelConfig& model, const std::vector<const models::UnitGroup*>& branches) {
   const models::Architecture& arch = models::architecture(model.arch);
-  std::vector<Shape> shapes;
-  std::vector<std::vector<size_t>> levels;
+  std::vector<std::pair<Shape, std::set<std::string>>> kinds;
+  std::vector<std::vector<size_t>> groups;
   for (size_t i = 0; i < branches.size(); ++i) {
-    const Shape shape = arch.boundary_shape(model, branches[i]->stage + 1);
-    const auto it = std::find(shapes.begin(), shapes.end(), shape);
-    if (it == shapes.end()) {
-      shapes.push_back(shape);
-      levels.push_back({i});
+    std::set<std::string> tensors;
+    for (const auto& slice : branches[i]->slices)
+      tensors.insert(slice.name.substr(slice.name.find('.') + 1));
+    const auto kind = std::make_pair(arch.boundary_shape(model, branches[i]->stage + 1), tensors);
+    const auto it = std::find(kinds.begin(), kinds.end(), kind);
+    if (it == kinds.end()) {
+      kinds.push_back(kind);
+      groups.push_back({i});
     } else {
-      levels[static_cast<size_t>(it - shapes.begin())].push_back(i);
+      groups[static_cast<size_t>(it - kinds.begin())].push_back(i);
     }
   }
-  return levels;
+  return groups;
 }
 
 // Forward FLOPs per sample of each branch: what a worker pays for holding it in step time and,
@@ -210,16 +215,16 @@ MaskPlan make_mask_plan(const models::ModelConfig& model, const PlanConfig& conf
             "sdp: " + std::to_string(masked.size()) + " residual branches held " +
                 std::to_string(k) + " times cannot give each of " + std::to_string(w) +
                 " workers one; raise --coverage or use fewer workers");
-    // Load counted in FLOPs, balanced level by level; each level's remainder goes to the workers
+    // Load counted in FLOPs, balanced kind by kind; each kind's remainder goes to the workers
     // with the least so far.
     const std::vector<int64_t> flops = branch_flops(model, masked);
     History history(w);
-    for (const std::vector<size_t>& level : branches_by_level(model, masked)) {
+    for (const std::vector<size_t>& kind : branches_by_kind(model, masked)) {
       std::vector<int64_t> weights;
-      for (const size_t i : level) weights.push_back(flops[i]);
+      for (const size_t i : kind) weights.push_back(flops[i]);
       std::vector<int64_t> load(static_cast<size_t>(w), 0);
       const auto sets = assign_units(weights, k, load, history, rng);
-      for (size_t j = 0; j < level.size(); ++j) plan.holders[masked[level[j]]->name] = {sets[j]};
+      for (size_t j = 0; j < kind.size(); ++j) plan.holders[masked[kind[j]]->name] = {sets[j]};
     }
   } else {
     History history(w);

@@ -7,9 +7,10 @@
 // workers; ties go to the least loaded so far, then to workers that share the fewest units with
 // the unit's other holders (so no fixed teams form), then to a seeded random priority. So every
 // worker holds floor or ceil of (units * k / W) of every neuron-level group; at block level each
-// resolution level (branches with the same output shape) is balanced on its own, in forward
-// FLOPs, so both step time and activation memory stay even. Stem and head are not maskable and
-// held by all.
+// kind of branch (same output shape and tensors: a CNN's resolution level, a ViT's attention or
+// MLP sublayers) is balanced on its own, in forward FLOPs, so step time and activation memory
+// stay even and a ViT worker never holds only MLPs. Stem and head are not maskable and held by
+// all.
 #pragma once
 
 #include <cstdint>
