@@ -7,8 +7,9 @@
 #
 # Settings come from the environment: WORKERS (4), EPOCHS (3, DDP's and the iteration-matched
 # runs'; FLOP-matched SDP runs get EPOCHS / C), LIMIT_TRAIN (20000 samples, 0: all), COVERAGES
-# ("0.75 0.5"), SYNC (grads), DEPTH (resnet 20, vit 4), SEED (1), TESSERA (the binary:
-# build/tessera), ONLY (a regex: run only the matching runs). Needs jq. Slow: minutes per run on 2 cores; not part of the tests.
+# ("0.75 0.5"), MASKINGS ("forward backward"), SYNC (grads), DEPTH (resnet 20, vit 4), SEED (1),
+# TESSERA (the binary, build/tessera), ONLY (a regex: run only the matching runs). Needs jq.
+# Slow: minutes per run on 2 cores; not part of the tests.
 set -euo pipefail
 out=${1:?usage: bench/sdp-compare.sh OUT_DIR [resnet|mlp|vit]}
 family=${2:-resnet}
@@ -17,6 +18,7 @@ epochs=${EPOCHS:-3}
 limit=${LIMIT_TRAIN:-20000}
 coverages=${COVERAGES:-0.75 0.5}
 sync=${SYNC:-grads}
+maskings=${MASKINGS:-forward backward}
 command -v jq >/dev/null || { echo "sdp-compare: needs jq (apt-get install jq)" >&2; exit 2; }
 tessera=${TESSERA:-"$(cd "$(dirname "$0")/.." && pwd)/build/tessera"}
 [ -x "$tessera" ] || { echo "sdp-compare: build first ($tessera missing)" >&2; exit 2; }
@@ -51,11 +53,27 @@ run() {  # name epochs extra-args...
 }
 
 run ddp "$epochs" --dist ddp
+# Baselines at SDP's keep rate C: every worker holds the whole model but drops a fraction 1 - C
+# of the same units at random in every step (stochastic depth on branches, dropout on neurons).
+for c in $coverages; do
+  drop=$(awk -v c="$c" 'BEGIN { printf "%g", 1 - c }')
+  if [ "$level" = block ]; then
+    run "ddp-drop-path-$drop" "$epochs" --dist ddp --drop-path "$drop"
+  else
+    run "ddp-dropout-$drop" "$epochs" --dist ddp --dropout "$drop"
+  fi
+done
 for c in $coverages; do
   flop_epochs=$(awk -v e="$epochs" -v c="$c" 'BEGIN { printf "%d", e / c + 0.5 }')
-  run "sdp-$level-c$c-iter" "$epochs" --dist sdp --sdp-level "$level" --coverage "$c" --sdp-sync "$sync"
-  run "sdp-$level-c$c-flop" "$flop_epochs" --dist sdp --sdp-level "$level" --coverage "$c" --sdp-sync "$sync"
-  run "sdp-$level-c$c-flop-rescale" "$flop_epochs" --dist sdp --sdp-level "$level" --coverage "$c" \
-    --sdp-sync "$sync" --sdp-rescale
+  for masking in $maskings; do
+    sdp="--dist sdp --sdp-level $level --coverage $c --sdp-masking $masking --sdp-sync $sync"
+    run "sdp-$level-$masking-c$c-iter" "$epochs" $sdp
+    run "sdp-$level-$masking-c$c-flop" "$flop_epochs" $sdp
+    # Rescaling corrects the assembled model for branches trained apart; a backward-masked
+    # worker trains with every branch in its forward, so there is nothing to correct.
+    if [ "$masking" = forward ]; then
+      run "sdp-$level-$masking-c$c-flop-rescale" "$flop_epochs" $sdp --sdp-rescale
+    fi
+  done
 done
 column -t -s $'\t' "$rows"
