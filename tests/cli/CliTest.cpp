@@ -139,6 +139,35 @@ TEST(Cli, TrainsEveryModelFamily) {
   }
 }
 
+TEST(Cli, DropoutAndDropPathAreRecordedAndOffAtEvaluation) {
+  const std::string dir = fresh_dir("regularizers");
+  const std::string resnet = std::string(kQuickTrain) + " --model resnet --depth 8 --width 0.25";
+  auto r = run(resnet + " --epochs 1 --dropout 0.2 --drop-path 0.1 --run-dir " + dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto model = read_json(dir + "/config.json")["model"];
+  EXPECT_DOUBLE_EQ(model["dropout"].get<double>(), 0.2);
+  EXPECT_DOUBLE_EQ(model["drop_path"].get<double>(), 0.1);
+  // eval rebuilds the regularised model from the checkpoint; in eval mode it is deterministic.
+  r = run("eval --checkpoint " + dir +
+          "/checkpoint.pt --data synthetic --synthetic-train 512 --synthetic-test 128 "
+          "--synthetic-shape 1,8,8 --output " +
+          dir + "/eval.json");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_DOUBLE_EQ(read_json(dir + "/eval.json")["test_accuracy"].get<double>(),
+                   read_json(dir + "/summary.json")["test_accuracy"].get<double>());
+
+  r = run(std::string(kQuickTrain) + " --epochs 1 --drop-path 0.5");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("--drop-path: the mlp model has no residual branches"), std::string::npos)
+      << r.output;
+  r = run(resnet + " --epochs 1 --dropout 1");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("--dropout must be in [0, 1), got 1"), std::string::npos) << r.output;
+  r = run(resnet + " --epochs 1 --drop-path=-0.5");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("--drop-path must be in [0, 1)"), std::string::npos) << r.output;
+}
+
 namespace {
 const char* kQuickPnn =
     "pnn --data synthetic --synthetic-train 1000 --synthetic-test 300 --synthetic-shape 1,8,8 "

@@ -75,6 +75,18 @@ TEST(SdpCli, FourWorkersTrainHalfTheBranchesAndSaveTheFullModel) {
   EXPECT_NE(t.output.find("checkpoint.pt"), std::string::npos) << t.output;
 }
 
+TEST(SdpCli, WorkersTrainTheirSubnetworksWithDropoutAndDropPath) {
+  const std::string dir = fresh_dir("regularizers");
+  const auto r = launch(2,
+                        "--sdp-level neuron --coverage 0.5 --epochs 1 --dropout 0.25 --drop-path "
+                        "0.25 --run-dir " +
+                            dir + "/run " + kResnet);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto model = read_json(dir + "/run/config.json")["model"];
+  EXPECT_DOUBLE_EQ(model["dropout"].get<double>(), 0.25);
+  EXPECT_DOUBLE_EQ(model["drop_path"].get<double>(), 0.25);
+}
+
 TEST(SdpCli, ImpossiblePlansAreUsageErrorsNamingTheReason) {
   auto r = launch(4, "--coverage 0.3 --epochs 1 " + kResnet);
   EXPECT_NE(r.code, 0);

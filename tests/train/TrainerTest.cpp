@@ -25,11 +25,12 @@ data::TrainTest synthetic_data() {
   return data::load_dataset(config);
 }
 
-models::StagedModel small_mlp(const data::Dataset& data, uint64_t seed) {
+models::StagedModel small_mlp(const data::Dataset& data, uint64_t seed, double dropout = 0) {
   models::ModelConfig config;
   config.input_shape = data.sample_shape();
   config.num_classes = data.num_classes;
   config.hidden = {64, 64};
+  config.dropout = dropout;
   torch::manual_seed(seed);
   return models::build_model(config);
 }
@@ -116,6 +117,44 @@ TEST(Trainer, ResumeReachesTheSameWeightsAsAnUninterruptedRun) {
   const auto expected = straight->named_parameters();
   for (const auto& item : resumed->named_parameters())
     EXPECT_TRUE(torch::equal(item.value(), *expected.find(item.key()))) << item.key();
+}
+
+TEST(Trainer, DropoutMasksComeFromTheRunsSeedAndResumeExactly) {
+  const auto data = synthetic_data();
+  const auto config_with_seed = [](uint64_t seed) {
+    auto config = quick_config(2);
+    config.seed = seed;
+    return config;
+  };
+  const auto train_with_seed = [&](uint64_t seed, const std::string& dir, int64_t until_epoch) {
+    train::RunDirectory run(dir, false);
+    auto model = small_mlp(data.train, 5, 0.5);
+    train::Trainer(model, std::make_shared<train::Classification>(), config_with_seed(seed), &run)
+        .fit(data.train, nullptr, until_epoch);
+    return model;
+  };
+  const auto same = [](models::StagedModel& a, models::StagedModel& b) {
+    const auto expected = b->named_parameters();
+    for (const auto& item : a->named_parameters())
+      if (!torch::equal(item.value(), *expected.find(item.key()))) return false;
+    return true;
+  };
+  auto first = train_with_seed(3, fresh_dir("dropout_a"), 0);
+  auto again = train_with_seed(3, fresh_dir("dropout_b"), 0);
+  auto other = train_with_seed(4, fresh_dir("dropout_c"), 0);
+  EXPECT_TRUE(same(first, again));
+  EXPECT_FALSE(same(first, other));  // the same initial weights; other batches and masks
+
+  // Stopped after epoch 1 and resumed: epoch 2 draws the masks of the uninterrupted run.
+  const std::string dir = fresh_dir("dropout_interrupted");
+  train_with_seed(3, dir, 1);
+  train::RunDirectory resumed_dir(dir, /*resume=*/true);
+  auto resumed = small_mlp(data.train, 99, 0.5);
+  train::Trainer trainer(resumed, std::make_shared<train::Classification>(), config_with_seed(3),
+                         &resumed_dir);
+  EXPECT_EQ(trainer.resume(), 1);
+  trainer.fit(data.train, nullptr);
+  EXPECT_TRUE(same(resumed, first));
 }
 
 TEST(Checkpoint, AFailedWriteKeepsTheLastGoodCheckpoint) {

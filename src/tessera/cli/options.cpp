@@ -92,6 +92,15 @@ void add_model_flags(CLI::App& app, CommonOptions& o) {
   app.add_option("--heads", o.model.num_heads, "vit attention heads")->capture_default_str();
   app.add_option("--mlp-dim", o.model.mlp_dim, "vit MLP hidden width")->capture_default_str();
   app.add_option("--pool", o.model.pool, "vit pooling: cls or mean")->capture_default_str();
+  app.add_option(
+         "--dropout", o.model.dropout,
+         "dropout probability on the units neuron-level SDP masks: mlp hidden neurons, "
+         "resnet/wrn blocks' inner channels (channel-wise), vit MLP hidden units; in [0, 1)")
+      ->capture_default_str();
+  app.add_option("--drop-path", o.model.drop_path,
+                 "stochastic depth: per-sample drop probability of every residual branch "
+                 "(resnet/wrn blocks, vit attention and MLP sublayers; not mlp); in [0, 1)")
+      ->capture_default_str();
 }
 
 void add_train_flags(CLI::App& app, CommonOptions& o) {

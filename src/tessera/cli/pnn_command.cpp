@@ -9,6 +9,7 @@
 #include "tessera/data/load.h"
 #include "tessera/dist/local_launcher.h"
 #include "tessera/models/architecture.h"
+#include "tessera/models/regularizers.h"
 #include "tessera/models/staged_model.h"
 #include "tessera/pnn/comparison.h"
 #include "tessera/pnn/pnn_run.h"
@@ -169,9 +170,10 @@ int pnn_command(const Args& raw_args) {
   const pnn::PartitionPlan plan = pnn::choose_plan(setup, &stage_bytes);
   setup.pnn.cuts = plan.cuts();
   if (!options.train.quiet)
-    std::fprintf(stderr, "model: %s, %lld stages, %d threads; plan (cuts %s):\n%s",
-                 options.model.arch.c_str(), static_cast<long long>(plan.boundaries.back()),
-                 static_cast<int>(threads), join_ints(plan.cuts()).c_str(),
+    std::fprintf(stderr, "model: %s%s, %lld stages, %d threads; plan (cuts %s):\n%s",
+                 options.model.arch.c_str(), models::regularizer_summary(options.model).c_str(),
+                 static_cast<long long>(plan.boundaries.back()), static_cast<int>(threads),
+                 join_ints(plan.cuts()).c_str(),
                  pnn::describe(plan, setup.model, stage_bytes).c_str());
 
   train::RunDirectory run(options.run_dir, /*resume=*/false);

@@ -9,6 +9,7 @@
 #include "tessera/core/error.h"
 #include "tessera/data/load.h"
 #include "tessera/metrics/memory_tracker.h"
+#include "tessera/models/regularizers.h"
 #include "tessera/models/staged_model.h"
 #include "tessera/train/checkpoint.h"
 #include "tessera/train/run_directory.h"
@@ -82,7 +83,8 @@ int train_command(const Args& raw_args) {
   models::StagedModel model = models::build_model(options.model);
   if (!init_from.empty()) train::load_checkpoint(init_from, *model, nullptr);
   if (!options.train.quiet)
-    std::fprintf(stderr, "model: %s, %lld parameters, %d threads\n", options.model.arch.c_str(),
+    std::fprintf(stderr, "model: %s%s, %lld parameters, %d threads\n", options.model.arch.c_str(),
+                 models::regularizer_summary(options.model).c_str(),
                  static_cast<long long>(models::parameter_count(*model)),
                  static_cast<int>(threads));
 

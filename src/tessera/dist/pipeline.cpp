@@ -9,6 +9,7 @@
 #include "tessera/metrics/memory_tracker.h"
 #include "tessera/metrics/progress.h"
 #include "tessera/metrics/timer.h"
+#include "tessera/models/regularizers.h"
 #include "tessera/train/checkpoint.h"
 
 namespace tessera::dist {
@@ -279,6 +280,10 @@ train::TrainSummary PipelineTrainer::fit(const data::Dataset& train, const data:
   for (int64_t epoch = 0; epoch < config_.epochs; ++epoch) {
     metrics::Timer epoch_timer;
     batches.start_epoch(epoch);
+    // Rank 0's seed on every rank: they all see the same batches, and the layers, named by their
+    // stage, draw distinct masks anyway.
+    models::seed_stochastic_layers(*partition_,
+                                   models::stochastic_layer_seed(config_.seed, 0, epoch));
     std::vector<double> totals = {0.0, 0.0};
     data::Batch batch;
     while (batches.next(batch)) {

@@ -1,6 +1,7 @@
 #include "tessera/models/conv_architecture.h"
 
 #include "tessera/models/conv_blocks.h"
+#include "tessera/models/regularizers.h"
 #include "tessera/models/subnet.h"
 
 namespace tessera::models {
@@ -9,6 +10,7 @@ ModelConfig ConvArchitecture::resolve(ModelConfig config) const {
   if (config.depth == 0) config.depth = family_.default_depth;
   if (config.width == 0) config.width = family_.default_width;
   check_conv_config(config, family_.name);
+  check_regularizers(config, /*has_branches=*/true);
   validate_subnet(config.subnet, unit_groups(config));
   return config;
 }

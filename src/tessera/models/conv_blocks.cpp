@@ -41,6 +41,12 @@ torch::Tensor PoolHeadImpl::forward(torch::Tensor x) {
   return fc_(x.mean({2, 3}));
 }
 
+BranchRegularizers::BranchRegularizers(torch::nn::Module& block, const ConvBlockPlan& plan) {
+  if (plan.dropout > 0)
+    dropout_ = block.register_module("dropout", Dropout(plan.dropout, /*channelwise=*/true));
+  if (plan.drop_path > 0) drop_path_ = block.register_module("drop_path", DropPath(plan.drop_path));
+}
+
 int64_t stem_forward_flops(const ConvLayout& layout, bool norm_act) {
   const int64_t h = layout.input[1];
   const int64_t w = layout.input[2];

@@ -9,6 +9,7 @@
 #include "tessera/models/architecture.h"
 
 #include "tessera/models/conv_layout.h"
+#include "tessera/models/regularizers.h"
 
 namespace tessera::models {
 
@@ -44,6 +45,21 @@ class PoolHeadImpl : public Stage {
   torch::nn::Linear fc_{nullptr};
 };
 TORCH_MODULE(PoolHead);
+
+// A residual branch's regularisers (plan.dropout, plan.drop_path), registered on `block` as
+// "dropout" and "drop_path" only when on, so that a block without them keeps its module tree.
+class BranchRegularizers {
+ public:
+  BranchRegularizers(torch::nn::Module& block, const ConvBlockPlan& plan);
+  // Channel dropout on conv1's (activated) output: the channels neuron-level SDP masks.
+  torch::Tensor inner(const torch::Tensor& x) { return dropout_ ? dropout_(x) : x; }
+  // Stochastic depth on the branch's output, before the skip path is added.
+  torch::Tensor output(const torch::Tensor& x) { return drop_path_ ? drop_path_(x) : x; }
+
+ private:
+  Dropout dropout_{nullptr};
+  DropPath drop_path_{nullptr};
+};
 
 int64_t stem_forward_flops(const ConvLayout& layout, bool norm_act);
 int64_t head_forward_flops(const ConvLayout& layout, bool norm_act);

@@ -65,6 +65,8 @@ ConvLayout make_conv_layout(const ModelConfig& config, int64_t stem_channels,
       block.branch_held = holds_branch(config.subnet, branch_group_name(stage));
       block.held_inner =
           held_units(config.subnet, channels_group_name(stage), block.inner_channels);
+      block.dropout = config.dropout;
+      block.drop_path = config.drop_path;
       channels = block.out_channels;
       h = block.out_h;
       w = block.out_w;

@@ -26,6 +26,9 @@ struct ConvBlockPlan {
   // What config.subnet keeps of the block.
   bool branch_held = true;
   int64_t held_inner = 0;
+  // config.dropout on conv1's output channels, config.drop_path on the residual branch.
+  double dropout = 0;
+  double drop_path = 0;
 
   // The shortcut needs a 1x1 projection when the resolution or the channel count changes.
   bool projects() const { return stride != 1 || in_channels != out_channels; }
@@ -50,7 +53,7 @@ struct ConvLayout {
 // Level l (0-based) has `blocks_per_level[l]` blocks of `level_widths[l]` channels (the inner
 // width of a block equals its output width in both families). The first level keeps the stem's
 // resolution; the first block of every later level halves it (stride 2). Honours config.subnet
-// (branch_held, held_inner).
+// (branch_held, held_inner) and the regularisers (dropout, drop_path).
 ConvLayout make_conv_layout(const ModelConfig& config, int64_t stem_channels,
                             const std::vector<int64_t>& level_widths,
                             const std::vector<int64_t>& blocks_per_level);

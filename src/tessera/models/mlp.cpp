@@ -8,24 +8,32 @@
 #include "tessera/metrics/flops.h"
 #include "tessera/models/activation.h"
 #include "tessera/models/architecture.h"
+#include "tessera/models/regularizers.h"
 #include "tessera/models/subnet.h"
 
 namespace tessera::models {
 namespace {
 
 // One linear layer, preceded by a flatten in the first stage and followed by the activation in
-// every stage but the last (which produces logits).
+// every stage but the last (which produces logits), then by dropout when `dropout` > 0: the
+// dropped units are the neurons neuron-level SDP masks.
 class MlpLayerImpl : public Stage {
  public:
-  MlpLayerImpl(int64_t in, int64_t out, bool flatten, std::string activation)
+  MlpLayerImpl(int64_t in, int64_t out, bool flatten, std::string activation, double dropout)
       : linear(register_module("linear", torch::nn::Linear(in, out))),
         flatten_(flatten),
-        activation_(std::move(activation)) {}
+        activation_(std::move(activation)) {
+    // Only registered when on, so a model without dropout keeps its exact module tree.
+    if (!activation_.empty() && dropout > 0)
+      dropout_ = register_module("dropout", Dropout(dropout, /*channelwise=*/false));
+  }
 
   torch::Tensor forward(torch::Tensor x) override {
     if (flatten_) x = x.flatten(1);
     x = linear(x);
-    return activation_.empty() ? x : activate(activation_, x);
+    if (activation_.empty()) return x;
+    x = activate(activation_, x);
+    return dropout_ ? dropout_(x) : x;
   }
 
   torch::nn::Linear linear;
@@ -33,6 +41,7 @@ class MlpLayerImpl : public Stage {
  private:
   bool flatten_;
   std::string activation_;
+  Dropout dropout_{nullptr};
 };
 TORCH_MODULE(MlpLayer);
 
@@ -50,6 +59,7 @@ class MlpArchitecture : public Architecture {
     require(config.num_classes >= 2, "model: num_classes must be at least 2");
     require(numel(config.input_shape) > 0, "model: input shape must be non-empty");
     check_activation(config.activation);
+    check_regularizers(config, /*has_branches=*/false);
     validate_subnet(config.subnet, unit_groups(config));
     return config;
   }
@@ -72,7 +82,7 @@ class MlpArchitecture : public Architecture {
   StagePtr build_stage(const ModelConfig& config, int64_t stage) const override {
     const bool last = stage + 1 == num_stages(config);
     return MlpLayer(in_width(config, stage), out_width(config, stage), stage == 0,
-                    last ? "" : config.activation)
+                    last ? "" : config.activation, config.dropout)
         .ptr();
   }
 

@@ -17,6 +17,8 @@ nlohmann::json to_json(const ModelConfig& config) {
           {"num_heads", config.num_heads},
           {"mlp_dim", config.mlp_dim},
           {"pool", config.pool},
+          {"dropout", config.dropout},
+          {"drop_path", config.drop_path},
           {"subnet", config.subnet}};
 }
 
@@ -48,6 +50,9 @@ ModelConfig model_config_from_json(const nlohmann::json& json) {
   read_field(json, "num_heads", config.num_heads);
   read_field(json, "mlp_dim", config.mlp_dim);
   read_field(json, "pool", config.pool);
+  // Absent from checkpoints written before the regularisers existed: they stay 0.
+  read_field(json, "dropout", config.dropout);
+  read_field(json, "drop_path", config.drop_path);
   read_field(json, "subnet", config.subnet);
   return config;
 }

@@ -40,6 +40,13 @@ struct ModelConfig {
   int64_t mlp_dim = 256;
   std::string pool = "cls";  // cls | mean
 
+  // Stochastic regularisers (see regularizers.h), both in [0, 1); 0 is off. dropout: drop
+  // probability of the units neuron-level SDP masks (mlp hidden neurons, conv blocks' inner
+  // channels, vit MLP hidden units). drop_path: stochastic depth on every residual branch (not
+  // mlp).
+  double dropout = 0;
+  double drop_path = 0;
+
   Subnet subnet;
 };
 

@@ -4,6 +4,7 @@
 // stage; its residual branch (block-level SDP) and conv1's output channels (neuron-level SDP) are
 // its unit groups. A downsampling block's 1x1 projection shortcut is held by every subnetwork.
 #include <memory>
+#include <optional>
 
 #include "tessera/core/error.h"
 #include "tessera/metrics/flops.h"
@@ -19,8 +20,9 @@ constexpr int64_t kDefaultDepth = 18;
 constexpr double kDefaultWidth = 1.0;
 constexpr const char* kValidDepths = "10, 18, 34 (four levels) or 8, 14, 20, 26, 32, 44, 56, 110";
 
-// conv3x3-BN-ReLU-conv3x3-BN, plus the shortcut, then ReLU. A dropped branch (not allocated at
-// all) leaves relu(shortcut(x)); a block holding k inner channels has a k-wide conv1.
+// conv3x3-BN-ReLU-[dropout]-conv3x3-BN-[drop path], plus the shortcut, then ReLU. A dropped branch
+// (not allocated at all) leaves relu(shortcut(x)); a block holding k inner channels has a k-wide
+// conv1.
 class BasicBlockImpl : public Stage {
  public:
   explicit BasicBlockImpl(const ConvBlockPlan& plan) {
@@ -30,6 +32,7 @@ class BasicBlockImpl : public Stage {
       bn1_ = register_module("bn1", make_batch_norm(plan.held_inner));
       conv2_ = register_module("conv2", make_conv(plan.held_inner, plan.out_channels, 3, 1));
       bn2_ = register_module("bn2", make_batch_norm(plan.out_channels));
+      regularizers_.emplace(*this, plan);
     }
     if (plan.projects()) {
       shortcut_conv_ = register_module(
@@ -44,13 +47,19 @@ class BasicBlockImpl : public Stage {
     // the ReLU again spares an SDP worker one saved activation per dropped block.
     if (!conv1_ && !shortcut_conv_) return x;
     torch::Tensor out = shortcut_conv_ ? shortcut_bn_(shortcut_conv_(x)) : x;
-    if (conv1_) out = out + bn2_(conv2_(torch::relu(bn1_(conv1_(x)))));
+    if (conv1_) out = out + branch(x);
     return torch::relu(out);
   }
 
  private:
+  torch::Tensor branch(const torch::Tensor& x) {
+    const torch::Tensor inner = regularizers_->inner(torch::relu(bn1_(conv1_(x))));
+    return regularizers_->output(bn2_(conv2_(inner)));
+  }
+
   torch::nn::Conv2d conv1_{nullptr}, conv2_{nullptr}, shortcut_conv_{nullptr};
   torch::nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr}, shortcut_bn_{nullptr};
+  std::optional<BranchRegularizers> regularizers_;  // set when the branch is held
 };
 TORCH_MODULE(BasicBlock);
 

@@ -1,6 +1,7 @@
 #include "tessera/models/staged_model.h"
 
 #include "tessera/core/error.h"
+#include "tessera/models/regularizers.h"
 
 namespace tessera::models {
 
@@ -19,6 +20,8 @@ StagedModelImpl::StagedModelImpl(const ModelConfig& config, int64_t begin, int64
     register_module("stage" + std::to_string(i), stage);
     stages_.push_back(std::move(stage));
   }
+  // Distinct mask streams per layer from the start; the Trainer reseeds them from the run's seed.
+  seed_stochastic_layers(*this, 0);
 }
 
 torch::Tensor StagedModelImpl::forward(torch::Tensor x) {

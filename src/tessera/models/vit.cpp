@@ -8,6 +8,7 @@
 #include "tessera/core/error.h"
 #include "tessera/metrics/flops.h"
 #include "tessera/models/architecture.h"
+#include "tessera/models/regularizers.h"
 #include "tessera/models/subnet.h"
 #include "tessera/models/vit_layers.h"
 
@@ -85,6 +86,7 @@ class VitArchitecture : public Architecture {
     require(config.pool == "cls" || config.pool == "mean",
             "vit: pool must be 'cls' or 'mean', got '" + config.pool + "'");
     require(config.num_classes >= 2, "model: num_classes must be at least 2");
+    check_regularizers(config, /*has_branches=*/true);
     validate_subnet(config.subnet, unit_groups(config));
     return config;
   }
@@ -121,8 +123,8 @@ class VitArchitecture : public Architecture {
     if (stage == head_stage(config))
       return initialised(VitHead(config.embed_dim, config.num_classes, config.pool == "cls"));
     const BlockWidths held = block_widths(config, stage);
-    return initialised(
-        TransformerBlock(config.embed_dim, held.heads, head_dim(config), held.hidden));
+    return initialised(TransformerBlock(config.embed_dim, held.heads, head_dim(config), held.hidden,
+                                        config.dropout, config.drop_path));
   }
 
   std::vector<UnitGroup> unit_groups(const ModelConfig& config) const override {

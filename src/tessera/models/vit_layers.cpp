@@ -27,24 +27,34 @@ torch::Tensor PatchEmbedImpl::forward(torch::Tensor x) {
   return tokens + pos_embed;
 }
 
-FeedForwardImpl::FeedForwardImpl(int64_t dim, int64_t hidden)
+FeedForwardImpl::FeedForwardImpl(int64_t dim, int64_t hidden, double dropout_p)
     : norm(register_module("norm", layer_norm(dim))),
       fc1(register_module("fc1", torch::nn::Linear(dim, hidden))),
-      fc2(register_module("fc2", torch::nn::Linear(hidden, dim))) {}
+      fc2(register_module("fc2", torch::nn::Linear(hidden, dim))) {
+  if (dropout_p > 0)
+    dropout = register_module("dropout", Dropout(dropout_p, /*channelwise=*/false));
+}
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
-  return fc2(torch::gelu(fc1(norm(x))));
+  const torch::Tensor hidden = torch::gelu(fc1(norm(x)));
+  return fc2(dropout ? dropout(hidden) : hidden);
 }
 
 TransformerBlockImpl::TransformerBlockImpl(int64_t dim, int64_t heads, int64_t head_dim,
-                                           int64_t hidden) {
+                                           int64_t hidden, double dropout_p, double drop_path_p) {
   if (heads > 0) attn = register_module("attn", SelfAttention(dim, heads, head_dim));
-  if (hidden > 0) mlp = register_module("mlp", FeedForward(dim, hidden));
+  if (hidden > 0) mlp = register_module("mlp", FeedForward(dim, hidden, dropout_p));
+  // One layer for both sublayers: each call draws its own per-sample mask.
+  if ((attn || mlp) && drop_path_p > 0)
+    drop_path = register_module("drop_path", DropPath(drop_path_p));
 }
 
 torch::Tensor TransformerBlockImpl::forward(torch::Tensor x) {
-  if (attn) x = x + attn(x);
-  if (mlp) x = x + mlp(x);
+  auto residual = [this](const torch::Tensor& branch) {
+    return drop_path ? drop_path(branch) : branch;
+  };
+  if (attn) x = x + residual(attn(x));
+  if (mlp) x = x + residual(mlp(x));
   return x;
 }
 

@@ -9,6 +9,7 @@
 
 #include "tessera/models/architecture.h"
 #include "tessera/models/attention.h"
+#include "tessera/models/regularizers.h"
 
 namespace tessera::models {
 
@@ -28,29 +29,34 @@ class PatchEmbedImpl : public Stage {
 };
 TORCH_MODULE(PatchEmbed);
 
-// LN -> Linear(dim, hidden) -> GELU -> Linear(hidden, dim); the caller adds the residual.
+// LN -> Linear(dim, hidden) -> GELU -> [dropout] -> Linear(hidden, dim); the caller adds the
+// residual. Dropout (when `dropout_p` > 0) acts on the hidden units neuron-level SDP masks.
 class FeedForwardImpl : public torch::nn::Module {
  public:
-  FeedForwardImpl(int64_t dim, int64_t hidden);
+  FeedForwardImpl(int64_t dim, int64_t hidden, double dropout_p = 0);
 
   torch::Tensor forward(const torch::Tensor& x);
 
   torch::nn::LayerNorm norm;
   torch::nn::Linear fc1, fc2;
+  Dropout dropout{nullptr};
 };
 TORCH_MODULE(FeedForward);
 
 // x = x + Attn(LN1(x)); x = x + MLP(LN2(x)). Either sublayer may be absent (a subnetwork that
-// dropped it): then it owns no parameters and its residual is the identity.
+// dropped it): then it owns no parameters and its residual is the identity. With drop_path_p > 0
+// each sublayer's output is dropped per sample (stochastic depth), independently of the other.
 class TransformerBlockImpl : public Stage {
  public:
   // heads == 0 drops the attention sublayer, hidden == 0 the MLP sublayer.
-  TransformerBlockImpl(int64_t dim, int64_t heads, int64_t head_dim, int64_t hidden);
+  TransformerBlockImpl(int64_t dim, int64_t heads, int64_t head_dim, int64_t hidden,
+                       double dropout_p = 0, double drop_path_p = 0);
 
   torch::Tensor forward(torch::Tensor x) override;
 
   SelfAttention attn{nullptr};
   FeedForward mlp{nullptr};
+  DropPath drop_path{nullptr};
 };
 TORCH_MODULE(TransformerBlock);
 

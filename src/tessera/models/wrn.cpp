@@ -5,6 +5,7 @@
 // (when the width or resolution changes) is held by every subnetwork and reads the block's raw
 // input, so it computes the same function whether or not a subnetwork holds the branch.
 #include <memory>
+#include <optional>
 
 #include "tessera/core/error.h"
 #include "tessera/metrics/flops.h"
@@ -20,8 +21,9 @@ constexpr int64_t kDefaultDepth = 16;
 constexpr double kDefaultWidenFactor = 4.0;
 constexpr int64_t kStemChannels = 16;
 
-// BN-ReLU-conv3x3-BN-ReLU-conv3x3 added to the shortcut. A dropped branch (not allocated at all)
-// leaves shortcut(x); a block holding k inner channels has a k-wide conv1.
+// BN-ReLU-conv3x3-BN-ReLU-[dropout]-conv3x3-[drop path] added to the shortcut (dropout where the
+// WRN paper puts it). A dropped branch (not allocated at all) leaves shortcut(x); a block holding
+// k inner channels has a k-wide conv1.
 class PreActBlockImpl : public Stage {
  public:
   explicit PreActBlockImpl(const ConvBlockPlan& plan) {
@@ -31,6 +33,7 @@ class PreActBlockImpl : public Stage {
           register_module("conv1", make_conv(plan.in_channels, plan.held_inner, 3, plan.stride));
       bn2_ = register_module("bn2", make_batch_norm(plan.held_inner));
       conv2_ = register_module("conv2", make_conv(plan.held_inner, plan.out_channels, 3, 1));
+      regularizers_.emplace(*this, plan);
     }
     if (plan.projects())
       shortcut_conv_ = register_module(
@@ -39,13 +42,20 @@ class PreActBlockImpl : public Stage {
 
   torch::Tensor forward(torch::Tensor x) override {
     torch::Tensor out = shortcut_conv_ ? shortcut_conv_(x) : x;
-    if (conv1_) out = out + conv2_(torch::relu(bn2_(conv1_(torch::relu(bn1_(x))))));
+    if (conv1_) out = out + branch(x);
     return out;
   }
 
  private:
+  torch::Tensor branch(const torch::Tensor& x) {
+    const torch::Tensor inner =
+        regularizers_->inner(torch::relu(bn2_(conv1_(torch::relu(bn1_(x))))));
+    return regularizers_->output(conv2_(inner));
+  }
+
   torch::nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr};
   torch::nn::Conv2d conv1_{nullptr}, conv2_{nullptr}, shortcut_conv_{nullptr};
+  std::optional<BranchRegularizers> regularizers_;  // set when the branch is held
 };
 TORCH_MODULE(PreActBlock);
 

@@ -8,6 +8,7 @@
 #include "tessera/metrics/memory_tracker.h"
 #include "tessera/metrics/progress.h"
 #include "tessera/metrics/timer.h"
+#include "tessera/models/regularizers.h"
 #include "tessera/train/checkpoint.h"
 
 namespace tessera::train {
@@ -207,6 +208,8 @@ EvalResult Trainer::run_epoch(data::BatchIterator& batches, int64_t epoch, int64
   metrics::Progress progress(stderr, config_.log_every);
   if (!config_.quiet) progress.start_epoch(epoch + 1, config_.epochs, steps_per_epoch);
   batches.start_epoch(epoch);
+  models::seed_stochastic_layers(*model_,
+                                 models::stochastic_layer_seed(config_.seed, config_.rank, epoch));
   EvalResult result;
   double loss_sum = 0.0;
   int64_t step_in_epoch = 0;

@@ -1,0 +1,90 @@
+#include "tessera/models/regularizers.h"
+
+#include <sstream>
+#include <vector>
+
+#include "tessera/core/error.h"
+#include "tessera/data/seeding.h"
+
+namespace tessera::models {
+namespace {
+
+// FNV-1a: a stable hash of a layer's name (std::hash may differ between standard libraries).
+uint64_t name_hash(const std::string& name) {
+  uint64_t hash = 14695981039346656037ull;
+  for (const unsigned char c : name) hash = (hash ^ c) * 1099511628211ull;
+  return hash;
+}
+
+std::string format_number(double value) {
+  std::ostringstream text;
+  text << value;
+  return text.str();
+}
+
+void check_probability(const char* flag, double p) {
+  // Written so that NaN fails too.
+  require(p >= 0.0 && p < 1.0, std::string(flag) + " must be in [0, 1), got " + format_number(p));
+}
+
+}  // namespace
+
+StochasticLayer::StochasticLayer(double p) : p_(p), generator_(data::make_generator(0)) {
+  check_probability("drop probability", p);
+}
+
+void StochasticLayer::reseed(uint64_t seed) {
+  generator_ = data::make_generator(seed);
+}
+
+torch::Tensor StochasticLayer::apply_mask(const torch::Tensor& x, at::IntArrayRef mask_shape) {
+  if (!is_training() || p_ == 0.0) return x;
+  const double keep = 1.0 - p_;
+  torch::Tensor mask = torch::empty(mask_shape, torch::kFloat32).bernoulli_(keep, generator_);
+  mask.div_(keep);
+  return x * mask.to(x.device(), x.scalar_type());
+}
+
+torch::Tensor DropoutImpl::forward(const torch::Tensor& x) {
+  if (!channelwise_) return apply_mask(x, x.sizes());
+  std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
+  shape[0] = x.size(0);
+  shape[1] = x.size(1);
+  return apply_mask(x, shape);
+}
+
+torch::Tensor DropPathImpl::forward(const torch::Tensor& x) {
+  std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
+  shape[0] = x.size(0);
+  return apply_mask(x, shape);
+}
+
+void seed_stochastic_layers(torch::nn::Module& model, uint64_t seed) {
+  // Not include_self: that needs shared_from_this, which a module under construction lacks.
+  for (const auto& item : model.named_modules("", /*include_self=*/false))
+    if (auto* layer = dynamic_cast<StochasticLayer*>(item.value().get()))
+      layer->reseed(data::mix_seed(seed, name_hash(item.key())));
+}
+
+uint64_t stochastic_layer_seed(uint64_t seed, int64_t rank, int64_t epoch) {
+  return data::mix_seed(data::mix_seed(seed, static_cast<uint64_t>(rank)),
+                        static_cast<uint64_t>(epoch));
+}
+
+void check_regularizers(const ModelConfig& config, bool has_branches) {
+  check_probability("--dropout", config.dropout);
+  check_probability("--drop-path", config.drop_path);
+  require(has_branches || config.drop_path == 0.0,
+          "--drop-path: the " + config.arch +
+              " model has no residual branches to drop (stochastic depth needs resnet, wrn or "
+              "vit; use --dropout)");
+}
+
+std::string regularizer_summary(const ModelConfig& config) {
+  std::string text;
+  if (config.dropout > 0) text += ", dropout " + format_number(config.dropout);
+  if (config.drop_path > 0) text += ", drop-path " + format_number(config.drop_path);
+  return text;
+}
+
+}  // namespace tessera::models

@@ -1,0 +1,71 @@
+// The model zoo's stochastic regularisers, the baselines SDP is compared with at the same keep
+// rate: dropout on the units neuron-level SDP masks (`--dropout`) and stochastic depth on the
+// residual branches block-level SDP masks (`--drop-path`). Each layer draws from its own CPU
+// generator, never the global one, so a run depends only on its seed: the Trainer reseeds every
+// layer at the start of each epoch (seed_stochastic_layers).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <torch/torch.h>
+
+#include "tessera/models/model_config.h"
+
+namespace tessera::models {
+
+// A layer that draws random masks in training mode and is the identity in eval mode.
+class StochasticLayer : public torch::nn::Module {
+ public:
+  // Drop probability p in [0, 1); kept values are scaled by 1 / (1 - p) (inverted dropout).
+  explicit StochasticLayer(double p);
+  void reseed(uint64_t seed);
+  double p() const { return p_; }
+
+ protected:
+  // x * mask, the mask of `mask_shape` holding 0 (dropped) or 1 / (1 - p) (kept), broadcast
+  // over x. Drawn on the CPU and copied to x's device.
+  torch::Tensor apply_mask(const torch::Tensor& x, at::IntArrayRef mask_shape);
+
+ private:
+  double p_;
+  at::Generator generator_;
+};
+
+// Drops single values (shape-wise as x), or with `channelwise` whole channels of a
+// [batch, channels, ...] tensor (dropout2d / feature dropout).
+class DropoutImpl : public StochasticLayer {
+ public:
+  DropoutImpl(double p, bool channelwise) : StochasticLayer(p), channelwise_(channelwise) {}
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  bool channelwise_;
+};
+TORCH_MODULE(Dropout);
+
+// Stochastic depth on a residual branch's output [batch, ...]: each sample's branch is dropped
+// with probability p (timm's drop_path). The caller adds the skip path.
+class DropPathImpl : public StochasticLayer {
+ public:
+  explicit DropPathImpl(double p) : StochasticLayer(p) {}
+  torch::Tensor forward(const torch::Tensor& x);
+};
+TORCH_MODULE(DropPath);
+
+// Reseeds every StochasticLayer inside `model` from `seed` and the layer's module name, so a
+// layer draws the same masks whether it sits in the full model or in a partition of it.
+void seed_stochastic_layers(torch::nn::Module& model, uint64_t seed);
+
+// The seed of one worker's layers for one epoch: distinct per worker, so data-parallel workers
+// draw independent masks, and per epoch, so a run resumed after epoch e draws what it would have.
+uint64_t stochastic_layer_seed(uint64_t seed, int64_t rank, int64_t epoch);
+
+// Throws UsageError unless config.dropout and config.drop_path are in [0, 1), and unless
+// drop_path is 0 for an architecture without residual branches (`has_branches` false).
+void check_regularizers(const ModelConfig& config, bool has_branches);
+
+// ", dropout 0.5, drop-path 0.25" for the nonzero ones; empty when both are off.
+std::string regularizer_summary(const ModelConfig& config);
+
+}  // namespace tessera::models
