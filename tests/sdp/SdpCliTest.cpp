@@ -87,6 +87,42 @@ TEST(SdpCli, WorkersTrainTheirSubnetworksWithDropoutAndDropPath) {
   EXPECT_DOUBLE_EQ(model["drop_path"].get<double>(), 0.25);
 }
 
+// Backward masking: every worker runs the full model and keeps gradients and Adam state only for
+// its half of the branches; rank 0's (refreshed) full model is the checkpoint.
+TEST(SdpCli, BackwardMaskingTrainsTheFullModelAndSavesIt) {
+  const std::string dir = fresh_dir("backward");
+  const auto r = launch(4,
+                        "--sdp-level block --coverage 0.5 --sdp-masking backward --sdp-sync "
+                        "grads --epochs 2 --run-dir " +
+                            dir + "/run " + kResnet);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto summary = read_json(dir + "/run/summary.json");
+  EXPECT_EQ(summary["sdp"]["masking"], "backward");
+  const int64_t full = summary["sdp"]["full_parameters"].get<int64_t>();
+  EXPECT_EQ(summary["sdp"]["worker_parameters"].get<int64_t>(), full);
+  const int64_t trained = summary["sdp"]["trained_parameters"].get<int64_t>();
+  EXPECT_LT(trained, full);
+  // Rank 0's gradients and Adam moments: float32, its held parameters only.
+  EXPECT_EQ(summary["grad_bytes"].get<int64_t>(), 4 * trained);
+  EXPECT_EQ(summary["optimizer_state_bytes"].get<int64_t>(), 2 * 4 * trained);
+  EXPECT_GT(summary["sdp"]["refresh_comm_bytes"].get<int64_t>(), 0);
+  EXPECT_TRUE(summary["sdp"].contains("worker0_own_bn_test_accuracy"));
+  ASSERT_EQ(summary["ranks"].size(), 4u);
+  for (const auto& rank : summary["ranks"]) EXPECT_GT(rank["comm_bytes"].get<int64_t>(), 0);
+
+  const std::string binary = TESSERA_BINARY;
+  const auto e =
+      tessera::testing::run_command(binary + " eval --checkpoint " + dir + "/run/checkpoint.pt " +
+                                    kData + " --output " + dir + "/eval.json 2>&1");
+  ASSERT_EQ(e.code, 0) << e.output;
+  EXPECT_DOUBLE_EQ(read_json(dir + "/eval.json")["test_accuracy"].get<double>(),
+                   summary["test_accuracy"].get<double>());
+
+  const auto refused = launch(2, "--sdp-masking backward --sdp-rescale --epochs 1 " + kResnet);
+  EXPECT_NE(refused.code, 0);
+  EXPECT_NE(refused.output.find("nothing to rescale"), std::string::npos) << refused.output;
+}
+
 TEST(SdpCli, ImpossiblePlansAreUsageErrorsNamingTheReason) {
   auto r = launch(4, "--coverage 0.3 --epochs 1 " + kResnet);
   EXPECT_NE(r.code, 0);

@@ -9,6 +9,7 @@
 #include "tessera/dist/rendezvous.h"
 #include "tessera/dist/worker_metrics.h"
 #include "tessera/models/staged_model.h"
+#include "tessera/sdp/backward_masking.h"
 #include "tessera/sdp/mask_plan.h"
 #include "tessera/sdp/subnet_sync.h"
 #include "tessera/sdp/worker_model.h"
@@ -47,14 +48,56 @@ struct SdpOutcome {
   int64_t step_comm_bytes = 0;
 };
 
-// SDP: every worker trains its own subnetwork of the plan; rank 0 then assembles the full model,
-// evaluates it and saves it as the run's (ordinary, world-size independent) checkpoint.
+// The worker's model under SDP and the synchronisation that trains it. Forward masking: the
+// worker's physically smaller subnetwork. Backward masking: the full model (the same on every
+// worker), of which the optimizer updates only the held units.
+struct SdpWorker {
+  std::unique_ptr<train::Trainer> trainer;
+  std::shared_ptr<sdp::SubnetSync> forward;
+  std::shared_ptr<sdp::BackwardMasking> backward;
+  sdp::SyncStats stats() const { return backward ? backward->stats() : forward->stats(); }
+};
+
+SdpWorker make_sdp_worker(const CommonOptions& options, bool backward, dist::ProcessGroup& group,
+                          const sdp::MaskPlan& plan, sdp::SyncMode mode,
+                          const models::ModelConfig& full, train::RunDirectory* run,
+                          std::shared_ptr<train::Objective> objective) {
+  const models::Subnet subnet = backward ? models::Subnet{} : plan.subnet(group.rank());
+  models::StagedModel model = sdp::build_worker_model(full, subnet, options.train.seed);
+  SdpWorker worker;
+  // The Trainer moves the model to its device before the masking copies any of it.
+  worker.trainer = std::make_unique<train::Trainer>(model, objective, options.train, run);
+  if (backward) {
+    worker.backward =
+        std::make_shared<sdp::BackwardMasking>(group, plan, mode, *worker.trainer->model());
+    worker.trainer->set_worker_sync(worker.backward);
+    worker.trainer->set_trained_parameters(worker.backward->trained_parameters());
+  } else {
+    worker.forward = std::make_shared<sdp::SubnetSync>(group, plan, mode);
+    worker.trainer->set_worker_sync(worker.forward);
+  }
+  return worker;
+}
+
+int64_t numel_of(const std::vector<torch::Tensor>& tensors) {
+  int64_t n = 0;
+  for (const auto& t : tensors) n += t.numel();
+  return n;
+}
+
+// SDP: every worker trains its own subnetwork of the plan; rank 0 then assembles the full model
+// (with backward masking it has it already), evaluates it and saves it as the run's (ordinary,
+// world-size independent) checkpoint.
 SdpOutcome train_sdp(CommonOptions& options, const DistFlags& flags, dist::ProcessGroup& group,
                      const data::TrainTest& data, train::RunDirectory* run,
                      std::shared_ptr<train::Objective> objective) {
-  require(flags.sdp_masking == "forward",
-          "--sdp-masking " + flags.sdp_masking +
-              ": only forward masking is implemented (backward masking is not built yet)");
+  require(flags.sdp_masking == "forward" || flags.sdp_masking == "backward",
+          "--sdp-masking must be forward or backward, got '" + flags.sdp_masking + "'");
+  const bool backward = flags.sdp_masking == "backward";
+  require(!(backward && flags.sdp_rescale),
+          "--sdp-rescale scales the masked units of a model whose workers trained without them; "
+          "with --sdp-masking backward every worker trains the full forward, so there is nothing "
+          "to rescale");
   const models::ModelConfig full = models::architecture(options.model.arch).resolve(options.model);
   require(full.subnet.empty(), "--dist sdp: the model must be the full network");
   sdp::PlanConfig plan_config;
@@ -74,18 +117,19 @@ SdpOutcome train_sdp(CommonOptions& options, const DistFlags& flags, dist::Proce
   // Rank 0's trainer would checkpoint its subnetwork every epoch; the assembled model is saved
   // once at the end instead.
   options.train.checkpoint_every = 0;
-  models::StagedModel model =
-      sdp::build_worker_model(full, plan.subnet(group.rank()), options.train.seed);
-  train::Trainer trainer(model, objective, options.train, run);
-  auto sync = std::make_shared<sdp::SubnetSync>(group, plan, mode);
-  trainer.set_worker_sync(sync);
+  SdpWorker worker = make_sdp_worker(options, backward, group, plan, mode, full, run, objective);
+  train::Trainer& trainer = *worker.trainer;
   SdpOutcome outcome;
   outcome.summary = trainer.fit(data.train, nullptr);
-  const sdp::SyncStats& stats = sync->stats();
+  const sdp::SyncStats stats = worker.stats();
   outcome.step_comm_bytes = stats.comm_bytes;
 
-  models::StagedModel assembled = sdp::assemble_full_model(group, *trainer.model(), plan, full,
-                                                           options.train.seed, flags.sdp_rescale);
+  // With backward masking every worker ends with the same full model (refreshed after every
+  // step): rank 0's is the result, and nothing needs to travel.
+  models::StagedModel assembled =
+      backward ? (leader ? trainer.model() : models::StagedModel(nullptr))
+               : sdp::assemble_full_model(group, *trainer.model(), plan, full, options.train.seed,
+                                          flags.sdp_rescale);
   outcome.extra = {{"level", flags.sdp_level},
                    {"coverage", flags.coverage},
                    {"holders_per_unit", plan.holders_per_unit},
@@ -94,13 +138,21 @@ SdpOutcome train_sdp(CommonOptions& options, const DistFlags& flags, dist::Proce
                    {"rescale", flags.sdp_rescale},
                    {"holder_sets", stats.holder_sets},
                    {"sync_seconds", stats.wait_seconds},
-                   {"worker_parameters", models::parameter_count(*trainer.model())}};
+                   {"worker_parameters", models::parameter_count(*trainer.model())},
+                   {"trained_parameters", numel_of(backward ? worker.backward->trained_parameters()
+                                                            : trainer.model()->parameters())}};
+  if (backward) outcome.extra["refresh_comm_bytes"] = worker.backward->refresh_bytes();
   if (leader) {
-    // The subnetwork rank 0 trained, on its own: how much the assembly adds (or loses).
-    const double subnet_accuracy = trainer.evaluate(data.test).accuracy;
-    std::fprintf(stderr, "sdp: worker 0's subnetwork alone: test accuracy %.2f%%\n",
-                 100.0 * subnet_accuracy);
-    outcome.extra["worker0_subnet_test_accuracy"] = subnet_accuracy;
+    // Forward masking: the subnetwork rank 0 trained, on its own: how much the assembly adds (or
+    // loses). Backward masking: the full model with rank 0's own batch-norm statistics, before
+    // they are re-estimated below.
+    const double own_accuracy = trainer.evaluate(data.test).accuracy;
+    std::fprintf(stderr, "sdp: %s: test accuracy %.2f%%\n",
+                 backward ? "rank 0's model with its own batch-norm statistics"
+                          : "worker 0's subnetwork alone",
+                 100.0 * own_accuracy);
+    outcome.extra[backward ? "worker0_own_bn_test_accuracy" : "worker0_subnet_test_accuracy"] =
+        own_accuracy;
     outcome.extra["bn_recalibration_samples"] = train::recompute_batch_norm_statistics(
         assembled, data.train, flags.sdp_bn_batches, options.train.batch_size, options.train.seed,
         train::parse_device(options.train.device));
@@ -115,6 +167,7 @@ SdpOutcome train_sdp(CommonOptions& options, const DistFlags& flags, dist::Proce
       meta["sdp"] = {{"level", flags.sdp_level},
                      {"coverage", flags.coverage},
                      {"workers", group.size()},
+                     {"masking", flags.sdp_masking},
                      {"rescale", flags.sdp_rescale}};
       train::save_checkpoint(run->checkpoint_path(), *assembled, nullptr, meta);
     }

@@ -177,7 +177,9 @@ void add_dist_flags(CLI::App& app, DistFlags& d) {
                  "sdp: fraction of the units each worker holds; coverage x workers must be whole")
       ->capture_default_str();
   app.add_option("--sdp-masking", d.sdp_masking,
-                 "sdp: forward (each worker builds only its subnetwork)")
+                 "sdp: forward (each worker builds only its subnetwork) or backward (each "
+                 "worker runs the full model forward; gradients, optimizer state and updates only "
+                 "for its subnetwork, other units refreshed from a holder after every step)")
       ->capture_default_str();
   app.add_option("--sdp-sync", d.sdp_sync,
                  "sdp: params (average held parameters after each step) or grads (before it)")
@@ -187,7 +189,8 @@ void add_dist_flags(CLI::App& app, DistFlags& d) {
                "dropout / stochastic depth do at test time)");
   app.add_option("--sdp-bn-batches", d.sdp_bn_batches,
                  "sdp: training batches over which rank 0 re-estimates the assembled model's "
-                 "batch-norm statistics (0: keep those of each entry's lowest-ranked holder)")
+                 "batch-norm statistics (0: keep those of each entry's lowest-ranked holder; with "
+                 "backward masking rank 0's own)")
       ->capture_default_str();
 }
 

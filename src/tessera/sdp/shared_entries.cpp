@@ -13,12 +13,16 @@ struct DimHolders {
   std::vector<WorkerSet> positions;
 };
 
+// Every worker, for the full model's layout.
+constexpr int64_t kFullLayout = -1;
+
 std::vector<WorkerSet> position_holders(const MaskPlan& plan, const models::UnitGroup& group,
                                         const models::TensorSlice& slice, int64_t worker) {
   std::vector<WorkerSet> positions;
   for (int64_t u = 0; u < group.size; ++u) {
     const WorkerSet holders = plan.unit_holders(group.name, u);
-    if (!(holders >> worker & 1)) continue;  // the worker's tensor has no entries of this unit
+    // The worker's tensor has no entries of a unit it does not hold.
+    if (worker != kFullLayout && !(holders >> worker & 1)) continue;
     positions.insert(positions.end(), static_cast<size_t>(slice.stride), holders);
   }
   return positions;
@@ -51,10 +55,9 @@ void add_cells(size_t tensor, WorkerSet whole, const std::vector<DimHolders>& di
   }
 }
 
-}  // namespace
-
-std::vector<Cell> shared_cells(const MaskPlan& plan, int64_t worker,
-                               const std::vector<std::string>& names) {
+// The cells of `names` in worker `worker`'s layout, or the full model's (kFullLayout).
+std::vector<Cell> cells_in_layout(const MaskPlan& plan, int64_t worker,
+                                  const std::vector<std::string>& names) {
   std::vector<Cell> cells;
   for (size_t t = 0; t < names.size(); ++t) {
     WorkerSet whole = plan.all_workers();
@@ -78,6 +81,17 @@ std::vector<Cell> shared_cells(const MaskPlan& plan, int64_t worker,
     add_cells(t, whole, dims, cells);
   }
   return cells;
+}
+
+}  // namespace
+
+std::vector<Cell> shared_cells(const MaskPlan& plan, int64_t worker,
+                               const std::vector<std::string>& names) {
+  return cells_in_layout(plan, worker, names);
+}
+
+std::vector<Cell> full_model_cells(const MaskPlan& plan, const std::vector<std::string>& names) {
+  return cells_in_layout(plan, kFullLayout, names);
 }
 
 torch::Tensor gather_cell(const torch::Tensor& tensor, const Cell& cell) {

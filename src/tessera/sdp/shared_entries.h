@@ -21,12 +21,18 @@ struct Cell {
   size_t tensor = 0;  // index into the tensor list given to shared_cells
   // (dim, positions) narrowing the tensor, in increasing dim order; empty: the whole tensor.
   std::vector<std::pair<int64_t, torch::Tensor>> selections;
-  WorkerSet holders = 0;  // always contains the worker itself
+  WorkerSet holders = 0;  // from shared_cells: always contains the worker itself
 };
 
 // The cells of worker `worker`'s tensors `names` (named as in the full model), in tensor order.
 std::vector<Cell> shared_cells(const MaskPlan& plan, int64_t worker,
                                const std::vector<std::string>& names);
+
+// The same for the full model's tensors `names` (backward masking, where every worker has them
+// all): every unit's entries are there, so a cell's holders need not include any given worker,
+// and are empty for entries that no worker holds (a weight between two neurons never held
+// together).
+std::vector<Cell> full_model_cells(const MaskPlan& plan, const std::vector<std::string>& names);
 
 // The cell's entries of `tensor`, flattened (a view when the cell is the whole tensor).
 torch::Tensor gather_cell(const torch::Tensor& tensor, const Cell& cell);

@@ -78,6 +78,17 @@ std::vector<SubnetSync::Bucket> SubnetSync::make_buckets(const std::vector<torch
 }
 
 void SubnetSync::start(torch::nn::Module& model) {
+  std::vector<std::string> names;
+  std::vector<torch::Tensor> tensors;
+  for (const auto& p : model.named_parameters()) {
+    names.push_back(p.key());
+    tensors.push_back(p.value());
+  }
+  start(names, tensors);
+}
+
+void SubnetSync::start(const std::vector<std::string>& names,
+                       const std::vector<torch::Tensor>& tensors) {
   // The same plan everywhere: equal hashes of its JSON on every worker.
   const auto hash = static_cast<int64_t>(std::hash<std::string>{}(to_json(plan_).dump()) >> 1);
   std::vector<torch::Tensor> low = {long_tensor({hash})}, high = {long_tensor({hash})};
@@ -88,11 +99,7 @@ void SubnetSync::start(torch::nn::Module& model) {
                 ": the workers computed different SDP plans (check --model, --sdp-level, "
                 "--coverage and --seed on every worker)");
 
-  std::vector<std::string> names;
-  for (const auto& p : model.named_parameters()) {
-    parameters_.push_back(p.value());
-    names.push_back(p.key());
-  }
+  parameters_ = tensors;
   std::vector<WorkerSet> mine;
   for (const Cell& cell : shared_cells(plan_, world_.rank(), names))
     if (count_workers(cell.holders) >= 2 && cell.holders != plan_.all_workers())

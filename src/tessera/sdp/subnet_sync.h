@@ -41,6 +41,9 @@ class SubnetSync : public train::WorkerSync {
   // describe each worker's own network (averaging them cost worker 0's subnetwork 13 points on
   // resnet-20, docs/results.md); the assembled model re-estimates its own.
   void start(torch::nn::Module& model) override;
+  // The same for tensors that are not one module's parameters: `tensors[i]` holds this worker's
+  // entries (subnetwork layout) of the full model's tensor `names[i]` (backward masking).
+  void start(const std::vector<std::string>& names, const std::vector<torch::Tensor>& tensors);
   int64_t agree_steps(int64_t local_batches) override;
   void before_backward(int64_t samples) override;
   void after_backward() override;

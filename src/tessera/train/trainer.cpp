@@ -1,5 +1,6 @@
 #include "tessera/train/trainer.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "tessera/core/error.h"
@@ -117,7 +118,20 @@ Trainer::Trainer(models::StagedModel model, std::shared_ptr<Objective> objective
       device_(parse_device(config_.device)) {
   validate(config_);
   model_->to(device_);
-  optimizer_ = make_optimizer(model_->parameters(), config_.optimizer);
+  trained_ = model_->parameters();
+  optimizer_ = make_optimizer(trained_, config_.optimizer);
+}
+
+void Trainer::set_trained_parameters(std::vector<torch::Tensor> parameters) {
+  const std::vector<torch::Tensor> own = model_->parameters();
+  copies_.clear();
+  for (const auto& p : parameters) {
+    const bool in_model =
+        std::any_of(own.begin(), own.end(), [&](const torch::Tensor& q) { return q.is_same(p); });
+    if (!in_model) copies_.push_back(p);
+  }
+  trained_ = std::move(parameters);
+  optimizer_ = make_optimizer(trained_, config_.optimizer);
 }
 
 nlohmann::json Trainer::checkpoint_meta() const {
@@ -160,7 +174,7 @@ double Trainer::train_step(const data::Batch& batch) {
   }
   if (sync_) sync_->after_backward();
   if (config_.clip_grad_norm > 0)
-    torch::nn::utils::clip_grad_norm_(model_->parameters(), config_.clip_grad_norm);
+    torch::nn::utils::clip_grad_norm_(trained_, config_.clip_grad_norm);
   optimizer_->step();
   if (sync_) sync_->after_step();
   return loss_value;
@@ -297,9 +311,13 @@ TrainSummary Trainer::fit(const data::Dataset& train, const data::Dataset* test,
       until_epoch > 0 ? std::min(until_epoch, config_.epochs) : config_.epochs;
   metrics::install_memory_tracker();
   const char* memory_device = tracker_device(device_);
-  // Training state is measured from here: the model's own tensors are already allocated, the data
-  // set is not training state, so the baseline is what is live now minus the model.
-  const int64_t baseline = metrics::live_tensor_bytes(memory_device) - state_bytes(*model_);
+  // Training state is measured from here: the model's own tensors (and copies the optimizer trains
+  // instead, see set_trained_parameters) are already allocated, the data set is not training
+  // state, so the baseline is what is live now minus the model and the copies.
+  int64_t copy_bytes = 0;
+  for (const auto& c : copies_) copy_bytes += tensor_bytes(c);
+  const int64_t baseline =
+      metrics::live_tensor_bytes(memory_device) - state_bytes(*model_) - copy_bytes;
   metrics::reset_peak_tensor_bytes(memory_device);
   const int64_t comm_before = metrics::total_comm_bytes();
 
@@ -354,6 +372,7 @@ TrainSummary Trainer::fit(const data::Dataset& train, const data::Dataset* test,
   summary.peak_rss_bytes = metrics::peak_rss_bytes();
   summary.param_bytes = models::parameter_bytes(*model_);
   for (const auto& p : model_->parameters()) summary.grad_bytes += tensor_bytes(p.grad());
+  for (const auto& c : copies_) summary.grad_bytes += tensor_bytes(c.grad());
   summary.optimizer_state_bytes = optimizer_state_bytes(*optimizer_);
   summary.comm_bytes = metrics::total_comm_bytes() - comm_before;
   summary.wall_seconds = wall.seconds();

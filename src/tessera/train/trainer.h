@@ -94,6 +94,12 @@ class Trainer {
   // Trains in step with other workers (see WorkerSync); call before fit().
   void set_worker_sync(std::shared_ptr<WorkerSync> sync) { sync_ = std::move(sync); }
 
+  // The optimizer updates `parameters` instead of the model's parameters, with fresh state; call
+  // before fit(). For SDP backward masking: only the units this worker holds, some as compact
+  // copies of a model tensor's entries, which the WorkerSync keeps in step with the model.
+  // Gradient clipping acts on these; copies count as training state in the memory figures.
+  void set_trained_parameters(std::vector<torch::Tensor> parameters);
+
   // Trains the remaining epochs on `train`, evaluating on `test` (if given) after each epoch.
   // `until_epoch` > 0 stops after that epoch (the schedule still spans config.epochs), as an
   // interrupted run would; resume() then continues it.
@@ -130,6 +136,8 @@ class Trainer {
   RunDirectory* run_;
   torch::Device device_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::vector<torch::Tensor> trained_;  // what the optimizer updates
+  std::vector<torch::Tensor> copies_;   // the part of trained_ that is not the model's parameters
   std::shared_ptr<WorkerSync> sync_;
   int64_t epochs_done_ = 0;
   int64_t step_ = 0;

@@ -1,0 +1,170 @@
+#include "tessera/sdp/backward_masking.h"
+
+#include "tessera/core/error.h"
+#include "tessera/metrics/timer.h"
+#include "tessera/models/subnet.h"
+
+namespace tessera::sdp {
+namespace {
+
+enum class Holding { None, Part, Whole };
+
+// How much of the full model's tensor `name` the subnet holds: none of a branch it leaves out,
+// part of a tensor that a group with units left out slices, else all of it.
+Holding holding_of(const std::string& name, const models::Subnet& subnet,
+                   const std::vector<models::UnitGroup>& groups) {
+  Holding holding = Holding::Whole;
+  for (const auto& group : groups) {
+    for (const auto& slice : group.slices) {
+      if (slice.name != name) continue;
+      const int64_t held = models::held_units(subnet, group.name, group.size);
+      if (slice.dim < 0 && held == 0) return Holding::None;
+      if (slice.dim >= 0 && held < group.size) holding = Holding::Part;
+    }
+  }
+  return holding;
+}
+
+int64_t lowest_worker(WorkerSet set) {
+  int64_t worker = 0;
+  while (!(set >> worker & 1)) ++worker;
+  return worker;
+}
+
+}  // namespace
+
+BackwardMasking::BackwardMasking(dist::ProcessGroup world, MaskPlan plan, SyncMode mode,
+                                 torch::nn::Module& model)
+    : world_(std::move(world)),
+      plan_(std::move(plan)),
+      holders_(world_, plan_, mode),
+      subnet_(plan_.subnet(world_.rank())) {
+  torch::NoGradGuard no_grad;
+  for (const auto& p : model.named_parameters()) {
+    torch::Tensor parameter = p.value();
+    switch (holding_of(p.key(), subnet_, plan_.groups)) {
+      case Holding::None:
+        parameter.set_requires_grad(false);  // autograd allocates no gradient for it
+        break;
+      case Holding::Whole:
+        trained_names_.push_back(p.key());
+        trained_.push_back(parameter);
+        break;
+      case Holding::Part: {
+        torch::Tensor held =
+            models::select_held_entries(parameter, p.key(), subnet_, plan_.groups).detach().clone();
+        held.set_requires_grad(true);
+        partly_held_.push_back({p.key(), parameter, held});
+        trained_names_.push_back(p.key());
+        trained_.push_back(held);
+        break;
+      }
+    }
+  }
+}
+
+void BackwardMasking::start(torch::nn::Module& model) {
+  holders_.start(trained_names_, trained_);
+  std::vector<std::string> names;
+  for (const auto& p : model.named_parameters()) {
+    names.push_back(p.key());
+    model_parameters_.push_back(p.value());
+  }
+  for (Cell& cell : full_model_cells(plan_, names)) {
+    // Entries every worker holds agree already; entries no worker holds never change.
+    if (cell.holders == plan_.all_workers() || cell.holders == 0) continue;
+    for (auto& [dim, positions] : cell.selections)
+      positions = positions.to(model_parameters_[cell.tensor].device());
+    refreshed_.push_back(std::move(cell));
+  }
+  // Buckets of whole cells, each sent by one all-reduce after the other, so that the refresh's
+  // buffer stays small beside the training state.
+  int64_t bucket_bytes = 0;
+  for (size_t c = 0; c < refreshed_.size(); ++c) {
+    const torch::Tensor& tensor = model_parameters_[refreshed_[c].tensor];
+    const int64_t bytes = gather_numel(tensor, refreshed_[c]) * tensor.element_size();
+    if (refresh_buckets_.empty() || bucket_bytes + bytes > kRefreshBucketBytes) {
+      refresh_buckets_.emplace_back();
+      bucket_bytes = 0;
+    }
+    refresh_buckets_.back().push_back(c);
+    bucket_bytes += bytes;
+  }
+}
+
+int64_t BackwardMasking::agree_steps(int64_t local_batches) {
+  return holders_.agree_steps(local_batches);
+}
+
+void BackwardMasking::before_backward(int64_t samples) {
+  holders_.before_backward(samples);
+}
+
+void BackwardMasking::after_backward() {
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& part : partly_held_) {
+      if (!part.full.grad().defined()) continue;  // a step without samples
+      part.held.mutable_grad() =
+          models::select_held_entries(part.full.grad(), part.name, subnet_, plan_.groups);
+      part.full.mutable_grad().reset();  // the full-size gradient lives only through backward
+    }
+  }
+  holders_.after_backward();
+}
+
+void BackwardMasking::after_step() {
+  holders_.after_step();
+  for (auto& part : partly_held_)
+    models::scatter_held_entries(part.full, part.held, part.name, subnet_, plan_.groups);
+  refresh();
+}
+
+void BackwardMasking::refresh() {
+  torch::NoGradGuard no_grad;
+  const metrics::Timer timer;
+  for (const auto& bucket : refresh_buckets_) refresh_bucket(bucket);
+  refresh_seconds_ += timer.seconds();
+}
+
+void BackwardMasking::refresh_bucket(const std::vector<size_t>& cells) {
+  // One all-reduce (SUM) over the world: each entry's lowest-ranked holder contributes its value
+  // and every other worker zero, so every worker receives exactly that value (x + 0 = x).
+  int64_t numel = 0;
+  for (const size_t c : cells)
+    numel += gather_numel(model_parameters_[refreshed_[c].tensor], refreshed_[c]);
+  std::vector<torch::Tensor> flat = {
+      torch::zeros({numel}, model_parameters_[refreshed_[cells[0]].tensor].options())};
+  int64_t offset = 0;
+  for (const size_t c : cells) {
+    const Cell& cell = refreshed_[c];
+    const torch::Tensor& tensor = model_parameters_[cell.tensor];
+    const int64_t n = gather_numel(tensor, cell);
+    if (lowest_worker(cell.holders) == world_.rank())
+      flat[0].slice(0, offset, offset + n).copy_(gather_cell(tensor, cell));
+    offset += n;
+  }
+  refresh_bytes_ += dist::all_reduce_bytes(numel * flat[0].element_size(), world_.size());
+  world_.all_reduce(flat);
+  offset = 0;
+  for (const size_t c : cells) {
+    const Cell& cell = refreshed_[c];
+    const torch::Tensor& tensor = model_parameters_[cell.tensor];
+    const int64_t n = gather_numel(tensor, cell);
+    scatter_cell(tensor, cell, flat[0].slice(0, offset, offset + n));
+    offset += n;
+  }
+}
+
+void BackwardMasking::sum(std::vector<double>& values) {
+  holders_.sum(values);
+}
+
+SyncStats BackwardMasking::stats() const {
+  SyncStats stats = holders_.stats();
+  stats.comm_bytes += refresh_bytes_;
+  stats.wait_seconds += refresh_seconds_;
+  return stats;
+}
+
+}  // namespace tessera::sdp
