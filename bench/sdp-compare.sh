@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SDP against DDP on the same data, seed and workers: one table row per run with the assembled
-# model's test accuracy, worker 0's subnetwork alone, the largest per-worker peak tensor memory,
+# model's test accuracy, worker 0's subnetwork alone (forward masking) or rank 0's model before
+# its batch-norm statistics are re-estimated (backward), the largest per-worker peak tensor memory,
 # bytes each worker sent per step, samples/s (all workers) and wall time.
 #
 #   bench/sdp-compare.sh OUT_DIR [resnet|mlp|vit]
@@ -26,7 +27,8 @@ tessera=${TESSERA:-"$(cd "$(dirname "$0")/.." && pwd)/build/tessera"}
 case $family in
   resnet) model="--model resnet --depth ${DEPTH:-20} --width 0.5"; level=block ;;
   mlp) model="--model mlp"; level=neuron ;;
-  vit) model="--model vit --depth ${DEPTH:-4}"; level=block ;;
+  vit) model="--model vit --depth ${DEPTH:-4} --embed-dim 64 --heads 4 --mlp-dim 128 --patch-size 7"
+    level=block ;;
   *) echo "sdp-compare: unknown family '$family' (resnet, mlp, vit)" >&2; exit 2 ;;
 esac
 common="$model --limit-train $limit --batch-size 64 --eval-batch-size 64 --threads 1 --seed ${SEED:-1} --quiet"
@@ -45,7 +47,8 @@ run() {  # name epochs extra-args...
     >"$dir.log" 2>&1 || { echo "sdp-compare: $name failed, see $dir.log" >&2; exit 1; }
   jq -r --arg name "$name" --arg ep "$ep" --arg wall "$((SECONDS - start))" --arg w "$workers" '
     [$name, $ep, (.test_accuracy * 100 | . * 100 | round / 100),
-     ((.sdp.worker0_subnet_test_accuracy // null) | if . == null then "-" else (. * 10000 | round / 100) end),
+     ((.sdp.worker0_subnet_test_accuracy // .sdp.worker0_own_bn_test_accuracy // null)
+      | if . == null then "-" else (. * 10000 | round / 100) end),
      ([.ranks[].peak_tensor_bytes] | max / 1048576 | . * 10 | round / 10),
      (.comm_bytes_per_step / ($w | tonumber) | round),
      (.total_samples_per_second | round), $wall] | @tsv' "$dir/summary.json" >>"$rows"

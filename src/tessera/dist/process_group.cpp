@@ -3,6 +3,7 @@
 #include "tessera/dist/process_group.h"
 
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <functional>
 #include <thread>
@@ -237,8 +238,18 @@ std::shared_ptr<::gloo::transport::Device> gloo_device(const GroupOptions& optio
   }
 }
 
+// Gloo writes to its sockets without MSG_NOSIGNAL, so a peer that has gone away would kill this
+// process with SIGPIPE before the failed operation could be reported (CI saw it). Python ignores
+// SIGPIPE for PyTorch; a C++ program must do so itself: writes then fail with EPIPE, which Gloo
+// turns into an error that names the operation.
+void ignore_broken_pipes() {
+  static const bool ignored = std::signal(SIGPIPE, SIG_IGN) != SIG_ERR;
+  (void)ignored;
+}
+
 c10::intrusive_ptr<C10dGroup> make_group(Store& store, int64_t rank, int64_t size,
                                          const GroupOptions& options) {
+  ignore_broken_pipes();
   const c10::intrusive_ptr<::c10d::Store>& c10d_store = store.impl()->store;
   if (options.device.rfind("cuda", 0) == 0) {
 #ifdef TESSERA_WITH_CUDA
