@@ -25,12 +25,6 @@ Holding holding_of(const std::string& name, const models::Subnet& subnet,
   return holding;
 }
 
-int64_t lowest_worker(WorkerSet set) {
-  int64_t worker = 0;
-  while (!(set >> worker & 1)) ++worker;
-  return worker;
-}
-
 }  // namespace
 
 BackwardMasking::BackwardMasking(dist::ProcessGroup world, MaskPlan plan, SyncMode mode,
@@ -75,14 +69,17 @@ void BackwardMasking::start(torch::nn::Module& model) {
     if (cell.holders == plan_.all_workers() || cell.holders == 0) continue;
     for (auto& [dim, positions] : cell.selections)
       positions = positions.to(model_parameters_[cell.tensor].device());
+    refreshed_numel_.push_back(gather_numel(model_parameters_[cell.tensor], cell));
+    // The lowest-ranked holder (the lowest set bit) sends the entries.
+    refreshed_sent_.push_back(__builtin_ctzll(cell.holders) == world_.rank());
     refreshed_.push_back(std::move(cell));
   }
   // Buckets of whole cells, each sent by one all-reduce after the other, so that the refresh's
   // buffer stays small beside the training state.
   int64_t bucket_bytes = 0;
   for (size_t c = 0; c < refreshed_.size(); ++c) {
-    const torch::Tensor& tensor = model_parameters_[refreshed_[c].tensor];
-    const int64_t bytes = gather_numel(tensor, refreshed_[c]) * tensor.element_size();
+    const int64_t bytes =
+        refreshed_numel_[c] * model_parameters_[refreshed_[c].tensor].element_size();
     if (refresh_buckets_.empty() || bucket_bytes + bytes > kRefreshBucketBytes) {
       refresh_buckets_.emplace_back();
       bucket_bytes = 0;
@@ -131,27 +128,25 @@ void BackwardMasking::refresh_bucket(const std::vector<size_t>& cells) {
   // One all-reduce (SUM) over the world: each entry's lowest-ranked holder contributes its value
   // and every other worker zero, so every worker receives exactly that value (x + 0 = x).
   int64_t numel = 0;
-  for (const size_t c : cells)
-    numel += gather_numel(model_parameters_[refreshed_[c].tensor], refreshed_[c]);
+  for (const size_t c : cells) numel += refreshed_numel_[c];
   std::vector<torch::Tensor> flat = {
       torch::zeros({numel}, model_parameters_[refreshed_[cells[0]].tensor].options())};
   int64_t offset = 0;
   for (const size_t c : cells) {
-    const Cell& cell = refreshed_[c];
-    const torch::Tensor& tensor = model_parameters_[cell.tensor];
-    const int64_t n = gather_numel(tensor, cell);
-    if (lowest_worker(cell.holders) == world_.rank())
-      flat[0].slice(0, offset, offset + n).copy_(gather_cell(tensor, cell));
+    const int64_t n = refreshed_numel_[c];
+    if (refreshed_sent_[c])
+      flat[0]
+          .slice(0, offset, offset + n)
+          .copy_(gather_cell(model_parameters_[refreshed_[c].tensor], refreshed_[c]));
     offset += n;
   }
   refresh_bytes_ += dist::all_reduce_bytes(numel * flat[0].element_size(), world_.size());
   world_.all_reduce(flat);
   offset = 0;
   for (const size_t c : cells) {
-    const Cell& cell = refreshed_[c];
-    const torch::Tensor& tensor = model_parameters_[cell.tensor];
-    const int64_t n = gather_numel(tensor, cell);
-    scatter_cell(tensor, cell, flat[0].slice(0, offset, offset + n));
+    const int64_t n = refreshed_numel_[c];
+    scatter_cell(model_parameters_[refreshed_[c].tensor], refreshed_[c],
+                 flat[0].slice(0, offset, offset + n));
     offset += n;
   }
 }

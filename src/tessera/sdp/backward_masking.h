@@ -78,6 +78,8 @@ class BackwardMasking : public train::WorkerSync {
   // Every entry not held by all workers (and by anyone at all), as cells of model_parameters_.
   std::vector<torch::Tensor> model_parameters_;
   std::vector<Cell> refreshed_;
+  std::vector<int64_t> refreshed_numel_;  // per refreshed cell: its number of entries
+  std::vector<bool> refreshed_sent_;      // per refreshed cell: this worker is its lowest holder
   std::vector<std::vector<size_t>> refresh_buckets_;  // indices into refreshed_
   int64_t refresh_bytes_ = 0;
   double refresh_seconds_ = 0.0;
