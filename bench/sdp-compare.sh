@@ -9,7 +9,9 @@
 # Settings come from the environment: WORKERS (4), EPOCHS (3, DDP's and the iteration-matched
 # runs'; FLOP-matched SDP runs get EPOCHS / C), LIMIT_TRAIN (20000 samples, 0: all), COVERAGES
 # ("0.75 0.5"), MASKINGS ("forward backward"), SYNC (grads), DEPTH (resnet 20, vit 4), SEED (1),
-# TESSERA (the binary, build/tessera), ONLY (a regex: run only the matching runs). Needs jq.
+# TESSERA (the binary, build/tessera), ONLY (a regex: run only the matching runs), REDRAWS
+# ("0"; e.g. "0 1": forward-masked runs also with --sdp-redraw-epochs 1, rows named -redraw1).
+# Needs jq.
 # Slow: minutes per run on 2 cores; not part of the tests.
 set -euo pipefail
 out=${1:?usage: bench/sdp-compare.sh OUT_DIR [resnet|mlp|vit]}
@@ -20,6 +22,7 @@ limit=${LIMIT_TRAIN:-20000}
 coverages=${COVERAGES:-0.75 0.5}
 sync=${SYNC:-grads}
 maskings=${MASKINGS:-forward backward}
+redraws=${REDRAWS:-0}
 command -v jq >/dev/null || { echo "sdp-compare: needs jq (apt-get install jq)" >&2; exit 2; }
 tessera=${TESSERA:-"$(cd "$(dirname "$0")/.." && pwd)/build/tessera"}
 [ -x "$tessera" ] || { echo "sdp-compare: build first ($tessera missing)" >&2; exit 2; }
@@ -70,13 +73,20 @@ for c in $coverages; do
   flop_epochs=$(awk -v e="$epochs" -v c="$c" 'BEGIN { printf "%d", e / c + 0.5 }')
   for masking in $maskings; do
     sdp="--dist sdp --sdp-level $level --coverage $c --sdp-masking $masking --sdp-sync $sync"
-    run "sdp-$level-$masking-c$c-iter" "$epochs" $sdp
-    run "sdp-$level-$masking-c$c-flop" "$flop_epochs" $sdp
-    # Rescaling corrects the assembled model for branches trained apart; a backward-masked
-    # worker trains with every branch in its forward, so there is nothing to correct.
-    if [ "$masking" = forward ]; then
-      run "sdp-$level-$masking-c$c-flop-rescale" "$flop_epochs" $sdp --sdp-rescale
-    fi
+    for redraw in $redraws; do
+      # A backward-masked worker has every unit already: nothing to redraw.
+      if [ "$redraw" != 0 ] && [ "$masking" = backward ]; then continue; fi
+      local_sdp="$sdp"
+      suffix=""
+      if [ "$redraw" != 0 ]; then local_sdp="$sdp --sdp-redraw-epochs $redraw"; suffix="-redraw$redraw"; fi
+      run "sdp-$level-$masking-c$c-iter$suffix" "$epochs" $local_sdp
+      run "sdp-$level-$masking-c$c-flop$suffix" "$flop_epochs" $local_sdp
+      # Rescaling corrects the assembled model for branches trained apart; a backward-masked
+      # worker trains with every branch in its forward, so there is nothing to correct.
+      if [ "$masking" = forward ]; then
+        run "sdp-$level-$masking-c$c-flop-rescale$suffix" "$flop_epochs" $local_sdp --sdp-rescale
+      fi
+    done
   done
 done
 column -t -s $'\t' "$rows"

@@ -123,6 +123,50 @@ TEST(SdpCli, BackwardMaskingTrainsTheFullModelAndSavesIt) {
   EXPECT_NE(refused.output.find("nothing to rescale"), std::string::npos) << refused.output;
 }
 
+// Redrawn plans: every epoch the workers move to a new plan, receiving the branches they now
+// hold from an old holder; the run ends with an ordinary checkpoint of the assembled model.
+TEST(SdpCli, RedrawnPlansMoveBranchesBetweenWorkersEveryEpoch) {
+  const std::string dir = fresh_dir("redraw");
+  const auto r = launch(4,
+                        "--sdp-level block --coverage 0.5 --sdp-sync grads --epochs 3 "
+                        "--sdp-redraw-epochs 1 --run-dir " +
+                            dir + "/run " + kResnet);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto summary = read_json(dir + "/run/summary.json");
+  const auto redraw = summary["sdp"]["redraw"];
+  EXPECT_EQ(redraw["redraws"], 2);
+  EXPECT_GT(redraw["comm_bytes"].get<int64_t>(), 0);
+  EXPECT_GT(redraw["received_entries"].get<int64_t>(), 0);
+  EXPECT_EQ(summary["epochs"], 3);
+  const auto first = read_json(dir + "/run/sdp_plan.json")["subnets"];
+  const auto second = read_json(dir + "/run/sdp_plan_epoch1.json")["subnets"];
+  const auto third = read_json(dir + "/run/sdp_plan_epoch2.json")["subnets"];
+  EXPECT_NE(first, second);
+  EXPECT_NE(second, third);
+
+  const std::string binary = TESSERA_BINARY;
+  const auto e =
+      tessera::testing::run_command(binary + " eval --checkpoint " + dir + "/run/checkpoint.pt " +
+                                    kData + " --output " + dir + "/eval.json 2>&1");
+  ASSERT_EQ(e.code, 0) << e.output;
+  EXPECT_DOUBLE_EQ(read_json(dir + "/eval.json")["test_accuracy"].get<double>(),
+                   summary["test_accuracy"].get<double>());
+}
+
+// A redraw period of at least the run's epochs is one plan: the same run as without the flag.
+TEST(SdpCli, ARedrawPeriodLongerThanTheRunChangesNothing) {
+  const std::string dir = fresh_dir("no_redraw");
+  const std::string args = "--sdp-level block --coverage 0.5 --epochs 1 " + kResnet;
+  auto r = launch(2, args + " --run-dir " + dir + "/fixed");
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = launch(2, args + " --sdp-redraw-epochs 2 --run-dir " + dir + "/long");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto fixed = read_json(dir + "/fixed/summary.json");
+  const auto long_period = read_json(dir + "/long/summary.json");
+  EXPECT_EQ(fixed["test_loss"].get<double>(), long_period["test_loss"].get<double>());
+  EXPECT_EQ(long_period["sdp"]["redraw"]["redraws"], 0);
+}
+
 TEST(SdpCli, ImpossiblePlansAreUsageErrorsNamingTheReason) {
   auto r = launch(4, "--coverage 0.3 --epochs 1 " + kResnet);
   EXPECT_NE(r.code, 0);
@@ -133,4 +177,11 @@ TEST(SdpCli, ImpossiblePlansAreUsageErrorsNamingTheReason) {
   r = launch(2, "--sdp-level gate --epochs 1 " + kResnet);
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.output.find("--sdp-level must be block or neuron"), std::string::npos) << r.output;
+  r = launch(2, "--sdp-redraw-epochs -1 --epochs 1 " + kResnet);
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("--sdp-redraw-epochs must be non-negative"), std::string::npos)
+      << r.output;
+  r = launch(2, "--sdp-masking backward --sdp-redraw-epochs 1 --epochs 1 " + kResnet);
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("every worker has every unit already"), std::string::npos) << r.output;
 }

@@ -8,9 +8,11 @@
 #include "tessera/dist/pipeline.h"
 #include "tessera/dist/rendezvous.h"
 #include "tessera/dist/worker_metrics.h"
+#include "tessera/metrics/flops.h"
 #include "tessera/models/staged_model.h"
 #include "tessera/sdp/backward_masking.h"
 #include "tessera/sdp/mask_plan.h"
+#include "tessera/sdp/plan_change.h"
 #include "tessera/sdp/subnet_sync.h"
 #include "tessera/sdp/worker_model.h"
 #include "tessera/train/batch_norm_statistics.h"
@@ -85,6 +87,78 @@ int64_t numel_of(const std::vector<torch::Tensor>& tensors) {
   return n;
 }
 
+// What training under a sequence of plans adds up to (one plan without --sdp-redraw-epochs).
+struct PlanSequence {
+  sdp::MaskPlan plan;  // the last one, which the assembly uses
+  sdp::SyncStats sync;
+  int64_t redraws = 0;
+  sdp::PlanChangeStats changes;  // summed, with the largest peak
+};
+
+void add(sdp::SyncStats& total, const sdp::SyncStats& part) {
+  total.steps += part.steps;
+  total.holder_sets = std::max(total.holder_sets, part.holder_sets);
+  total.comm_bytes += part.comm_bytes;
+  total.wait_seconds += part.wait_seconds;
+}
+
+// Forward masking: trains `redraw_epochs` epochs at a time (all of them with 0), each stretch
+// under its own plan; between stretches every worker moves to the next plan (sdp/plan_change).
+// The summary covers the whole run: FLOPs per stretch's subnetwork, the largest peak including
+// the changes, and their bytes.
+train::TrainSummary fit_plan_sequence(SdpWorker& worker, const data::Dataset& train,
+                                      PlanSequence& sequence, int64_t redraw_epochs,
+                                      dist::ProcessGroup& group, const CommonOptions& options,
+                                      const models::ModelConfig& full, sdp::SyncMode mode,
+                                      train::RunDirectory* run) {
+  train::Trainer& trainer = *worker.trainer;
+  const sdp::PlanConfig plan_config = sequence.plan.config;
+  train::TrainSummary total;
+  int64_t samples_before = 0;
+  while (true) {
+    const int64_t until =
+        redraw_epochs > 0 ? std::min(options.train.epochs, (sequence.redraws + 1) * redraw_epochs)
+                          : 0;
+    train::TrainSummary part = trainer.fit(train, nullptr, until);
+    add(sequence.sync, worker.forward->stats());
+    total.train_flops += metrics::training_flops(trainer.model()->forward_flops()) *
+                         (part.train_samples - samples_before);
+    samples_before = part.train_samples;
+    const int64_t peak = std::max(total.peak_tensor_bytes, part.peak_tensor_bytes);
+    const int64_t comm = total.comm_bytes + part.comm_bytes;
+    const double wall = total.wall_seconds + part.wall_seconds;
+    const int64_t flops = total.train_flops;
+    total = part;
+    total.peak_tensor_bytes = peak;
+    total.comm_bytes = comm;
+    total.wall_seconds = wall;
+    total.train_flops = flops;
+    if (part.epochs >= options.train.epochs) break;
+
+    ++sequence.redraws;
+    sdp::MaskPlan next = sdp::redrawn_plan(full, plan_config, sequence.redraws);
+    if (group.rank() == 0 && run)
+      run->write_json("sdp_plan_epoch" + std::to_string(part.epochs) + ".json", sdp::to_json(next));
+    sdp::PlanChangeStats change;
+    sdp::WorkerState moved =
+        sdp::change_plan(group, sequence.plan, next, *trainer.model(), trainer.optimizer(), full,
+                         options.train.optimizer, options.train.seed, part.steps, &change);
+    trainer.replace_model(moved.model, std::move(moved.optimizer));
+    worker.forward = std::make_shared<sdp::SubnetSync>(group, next, mode);
+    trainer.set_worker_sync(worker.forward);
+    sequence.plan = std::move(next);
+    sequence.changes.comm_bytes += change.comm_bytes;
+    sequence.changes.received_entries += change.received_entries;
+    sequence.changes.peak_tensor_bytes =
+        std::max(sequence.changes.peak_tensor_bytes, change.peak_tensor_bytes);
+    sequence.changes.seconds += change.seconds;
+    total.peak_tensor_bytes = std::max(total.peak_tensor_bytes, change.peak_tensor_bytes);
+    total.comm_bytes += change.comm_bytes;
+    total.wall_seconds += change.seconds;
+  }
+  return total;
+}
+
 // SDP: every worker trains its own subnetwork of the plan; rank 0 then assembles the full model
 // (with backward masking it has it already), evaluates it and saves it as the run's (ordinary,
 // world-size independent) checkpoint.
@@ -100,6 +174,10 @@ SdpOutcome train_sdp(CommonOptions& options, const DistFlags& flags, dist::Proce
           "to rescale");
   const models::ModelConfig full = models::architecture(options.model.arch).resolve(options.model);
   require(full.subnet.empty(), "--dist sdp: the model must be the full network");
+  require(flags.sdp_redraw_epochs >= 0, "--sdp-redraw-epochs must be non-negative");
+  require(!(backward && flags.sdp_redraw_epochs > 0),
+          "--sdp-redraw-epochs moves units between forward-masked subnetworks; with "
+          "--sdp-masking backward every worker has every unit already");
   sdp::PlanConfig plan_config;
   plan_config.level = sdp::parse_level(flags.sdp_level);
   plan_config.workers = group.size();
@@ -120,16 +198,24 @@ SdpOutcome train_sdp(CommonOptions& options, const DistFlags& flags, dist::Proce
   SdpWorker worker = make_sdp_worker(options, backward, group, plan, mode, full, run, objective);
   train::Trainer& trainer = *worker.trainer;
   SdpOutcome outcome;
-  outcome.summary = trainer.fit(data.train, nullptr);
-  const sdp::SyncStats stats = worker.stats();
-  outcome.step_comm_bytes = stats.comm_bytes;
+  PlanSequence sequence{plan, {}, 0, {}};
+  if (backward) {
+    outcome.summary = trainer.fit(data.train, nullptr);
+    sequence.sync = worker.stats();
+  } else {
+    outcome.summary = fit_plan_sequence(worker, data.train, sequence, flags.sdp_redraw_epochs,
+                                        group, options, full, mode, run);
+  }
+  const sdp::SyncStats& stats = sequence.sync;
+  // Moving units to a new plan is training traffic too.
+  outcome.step_comm_bytes = stats.comm_bytes + sequence.changes.comm_bytes;
 
   // With backward masking every worker ends with the same full model (refreshed after every
   // step): rank 0's is the result, and nothing needs to travel.
   models::StagedModel assembled =
       backward ? (leader ? trainer.model() : models::StagedModel(nullptr))
-               : sdp::assemble_full_model(group, *trainer.model(), plan, full, options.train.seed,
-                                          flags.sdp_rescale);
+               : sdp::assemble_full_model(group, *trainer.model(), sequence.plan, full,
+                                          options.train.seed, flags.sdp_rescale);
   outcome.extra = {{"level", flags.sdp_level},
                    {"coverage", flags.coverage},
                    {"holders_per_unit", plan.holders_per_unit},
@@ -142,6 +228,13 @@ SdpOutcome train_sdp(CommonOptions& options, const DistFlags& flags, dist::Proce
                    {"trained_parameters", numel_of(backward ? worker.backward->trained_parameters()
                                                             : trainer.model()->parameters())}};
   if (backward) outcome.extra["refresh_comm_bytes"] = worker.backward->refresh_bytes();
+  if (flags.sdp_redraw_epochs > 0)
+    outcome.extra["redraw"] = {{"every_epochs", flags.sdp_redraw_epochs},
+                               {"redraws", sequence.redraws},
+                               {"comm_bytes", sequence.changes.comm_bytes},
+                               {"received_entries", sequence.changes.received_entries},
+                               {"peak_tensor_bytes", sequence.changes.peak_tensor_bytes},
+                               {"seconds", sequence.changes.seconds}};
   if (leader) {
     // Forward masking: the subnetwork rank 0 trained, on its own: how much the assembly adds (or
     // loses). Backward masking: the full model with rank 0's own batch-norm statistics, before

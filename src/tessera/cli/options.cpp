@@ -187,6 +187,11 @@ void add_dist_flags(CLI::App& app, DistFlags& d) {
   app.add_flag("--sdp-rescale", d.sdp_rescale,
                "sdp: scale masked units' outputs by the coverage in the assembled model (as "
                "dropout / stochastic depth do at test time)");
+  app.add_option("--sdp-redraw-epochs", d.sdp_redraw_epochs,
+                 "sdp, forward masking: draw a new plan every N epochs; each worker then gets "
+                 "the units it newly holds, with their optimizer state, from an old holder (0: "
+                 "one plan for the whole run, as in the seed article)")
+      ->capture_default_str();
   app.add_option("--sdp-bn-batches", d.sdp_bn_batches,
                  "sdp: training batches over which rank 0 re-estimates the assembled model's "
                  "batch-norm statistics (0: keep those of each entry's lowest-ranked holder; with "

@@ -46,6 +46,7 @@ struct DistFlags {
   std::string sdp_sync = "params";
   bool sdp_rescale = false;
   int64_t sdp_bn_batches = 100;
+  int64_t sdp_redraw_epochs = 0;  // 0: one plan for the whole run
 };
 
 void add_data_flags(CLI::App& app, CommonOptions& options);

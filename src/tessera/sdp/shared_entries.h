@@ -34,6 +34,20 @@ std::vector<Cell> shared_cells(const MaskPlan& plan, int64_t worker,
 // together).
 std::vector<Cell> full_model_cells(const MaskPlan& plan, const std::vector<std::string>& names);
 
+// A cell of the full model's layout under two plans (an SDP plan redraw): `cell.holders` hold its
+// entries under the current plan, `next_holders` under the next one (either may be empty).
+struct PlanChangeCell {
+  Cell cell;
+  WorkerSet next_holders = 0;
+};
+std::vector<PlanChangeCell> plan_change_cells(const MaskPlan& current, const MaskPlan& next,
+                                              const std::vector<std::string>& names);
+
+// `cell` (of the full model's tensor `name`, in its layout) in worker `worker`'s subnetwork layout
+// under `plan`. Throws tessera::Error if the worker does not hold all of the cell's entries.
+Cell in_worker_layout(const MaskPlan& plan, int64_t worker, const std::string& name,
+                      const Cell& cell);
+
 // The cell's entries of `tensor`, flattened (a view when the cell is the whole tensor).
 torch::Tensor gather_cell(const torch::Tensor& tensor, const Cell& cell);
 // How many entries the cell has in `tensor`.

@@ -1,26 +1,11 @@
 #include "tessera/train/chunked_adam.h"
 
 #include <cmath>
-#include <sstream>
-#include <string>
-#include <type_traits>
+
+#include "tessera/train/optimizer_state.h"
 
 namespace tessera::train {
 namespace {
-
-// torch-compat: optimizer state is keyed by the parameter's TensorImpl, in libtorch 1.x as its
-// address printed to a string (c10::guts::to_string, gone in 2.x), in 2.x as the pointer; the
-// map's key type tells which.
-template <typename Key>
-Key state_key(const torch::Tensor& p) {
-  if constexpr (std::is_same_v<Key, std::string>) {
-    std::ostringstream address;
-    address << p.unsafeGetTensorImpl();
-    return address.str();
-  } else {
-    return static_cast<Key>(p.unsafeGetTensorImpl());
-  }
-}
 
 // p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps), slice by slice (amsgrad: v is max(v)).
 void apply_update(torch::Tensor& p, const torch::Tensor& exp_avg, const torch::Tensor& exp_avg_sq,
@@ -48,7 +33,7 @@ template <typename Options, typename State, typename StateMap>
 void step_parameter(torch::Tensor& p, Options& options, StateMap& states, bool decoupled) {
   torch::Tensor grad = p.grad();
   TORCH_CHECK(!grad.is_sparse(), "Adam does not support sparse gradients");
-  const auto key = state_key<typename StateMap::key_type>(p);
+  const auto key = optimizer_state_key<typename StateMap::key_type>(p);
   auto found = states.find(key);
   if (found == states.end()) {
     auto state = std::make_unique<State>();

@@ -134,6 +134,14 @@ void Trainer::set_trained_parameters(std::vector<torch::Tensor> parameters) {
   optimizer_ = make_optimizer(trained_, config_.optimizer);
 }
 
+void Trainer::replace_model(models::StagedModel model,
+                            std::unique_ptr<torch::optim::Optimizer> optimizer) {
+  model_ = std::move(model);
+  copies_.clear();
+  trained_ = model_->parameters();
+  optimizer_ = std::move(optimizer);
+}
+
 nlohmann::json Trainer::checkpoint_meta() const {
   return {{"model", models::to_json(model_->config())},
           {"begin_stage", model_->begin_stage()},

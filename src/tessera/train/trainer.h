@@ -100,6 +100,11 @@ class Trainer {
   // Gradient clipping acts on these; copies count as training state in the memory figures.
   void set_trained_parameters(std::vector<torch::Tensor> parameters);
 
+  // Continues training `model` (on the trainer's device) with `optimizer`, whose state the caller
+  // has set: SDP's plan redraws between fit() calls. Epochs, steps and the schedule go on; the
+  // old model and optimizer are released, and set_trained_parameters' choice with them.
+  void replace_model(models::StagedModel model, std::unique_ptr<torch::optim::Optimizer> optimizer);
+
   // Trains the remaining epochs on `train`, evaluating on `test` (if given) after each epoch.
   // `until_epoch` > 0 stops after that epoch (the schedule still spans config.epochs), as an
   // interrupted run would; resume() then continues it.

@@ -1,0 +1,49 @@
+// Moving SDP workers from one mask plan to another between epochs (--sdp-redraw-epochs). Each
+// worker builds its subnetwork under the new plan and gets every entry it did not hold, with its
+// optimizer state, point to point from that entry's lowest-ranked holder under the old plan. No
+// worker ever holds more than its old and its new subnetwork, and no full-size tensor.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "tessera/dist/process_group.h"
+#include "tessera/models/staged_model.h"
+#include "tessera/sdp/mask_plan.h"
+#include "tessera/train/optimizer.h"
+
+namespace tessera::sdp {
+
+// What a worker trains: its subnetwork and the optimizer stepping it.
+struct WorkerState {
+  models::StagedModel model{nullptr};
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
+};
+
+struct PlanChangeStats {
+  int64_t comm_bytes = 0;        // bytes this worker sent
+  int64_t received_entries = 0;  // entries (values, not counting optimizer state) it received
+  // Training state held during the change, measured: old and new subnetworks with their
+  // gradients and optimizer state, and the messages.
+  int64_t peak_tensor_bytes = 0;
+  double seconds = 0.0;
+};
+
+// Collective over `world`, whose ranks are the plans' workers. `current_model` is this worker's
+// subnetwork under `from`, stepped `steps` times by `current_optimizer`. Returns its subnetwork
+// under `to`, on the same device, with a fresh optimizer of `optimizer_config` whose per-parameter
+// state is the old holders'. Float parameters and buffers move (batch-norm statistics included);
+// entries that no worker held under `from` keep their initial value from `seed` (as
+// build_worker_model gives it) and zero optimizer state.
+WorkerState change_plan(dist::ProcessGroup& world, const MaskPlan& from, const MaskPlan& to,
+                        torch::nn::Module& current_model,
+                        torch::optim::Optimizer& current_optimizer,
+                        const models::ModelConfig& model,
+                        const train::OptimizerConfig& optimizer_config, uint64_t seed,
+                        int64_t steps, PlanChangeStats* stats = nullptr);
+
+// The plan of redraw number `redraw` (0: the run's first plan, `config` as given): the same
+// level, workers and coverage, from a seed derived from config.seed and `redraw`.
+MaskPlan redrawn_plan(const models::ModelConfig& model, PlanConfig config, int64_t redraw);
+
+}  // namespace tessera::sdp
