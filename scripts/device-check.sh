@@ -59,6 +59,9 @@ run $tessera launch -n 1 -- $tessera train "${data[@]}" --device cuda --dist sdp
   --sdp-masking backward --model resnet --depth 20 --width 0.5 --epochs 1 --quiet --run-dir /tmp/sdp-bwd
 run $tessera launch -n 1 -- $tessera train "${data[@]}" --device cuda --dist sdp --coverage 1 \
   --sdp-level neuron --epochs 1 --quiet --run-dir /tmp/sdp-neuron
+# A plan change on the device (at C = 1 every unit stays where it is: local copies only).
+run $tessera launch -n 1 -- $tessera train "${data[@]}" --device cuda --dist sdp --coverage 1 \
+  --sdp-redraw-epochs 1 --model resnet --depth 20 --width 0.5 --epochs 2 --quiet --run-dir /tmp/sdp-redraw
 run $tessera train "${data[@]}" --device cuda --model resnet --depth 20 --width 0.5 --drop-path 0.25 \
   --epochs 1 --quiet --run-dir /tmp/drop-path
 run $tessera train "${data[@]}" --device cuda --dropout 0.25 --epochs 1 --quiet --run-dir /tmp/dropout
@@ -71,7 +74,7 @@ run python3 -m torch.distributed.run --nproc-per-node 1 --no-python $tessera tra
 run python3 -m torch.distributed.run --nproc-per-node 4 --no-python $tessera train "${data[@]}" \
   --dist sdp --coverage 0.5 --model resnet --depth 20 --width 0.5 --device cpu --threads 4 \
   --limit-train 8000 --epochs 1 --quiet --run-dir /tmp/torchrun-sdp
-for r in single ddp sdp sdp-bwd sdp-neuron drop-path dropout; do
+for r in single ddp sdp sdp-bwd sdp-neuron sdp-redraw drop-path dropout; do
   python3 -c "import json,sys; d=json.load(open('/tmp/$r/summary.json')); print('$r', 'acc', d['test_accuracy'], 'samples/s', d.get('total_samples_per_second', d.get('samples_per_second')), 'peak', d['peak_tensor_bytes'])" | tee -a "$log"
 done
 python3 -c "import json; d=json.load(open('/tmp/pnn/summary.json')); print('mlp cuts', d['pnn']['sequential']['cuts'])" | tee -a "$log"

@@ -34,15 +34,30 @@ StochasticLayer::StochasticLayer(double p) : p_(p), generator_(data::make_genera
 }
 
 void StochasticLayer::reseed(uint64_t seed) {
+  seed_ = seed;
   generator_ = data::make_generator(seed);
+  device_generator_ = at::Generator();
+}
+
+at::Generator& StochasticLayer::generator_for(const torch::Device& device) {
+  if (device.is_cpu()) return generator_;
+  if (!device_generator_.defined() || device_generator_.device() != device) {
+    // A private generator of the device's own kind (CUDA's Philox), cloned from the default one
+    // so that no device-specific header is needed, and seeded like the CPU one.
+    at::Generator global = at::globalContext().defaultGenerator(device);
+    std::lock_guard<std::mutex> lock(global.mutex());
+    device_generator_ = global.clone();
+    device_generator_.set_current_seed(seed_);
+  }
+  return device_generator_;
 }
 
 torch::Tensor StochasticLayer::apply_mask(const torch::Tensor& x, at::IntArrayRef mask_shape) {
   if (!is_training() || p_ == 0.0) return x;
   const double keep = 1.0 - p_;
-  torch::Tensor mask = torch::empty(mask_shape, torch::kFloat32).bernoulli_(keep, generator_);
-  mask.div_(keep);
-  return x * mask.to(x.device(), x.scalar_type());
+  at::Generator& generator = generator_for(x.device());
+  torch::Tensor mask = torch::empty(mask_shape, x.options()).bernoulli_(keep, generator);
+  return x * mask.div_(keep);
 }
 
 torch::Tensor DropoutImpl::forward(const torch::Tensor& x) {
