@@ -9,6 +9,7 @@
 # Settings come from the environment: WORKERS (4), EPOCHS (3, DDP's and the iteration-matched
 # runs'; FLOP-matched SDP runs get EPOCHS / C), LIMIT_TRAIN (20000 samples, 0: all), COVERAGES
 # ("0.75 0.5"), MASKINGS ("forward backward"), SYNC (grads), DEPTH (resnet 20, vit 4), SEED (1),
+# SCHEDULE (the learning-rate schedule of every run: constant, or cosine over each run's epochs),
 # TESSERA (the binary, build/tessera), ONLY (a regex: run only the matching runs), REDRAWS
 # ("0"; e.g. "0 1": forward-masked runs also with --sdp-redraw-epochs 1, rows named -redraw1).
 # Needs jq.
@@ -34,7 +35,7 @@ case $family in
     level=block ;;
   *) echo "sdp-compare: unknown family '$family' (resnet, mlp, vit)" >&2; exit 2 ;;
 esac
-common="$model --limit-train $limit --batch-size 64 --eval-batch-size 64 --threads 1 --seed ${SEED:-1} --quiet"
+common="$model --limit-train $limit --batch-size 64 --eval-batch-size 64 --threads 1 --seed ${SEED:-1} --schedule ${SCHEDULE:-constant} --quiet"
 mkdir -p "$out"
 rows="$out/$family.tsv"
 printf "run\tepochs\ttest_acc\tsubnet_acc\tpeak_MiB_max_worker\tbytes_per_step_per_worker\tsamples_per_s\twall_s\n" >"$rows"

@@ -70,22 +70,41 @@ void BackwardMasking::start(torch::nn::Module& model) {
     for (auto& [dim, positions] : cell.selections)
       positions = positions.to(model_parameters_[cell.tensor].device());
     refreshed_numel_.push_back(gather_numel(model_parameters_[cell.tensor], cell));
-    // The lowest-ranked holder (the lowest set bit) sends the entries.
-    refreshed_sent_.push_back(__builtin_ctzll(cell.holders) == world_.rank());
     refreshed_.push_back(std::move(cell));
   }
-  // Buckets of whole cells, each sent by one all-reduce after the other, so that the refresh's
-  // buffer stays small beside the training state.
-  int64_t bucket_bytes = 0;
-  for (size_t c = 0; c < refreshed_.size(); ++c) {
-    const int64_t bytes =
-        refreshed_numel_[c] * model_parameters_[refreshed_[c].tensor].element_size();
-    if (refresh_buckets_.empty() || bucket_bytes + bytes > kRefreshBucketBytes) {
-      refresh_buckets_.emplace_back();
-      bucket_bytes = 0;
+  plan_refresh_messages();
+}
+
+void BackwardMasking::plan_refresh_messages() {
+  // Each non-holder of a cell receives it from one of its holders, chosen by rotating over the
+  // holders with the receiver and the cell, so that the sending is spread over all holders.
+  auto sender_of = [&](size_t c, int64_t receiver) {
+    const std::vector<int64_t> holders = worker_list(refreshed_[c].holders);
+    return holders[static_cast<size_t>(receiver + static_cast<int64_t>(c)) % holders.size()];
+  };
+  // One message per (sender, receiver) pair and at most kRefreshBucketBytes (whole cells), in the
+  // same order on every worker, so that a blocking send never waits for a receive its peer has
+  // not reached yet.
+  const int64_t rank = world_.rank();
+  for (int64_t sender = 0; sender < world_.size(); ++sender) {
+    for (int64_t receiver = 0; receiver < world_.size(); ++receiver) {
+      if (sender == receiver || (rank != sender && rank != receiver)) continue;
+      int64_t bytes = 0;
+      bool open = false;
+      for (size_t c = 0; c < refreshed_.size(); ++c) {
+        if (refreshed_[c].holders >> receiver & 1 || sender_of(c, receiver) != sender) continue;
+        const int64_t cell_bytes =
+            refreshed_numel_[c] * model_parameters_[refreshed_[c].tensor].element_size();
+        if (!open || bytes + cell_bytes > kRefreshBucketBytes) {
+          refresh_messages_.push_back({rank == sender ? receiver : sender, rank == sender, {}, 0});
+          bytes = 0;
+          open = true;
+        }
+        refresh_messages_.back().cells.push_back(c);
+        refresh_messages_.back().numel += refreshed_numel_[c];
+        bytes += cell_bytes;
+      }
     }
-    refresh_buckets_.back().push_back(c);
-    bucket_bytes += bytes;
   }
 }
 
@@ -120,30 +139,25 @@ void BackwardMasking::after_step() {
 void BackwardMasking::refresh() {
   torch::NoGradGuard no_grad;
   const metrics::Timer timer;
-  for (const auto& bucket : refresh_buckets_) refresh_bucket(bucket);
+  for (const auto& message : refresh_messages_) refresh_message(message);
   refresh_seconds_ += timer.seconds();
 }
 
-void BackwardMasking::refresh_bucket(const std::vector<size_t>& cells) {
-  // One all-reduce (SUM) over the world: each entry's lowest-ranked holder contributes its value
-  // and every other worker zero, so every worker receives exactly that value (x + 0 = x).
-  int64_t numel = 0;
-  for (const size_t c : cells) numel += refreshed_numel_[c];
-  std::vector<torch::Tensor> flat = {
-      torch::zeros({numel}, model_parameters_[refreshed_[cells[0]].tensor].options())};
-  int64_t offset = 0;
-  for (const size_t c : cells) {
-    const int64_t n = refreshed_numel_[c];
-    if (refreshed_sent_[c])
-      flat[0]
-          .slice(0, offset, offset + n)
-          .copy_(gather_cell(model_parameters_[refreshed_[c].tensor], refreshed_[c]));
-    offset += n;
+void BackwardMasking::refresh_message(const RefreshMessage& message) {
+  const torch::Tensor& first = model_parameters_[refreshed_[message.cells[0]].tensor];
+  if (message.send) {
+    std::vector<torch::Tensor> pieces;
+    for (const size_t c : message.cells)
+      pieces.push_back(gather_cell(model_parameters_[refreshed_[c].tensor], refreshed_[c]));
+    std::vector<torch::Tensor> flat = {torch::cat(pieces)};
+    refresh_bytes_ += flat[0].numel() * static_cast<int64_t>(flat[0].element_size());
+    world_.send(flat, message.peer, kRefreshTag);
+    return;
   }
-  refresh_bytes_ += dist::all_reduce_bytes(numel * flat[0].element_size(), world_.size());
-  world_.all_reduce(flat);
-  offset = 0;
-  for (const size_t c : cells) {
+  std::vector<torch::Tensor> flat = {torch::empty({message.numel}, first.options())};
+  world_.recv(flat, message.peer, kRefreshTag);
+  int64_t offset = 0;
+  for (const size_t c : message.cells) {
     const int64_t n = refreshed_numel_[c];
     scatter_cell(model_parameters_[refreshed_[c].tensor], refreshed_[c],
                  flat[0].slice(0, offset, offset + n));

@@ -26,8 +26,9 @@
 
 namespace tessera::sdp {
 
-// The refresh sends at most this many bytes per all-reduce (one cell may be larger).
+// The refresh sends at most this many bytes per message (one cell may be larger).
 constexpr int64_t kRefreshBucketBytes = 4 << 20;
+constexpr int64_t kRefreshTag = 13;
 
 class BackwardMasking : public train::WorkerSync {
  public:
@@ -48,8 +49,8 @@ class BackwardMasking : public train::WorkerSync {
   // grads) averages the held gradients among their holders.
   void after_backward() override;
   // (--sdp-sync params: averages held parameters among their holders,) writes the compact copies
-  // back into the model, then refreshes every entry that not all workers hold from its
-  // lowest-ranked holder.
+  // back into the model, then sends every entry that not all workers hold from one of its holders
+  // to each worker that does not hold it, point to point.
   void after_step() override;
   void sum(std::vector<double>& values) override;
 
@@ -65,8 +66,16 @@ class BackwardMasking : public train::WorkerSync {
     torch::Tensor full;
     torch::Tensor held;  // the held entries, in the subnetwork's layout; what the optimizer steps
   };
+  // Entries of refreshed_ that travel between this worker and one peer in one message.
+  struct RefreshMessage {
+    int64_t peer = 0;
+    bool send = false;  // this worker sends (else receives)
+    std::vector<size_t> cells;
+    int64_t numel = 0;
+  };
+  void plan_refresh_messages();
   void refresh();
-  void refresh_bucket(const std::vector<size_t>& cells);
+  void refresh_message(const RefreshMessage& message);
 
   dist::ProcessGroup world_;
   MaskPlan plan_;
@@ -78,9 +87,8 @@ class BackwardMasking : public train::WorkerSync {
   // Every entry not held by all workers (and by anyone at all), as cells of model_parameters_.
   std::vector<torch::Tensor> model_parameters_;
   std::vector<Cell> refreshed_;
-  std::vector<int64_t> refreshed_numel_;  // per refreshed cell: its number of entries
-  std::vector<bool> refreshed_sent_;      // per refreshed cell: this worker is its lowest holder
-  std::vector<std::vector<size_t>> refresh_buckets_;  // indices into refreshed_
+  std::vector<int64_t> refreshed_numel_;          // per refreshed cell: its number of entries
+  std::vector<RefreshMessage> refresh_messages_;  // this worker's, in the order all agree on
   int64_t refresh_bytes_ = 0;
   double refresh_seconds_ = 0.0;
 };

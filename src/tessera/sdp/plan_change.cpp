@@ -1,13 +1,12 @@
 #include "tessera/sdp/plan_change.h"
 
-#include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "tessera/core/error.h"
 #include "tessera/data/seeding.h"
-#include "tessera/metrics/comm_counter.h"
 #include "tessera/metrics/memory_tracker.h"
 #include "tessera/metrics/timer.h"
 #include "tessera/sdp/shared_entries.h"
@@ -24,18 +23,51 @@ struct Slot {
   torch::Tensor value;
   std::vector<torch::Tensor> state;
 };
-using Slots = std::map<std::string, Slot>;
 
-// The float parameters and buffers that move (an integer buffer, batch norm's step count, does
-// not).
-Slots slots_of(torch::nn::Module& model, torch::optim::Optimizer& optimizer, int64_t steps) {
-  Slots slots;
-  for (const auto& p : model.named_parameters())
-    slots[p.key()] = {p.value(), train::parameter_state(optimizer, p.value(), steps)};
-  for (const auto& b : model.named_buffers())
-    if (b.value().is_floating_point()) slots[b.key()] = {b.value(), {}};
-  return slots;
-}
+// A worker's model and optimizer, looked up tensor by tensor.
+class TensorSource {
+ public:
+  TensorSource(torch::nn::Module& model, torch::optim::Optimizer& optimizer, int64_t steps)
+      : parameters_(model.named_parameters()),
+        buffers_(model.named_buffers()),
+        optimizer_(optimizer),
+        steps_(steps) {}
+
+  // The float parameter or buffer `name` with its optimizer state (created zero if absent);
+  // nothing if the model has no such float tensor.
+  std::optional<Slot> slot(const std::string& name) {
+    if (const torch::Tensor* p = parameters_.find(name))
+      return Slot{*p, train::parameter_state(optimizer_, *p, steps_)};
+    const torch::Tensor* b = buffers_.find(name);
+    if (b == nullptr || !b->is_floating_point()) return std::nullopt;
+    return Slot{*b, {}};
+  }
+  bool is_integer(const std::string& name) const {
+    const torch::Tensor* b = buffers_.find(name);
+    return b != nullptr && !b->is_floating_point();
+  }
+  std::vector<std::string> float_names() const {
+    std::vector<std::string> names = parameters_.keys();
+    for (const auto& b : buffers_)
+      if (b.value().is_floating_point()) names.push_back(b.key());
+    return names;
+  }
+  // Frees the tensor's storage and its optimizer state (the module keeps an empty tensor).
+  void release(const std::string& name) {
+    torch::Tensor* t = parameters_.find(name);
+    if (t == nullptr) t = buffers_.find(name);
+    if (t == nullptr || !t->is_floating_point()) return;
+    auto& states = optimizer_.state();
+    states.erase(train::optimizer_state_key<std::decay_t<decltype(states)>::key_type>(*t));
+    t->set_data(torch::empty({0}, t->options()));
+  }
+
+ private:
+  torch::OrderedDict<std::string, torch::Tensor> parameters_;
+  torch::OrderedDict<std::string, torch::Tensor> buffers_;
+  torch::optim::Optimizer& optimizer_;
+  int64_t steps_;
+};
 
 int64_t bytes_of(const torch::Tensor& t) {
   return t.defined() ? t.numel() * static_cast<int64_t>(t.element_size()) : 0;
@@ -47,6 +79,11 @@ int64_t training_state_bytes(torch::nn::Module& model, torch::optim::Optimizer& 
   for (const auto& p : model.parameters()) bytes += bytes_of(p) + bytes_of(p.grad());
   for (const auto& b : model.buffers()) bytes += bytes_of(b);
   return bytes;
+}
+
+void copy_slot(const Slot& from, const Slot& to) {
+  to.value.copy_(from.value);
+  for (size_t i = 0; i < to.state.size(); ++i) to.state[i].copy_(from.state[i]);
 }
 
 // The cell's entries of the slot's value and then of each state tensor, flattened.
@@ -68,17 +105,95 @@ void scatter_slot(Slot& slot, const Cell& cell, const torch::Tensor& values) {
     scatter_cell(slot.state[i], cell, values.narrow(0, static_cast<int64_t>(i + 1) * n, n));
 }
 
-const Slot& slot_named(const Slots& slots, const std::string& name, const char* which) {
-  auto found = slots.find(name);
-  if (found == slots.end())
-    throw Error(std::string("sdp plan change: the ") + which + " subnetwork has no tensor '" +
-                name + "'");
-  return found->second;
-}
-
 int64_t lowest_worker(WorkerSet set) {
   return __builtin_ctzll(set);
 }
+
+struct TensorMoveStats {
+  int64_t sent_bytes = 0;
+  int64_t received_entries = 0;
+};
+
+// Moves one tensor's cells: what this worker holds under both plans stays, and every entry a
+// worker newly holds comes from the entry's lowest-ranked old holder.
+struct TensorMove {
+  dist::ProcessGroup& world;
+  const MaskPlan& from;
+  const MaskPlan& to;
+  const std::string& name;
+  const Slot* old_slot;  // null: not held under `from`
+  Slot* new_slot;        // null: not held under `to`
+
+  TensorMoveStats run(const std::vector<PlanChangeCell>& cells, size_t first, size_t end) const {
+    const int64_t rank = world.rank();
+    for (size_t i = first; i < end; ++i) {
+      const PlanChangeCell& c = cells[i];
+      if ((c.cell.holders >> rank & 1) && (c.next_holders >> rank & 1))
+        scatter_slot(*new_slot, new_layout(c), torch::cat(gather_slot(*old_slot, old_layout(c))));
+    }
+    // One message per (sender, receiver) pair, the pairs in the same order on every worker (and
+    // tensor after tensor), so a blocking send never waits for a receive its peer has not
+    // reached yet.
+    TensorMoveStats stats;
+    for (int64_t sender = 0; sender < world.size(); ++sender) {
+      for (int64_t receiver = 0; receiver < world.size(); ++receiver) {
+        if (sender == receiver || (rank != sender && rank != receiver)) continue;
+        std::vector<const PlanChangeCell*> moving;
+        for (size_t i = first; i < end; ++i) {
+          const PlanChangeCell& c = cells[i];
+          if (c.cell.holders != 0 && lowest_worker(c.cell.holders) == sender &&
+              (c.next_holders >> receiver & 1) && !(c.cell.holders >> receiver & 1))
+            moving.push_back(&c);
+        }
+        if (moving.empty()) continue;
+        if (rank == sender)
+          stats.sent_bytes += send(moving, receiver);
+        else
+          stats.received_entries += receive(moving, sender);
+      }
+    }
+    return stats;
+  }
+
+ private:
+  Cell old_layout(const PlanChangeCell& c) const {
+    return in_worker_layout(from, world.rank(), name, c.cell);
+  }
+  Cell new_layout(const PlanChangeCell& c) const {
+    return in_worker_layout(to, world.rank(), name, c.cell);
+  }
+
+  int64_t send(const std::vector<const PlanChangeCell*>& moving, int64_t receiver) const {
+    std::vector<torch::Tensor> pieces;
+    for (const auto* c : moving) {
+      auto slot = gather_slot(*old_slot, old_layout(*c));
+      pieces.insert(pieces.end(), slot.begin(), slot.end());
+    }
+    std::vector<torch::Tensor> message = {torch::cat(pieces)};
+    world.send(message, receiver, kPlanChangeTag);
+    return bytes_of(message[0]);
+  }
+
+  int64_t receive(const std::vector<const PlanChangeCell*>& moving, int64_t sender) const {
+    std::vector<Cell> layouts;
+    int64_t total = 0;
+    for (const auto* c : moving) {
+      layouts.push_back(new_layout(*c));
+      total += slot_numel(*new_slot, layouts.back());
+    }
+    std::vector<torch::Tensor> message = {torch::empty({total}, new_slot->value.options())};
+    world.recv(message, sender, kPlanChangeTag);
+    int64_t offset = 0;
+    int64_t entries = 0;
+    for (const auto& cell : layouts) {
+      const int64_t n = slot_numel(*new_slot, cell);
+      scatter_slot(*new_slot, cell, message[0].narrow(0, offset, n));
+      offset += n;
+      entries += gather_numel(new_slot->value, cell);
+    }
+    return entries;
+  }
+};
 
 }  // namespace
 
@@ -102,97 +217,61 @@ WorkerState change_plan(dist::ProcessGroup& world, const MaskPlan& from, const M
   const torch::Device device =
       old_parameters.empty() ? torch::Device(torch::kCPU) : old_parameters[0].device();
   const char* memory_device = device.is_cuda() ? "cuda" : "cpu";
-  const int64_t comm_before = metrics::total_comm_bytes();
   const int64_t baseline = metrics::live_tensor_bytes(memory_device) -
                            training_state_bytes(current_model, current_optimizer);
   metrics::reset_peak_tensor_bytes(memory_device);
 
+  // Gradients are recomputed at the next step: release them first.
+  for (auto& p : old_parameters) p.mutable_grad().reset();
   WorkerState next;
   next.model = build_worker_model(model, to.subnet(rank), seed);
   next.model->to(device);
   next.optimizer = train::make_optimizer(next.model->parameters(), optimizer_config);
-  Slots old_slots = slots_of(current_model, current_optimizer, steps);
-  Slots new_slots = slots_of(*next.model, *next.optimizer, steps);
+  TensorSource old_source{current_model, current_optimizer, steps};
+  TensorSource new_source{*next.model, *next.optimizer, steps};
 
   // Tensors no unit group slices are held by every worker under both plans: kept as they are.
   std::set<std::string> masked;
   for (const auto& group : from.groups)
     for (const auto& slice : group.slices) masked.insert(slice.name);
-  for (auto& [name, slot] : new_slots) {
+  for (const auto& name : new_source.float_names()) {
     if (masked.count(name) != 0) continue;
-    const Slot& old = slot_named(old_slots, name, "old");
-    slot.value.copy_(old.value);
-    for (size_t i = 0; i < slot.state.size(); ++i) slot.state[i].copy_(old.state[i]);
+    const std::optional<Slot> old_slot = old_source.slot(name);
+    if (!old_slot)
+      throw Error("sdp plan change: tensor '" + name + "', held by every worker, is not in the " +
+                  "old subnetwork");
+    copy_slot(*old_slot, *new_source.slot(name));
+    old_source.release(name);
   }
 
+  // Masked tensors one at a time, so that the old one (and its optimizer state) is released
+  // before the next one's state is created. Integer buffers stay behind.
   const std::vector<std::string> names(masked.begin(), masked.end());
-  // Integer buffers stay behind. Whoever sends or receives a cell holds its tensor, so both
-  // sides of every message leave out the same cells.
-  std::set<std::string> integer;
-  for (auto* m : {&current_model, static_cast<torch::nn::Module*>(next.model.get())})
-    for (const auto& b : m->named_buffers())
-      if (!b.value().is_floating_point()) integer.insert(b.key());
-  std::vector<PlanChangeCell> cells;
-  for (auto& c : plan_change_cells(from, to, names))
-    if (integer.count(names[c.cell.tensor]) == 0) cells.push_back(std::move(c));
-  auto old_cell = [&](const PlanChangeCell& c) {
-    return in_worker_layout(from, rank, names[c.cell.tensor], c.cell);
-  };
-  auto new_cell = [&](const PlanChangeCell& c) {
-    return in_worker_layout(to, rank, names[c.cell.tensor], c.cell);
-  };
-  // Entries this worker holds under both plans stay with it.
-  for (const auto& c : cells) {
-    if (!(c.cell.holders >> rank & 1) || !(c.next_holders >> rank & 1)) continue;
-    const std::string& name = names[c.cell.tensor];
-    Slot& target = new_slots.at(name);
-    scatter_slot(target, new_cell(c),
-                 torch::cat(gather_slot(slot_named(old_slots, name, "old"), old_cell(c))));
-  }
-  // One message per (sender, receiver) pair, the pairs in the same order on every worker, so a
-  // blocking send never waits for a receive that its peer has not reached yet.
+  const std::vector<PlanChangeCell> cells = plan_change_cells(from, to, names);
+  int64_t sent = 0;  // bytes (counted here: the process-wide counter also sees other threads)
   int64_t received = 0;
-  for (int64_t sender = 0; sender < world.size(); ++sender) {
-    for (int64_t receiver = 0; receiver < world.size(); ++receiver) {
-      if (sender == receiver || (rank != sender && rank != receiver)) continue;
-      std::vector<const PlanChangeCell*> moving;
-      for (const auto& c : cells)
-        if (c.cell.holders != 0 && lowest_worker(c.cell.holders) == sender &&
-            (c.next_holders >> receiver & 1) && !(c.cell.holders >> receiver & 1))
-          moving.push_back(&c);
-      if (moving.empty()) continue;
-      if (rank == sender) {
-        std::vector<torch::Tensor> pieces;
-        for (const auto* c : moving) {
-          auto slot =
-              gather_slot(slot_named(old_slots, names[c->cell.tensor], "old"), old_cell(*c));
-          pieces.insert(pieces.end(), slot.begin(), slot.end());
-        }
-        std::vector<torch::Tensor> message = {torch::cat(pieces)};
-        world.send(message, receiver, kPlanChangeTag);
-        continue;
-      }
-      std::vector<std::pair<Slot*, Cell>> targets;
-      int64_t total = 0;
-      for (const auto* c : moving) {
-        Slot& slot = new_slots.at(names[c->cell.tensor]);
-        targets.emplace_back(&slot, new_cell(*c));
-        total += slot_numel(slot, targets.back().second);
-        received += gather_numel(slot.value, targets.back().second);
-      }
-      std::vector<torch::Tensor> message = {
-          torch::empty({total}, targets.front().first->value.options())};
-      world.recv(message, sender, kPlanChangeTag);
-      int64_t offset = 0;
-      for (auto& [slot, cell] : targets) {
-        const int64_t n = slot_numel(*slot, cell);
-        scatter_slot(*slot, cell, message[0].narrow(0, offset, n));
-        offset += n;
-      }
+  size_t first = 0;
+  while (first < cells.size()) {
+    size_t end = first;
+    while (end < cells.size() && cells[end].cell.tensor == cells[first].cell.tensor) ++end;
+    const std::string& name = names[cells[first].cell.tensor];
+    std::optional<Slot> old_slot = old_source.slot(name);
+    std::optional<Slot> new_slot = new_source.slot(name);
+    const TensorMove move{
+        world, from, to, name, old_slot ? &*old_slot : nullptr, new_slot ? &*new_slot : nullptr};
+    // A worker holding the tensor under neither plan has no part in its cells; one holding an
+    // integer buffer leaves it out, as its peers do (they hold it too).
+    if (!old_source.is_integer(name) && !new_source.is_integer(name) && (old_slot || new_slot)) {
+      const TensorMoveStats moved = move.run(cells, first, end);
+      sent += moved.sent_bytes;
+      received += moved.received_entries;
     }
+    old_slot.reset();
+    old_source.release(name);
+    first = end;
   }
   if (stats != nullptr) {
-    stats->comm_bytes = metrics::total_comm_bytes() - comm_before;
+    stats->comm_bytes = sent;
     stats->received_entries = received;
     stats->peak_tensor_bytes = metrics::peak_tensor_bytes(memory_device) - baseline;
     stats->seconds = timer.seconds();

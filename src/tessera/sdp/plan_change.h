@@ -1,7 +1,7 @@
 // Moving SDP workers from one mask plan to another between epochs (--sdp-redraw-epochs). Each
 // worker builds its subnetwork under the new plan and gets every entry it did not hold, with its
-// optimizer state, point to point from that entry's lowest-ranked holder under the old plan. No
-// worker ever holds more than its old and its new subnetwork, and no full-size tensor.
+// optimizer state, point to point from that entry's lowest-ranked holder under the old plan, one
+// tensor at a time. No worker ever holds a full-size tensor.
 #pragma once
 
 #include <cstdint>
@@ -34,7 +34,9 @@ struct PlanChangeStats {
 // under `to`, on the same device, with a fresh optimizer of `optimizer_config` whose per-parameter
 // state is the old holders'. Float parameters and buffers move (batch-norm statistics included);
 // entries that no worker held under `from` keep their initial value from `seed` (as
-// build_worker_model gives it) and zero optimizer state.
+// build_worker_model gives it) and zero optimizer state. `current_model` and `current_optimizer`
+// are used up: gradients are freed first, then each old tensor and its optimizer state once moved,
+// so that the change holds little more than the larger of the two subnetworks at any time.
 WorkerState change_plan(dist::ProcessGroup& world, const MaskPlan& from, const MaskPlan& to,
                         torch::nn::Module& current_model,
                         torch::optim::Optimizer& current_optimizer,
