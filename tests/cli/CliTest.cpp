@@ -207,6 +207,9 @@ TEST(Cli, PnnCompareRunsBothSchedulesAndPrintsTheTable) {
   ASSERT_EQ(summary.at("comparison").size(), 3u);
   EXPECT_GT(summary.at("comparison")[1].at("comm_bytes"), 0);  // sequential: the hand-over
   EXPECT_EQ(summary.at("comparison")[2].at("comm_bytes"), 0);  // parallel: nothing
+  // The bandwidth baseline: a pipeline cut at the same stages, measured.
+  EXPECT_GT(summary.at("model_parallel").at("bytes_per_step").get<int64_t>(), 0);
+  EXPECT_NE(r.output.find("model parallel"), std::string::npos) << r.output;
   std::filesystem::remove_all(dir);
 }
 

@@ -12,11 +12,16 @@
 #include "tessera/models/regularizers.h"
 #include "tessera/models/staged_model.h"
 #include "tessera/pnn/comparison.h"
+#include "tessera/pnn/model_parallel_baseline.h"
 #include "tessera/pnn/pnn_run.h"
 #include "tessera/train/run_directory.h"
 
 namespace tessera::cli {
 namespace {
+
+// Steps of the model-parallel baseline measured by --compare (its bytes per step are the same in
+// every step of a fixed batch size).
+constexpr int64_t kModelParallelSteps = 8;
 
 struct PnnOptions {
   std::string cuts;
@@ -187,11 +192,13 @@ int pnn_command(const Args& raw_args) {
 
   std::vector<pnn::ComparisonRow> rows;
   double target = 0.0;
+  int64_t conventional_steps = 0;
   if (pnn_options.compare) {
     if (!options.train.quiet) std::fprintf(stderr, "== conventional training ==\n");
     const train::TrainSummary conventional =
         train_conventionally(options, data, options.run_dir + "/conventional");
     target = 0.9 * conventional.test.accuracy;
+    conventional_steps = conventional.steps;
     rows.push_back(pnn::conventional_row(
         conventional, models::build_model(options.model)->forward_flops(), target));
   }
@@ -230,6 +237,19 @@ int pnn_command(const Args& raw_args) {
     summary["comparison"] = table;
     summary["target_accuracy"] = target;
     std::printf("\n%s", pnn::format_table(rows, target).c_str());
+    // The bandwidth baseline: a pipeline cut at the same stages, measured over a few steps.
+    const pnn::ModelParallelBytes model_parallel = pnn::measure_model_parallel_bytes(
+        setup.model, plan, options.train, data.train, kModelParallelSteps,
+        options.run_dir + "/model-parallel-scratch");
+    const int64_t total = model_parallel.bytes_per_step * conventional_steps;
+    summary["model_parallel"] = pnn::to_json(model_parallel);
+    summary["model_parallel"]["bytes_over_conventional_steps"] = total;
+    std::printf(
+        "model parallel (a pipeline cut at the same stages, measured over %lld steps): %lld bytes "
+        "per step, %.1f MiB over the %lld steps of conventional training\n",
+        static_cast<long long>(model_parallel.steps),
+        static_cast<long long>(model_parallel.bytes_per_step),
+        static_cast<double>(total) / (1 << 20), static_cast<long long>(conventional_steps));
   }
   run.write_json("summary.json", summary);
   std::printf("run directory: %s\n", options.run_dir.c_str());

@@ -74,8 +74,10 @@ std::vector<std::pair<int64_t, int64_t>> split_stages(const models::ModelConfig&
 PipelineTrainer::PipelineTrainer(ProcessGroup group, const models::ModelConfig& model,
                                  std::shared_ptr<train::Objective> objective,
                                  train::TrainConfig config, int64_t micro_batches,
-                                 train::RunDirectory* run)
+                                 train::RunDirectory* run,
+                                 std::vector<std::pair<int64_t, int64_t>> ranges)
     : group_(std::move(group)),
+      ranges_(std::move(ranges)),
       objective_(std::move(objective)),
       config_(std::move(config)),
       micro_batches_(micro_batches),
@@ -83,7 +85,16 @@ PipelineTrainer::PipelineTrainer(ProcessGroup group, const models::ModelConfig& 
   train::validate(config_);
   require(micro_batches_ >= 1, "--micro-batches must be at least 1");
   require(config_.device == "cpu", "--dist pipeline runs on cpu only for now");
-  const auto [begin, end] = split_stages(model, group_.size())[group_.rank()];
+  if (ranges_.empty()) ranges_ = split_stages(model, group_.size());
+  require(static_cast<int64_t>(ranges_.size()) == group_.size(),
+          "pipeline: one stage range per rank is needed");
+  for (size_t i = 0; i < ranges_.size(); ++i)
+    require(ranges_[i].first < ranges_[i].second &&
+                ranges_[i].first == (i == 0 ? 0 : ranges_[i - 1].second),
+            "pipeline: stage ranges must be non-empty and contiguous from stage 0");
+  require(ranges_.back().second == models::architecture(model.arch).num_stages(model),
+          "pipeline: the stage ranges must end at the model's last stage");
+  const auto [begin, end] = ranges_[static_cast<size_t>(group_.rank())];
   first_ = group_.rank() == 0;
   last_ = group_.rank() + 1 == group_.size();
   // The whole model exists only while its share is copied, so every rank starts from exactly
@@ -204,7 +215,7 @@ train::EvalResult PipelineTrainer::evaluate(const data::Dataset& dataset) {
 }
 
 models::StagedModel PipelineTrainer::gather_full_model() {
-  const auto ranges = split_stages(partition_->config(), group_.size());
+  const auto& ranges = ranges_;
   if (!first_) {
     for (auto& [name, tensor] : named_state(*partition_)) {
       std::vector<torch::Tensor> list = {tensor.detach().contiguous()};

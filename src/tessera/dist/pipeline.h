@@ -26,9 +26,12 @@ class PipelineTrainer {
  public:
   // Builds this rank's stages with the parameters build_model(config) has after
   // torch::manual_seed(config_train.seed). `run` is used by rank 0 only (metrics, checkpoint).
+  // `ranges`: each rank's stages [begin, end), contiguous from 0 to the model's end; empty: from
+  // split_stages.
   PipelineTrainer(ProcessGroup group, const models::ModelConfig& model,
                   std::shared_ptr<train::Objective> objective, train::TrainConfig config,
-                  int64_t micro_batches, train::RunDirectory* run);
+                  int64_t micro_batches, train::RunDirectory* run,
+                  std::vector<std::pair<int64_t, int64_t>> ranges = {});
 
   // Every rank calls it; test results are known on every rank. The checkpoint (rank 0) holds the
   // whole model, as a single worker's would, without optimizer state.
@@ -52,6 +55,7 @@ class PipelineTrainer {
                  const std::optional<train::EvalResult>& test, double seconds);
 
   ProcessGroup group_;
+  std::vector<std::pair<int64_t, int64_t>> ranges_;  // every rank's stages
   models::StagedModel partition_ = nullptr;
   std::shared_ptr<train::Objective> objective_;
   train::TrainConfig config_;
