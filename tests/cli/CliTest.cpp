@@ -8,29 +8,21 @@
 #include <nlohmann/json.hpp>
 
 #include "../command_output.h"
+#include "../test_support.h"
 
 namespace {
 
 using Result = tessera::testing::CommandResult;
+using tessera::testing::fresh_dir;
+using tessera::testing::read_json;
 
 Result run(const std::string& args) {
   return tessera::testing::run_command(std::string(TESSERA_BINARY) + " " + args + " 2>&1");
 }
 
-std::string fresh_dir(const std::string& name) {
-  const auto path = std::filesystem::temp_directory_path() / ("tessera_cli_" + name);
-  std::filesystem::remove_all(path);
-  return path.string();
-}
-
 const char* kQuickTrain =
     "train --data synthetic --synthetic-train 512 --synthetic-test 128 --synthetic-shape 1,8,8 "
     "--hidden 32,32 --batch-size 64 --threads 1 --quiet";
-
-nlohmann::json read_json(const std::string& path) {
-  std::ifstream in(path);
-  return nlohmann::json::parse(in);
-}
 
 }  // namespace
 
@@ -73,7 +65,7 @@ TEST(Cli, MissingDataIsAClearError) {
 }
 
 TEST(Cli, TrainWritesTheRunDirectoryAndEvalReadsTheCheckpoint) {
-  const std::string dir = fresh_dir("train");
+  const std::string dir = fresh_dir("cli_train");
   auto r = run(std::string(kQuickTrain) + " --epochs 2 --run-dir " + dir);
   ASSERT_EQ(r.code, 0) << r.output;
   const auto summary = read_json(dir + "/summary.json");
@@ -103,8 +95,7 @@ TEST(Cli, TrainWritesTheRunDirectoryAndEvalReadsTheCheckpoint) {
 }
 
 TEST(Cli, ConfigFileAndResume) {
-  const std::string dir = fresh_dir("config");
-  std::filesystem::create_directories(dir);
+  const std::string dir = fresh_dir("cli_config");
   {
     std::ofstream config(dir + "/flags.json");
     config << R"({"epochs": 1, "hidden": [16, 16], "lr": 0.002})";
@@ -140,7 +131,7 @@ TEST(Cli, TrainsEveryModelFamily) {
 }
 
 TEST(Cli, DropoutAndDropPathAreRecordedAndOffAtEvaluation) {
-  const std::string dir = fresh_dir("regularizers");
+  const std::string dir = fresh_dir("cli_regularizers");
   const std::string resnet = std::string(kQuickTrain) + " --model resnet --depth 8 --width 0.25";
   auto r = run(resnet + " --epochs 1 --dropout 0.2 --drop-path 0.1 --run-dir " + dir);
   ASSERT_EQ(r.code, 0) << r.output;
@@ -175,7 +166,7 @@ const char* kQuickPnn =
 }  // namespace
 
 TEST(Cli, PnnParallelWorkersExchangeNothingAndTheJoinedModelLearns) {
-  const std::string dir = fresh_dir("pnn_parallel");
+  const std::string dir = fresh_dir("cli_pnn_parallel");
   const auto r = run(std::string(kQuickPnn) + " --pnn-schedule parallel --run-dir " + dir);
   ASSERT_EQ(r.code, 0) << r.output;
   const auto summary = read_json(dir + "/parallel/summary.json");
@@ -197,7 +188,7 @@ TEST(Cli, PnnParallelWorkersExchangeNothingAndTheJoinedModelLearns) {
 }
 
 TEST(Cli, PnnCompareRunsBothSchedulesAndPrintsTheTable) {
-  const std::string dir = fresh_dir("pnn_compare");
+  const std::string dir = fresh_dir("cli_pnn_compare");
   const auto r = run(std::string(kQuickPnn) + " --compare --pnn-schedule sequential,parallel " +
                      "--evals-per-epoch 2 --run-dir " + dir);
   ASSERT_EQ(r.code, 0) << r.output;
@@ -214,7 +205,7 @@ TEST(Cli, PnnCompareRunsBothSchedulesAndPrintsTheTable) {
 }
 
 TEST(Cli, PnnBadPlansAndAFailedWorkerAreClearErrors) {
-  const std::string dir = fresh_dir("pnn_errors");
+  const std::string dir = fresh_dir("cli_pnn_errors");
   auto r = run(std::string(kQuickPnn) + " --cuts 4 --run-dir " + dir);  // 4 stages: 1..3
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_NE(r.output.find("--cuts"), std::string::npos) << r.output;

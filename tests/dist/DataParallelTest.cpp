@@ -2,6 +2,7 @@
 
 #include <mutex>
 
+#include "../test_support.h"
 #include "rank_threads.h"
 #include "tessera/core/error.h"
 #include "tessera/data/load.h"
@@ -14,16 +15,9 @@ using namespace tessera;
 
 namespace {
 
-data::TrainTest synthetic_data(int64_t train_samples) {
-  data::DataConfig config;
-  config.name = "synthetic";
-  config.synthetic_train = train_samples;
-  config.synthetic_test = 64;
-  config.synthetic_classes = 4;
-  config.synthetic_shape = {1, 6, 6};
-  config.synthetic_seed = 5;
-  return data::load_dataset(config);
-}
+using tessera::testing::sgd_config;
+using tessera::testing::snapshot;
+using tessera::testing::synthetic_6x6;
 
 models::StagedModel small_mlp(const data::Dataset& data, uint64_t seed) {
   models::ModelConfig config;
@@ -32,26 +26,6 @@ models::StagedModel small_mlp(const data::Dataset& data, uint64_t seed) {
   config.hidden = {32, 24};
   torch::manual_seed(seed);
   return models::build_model(config);
-}
-
-train::TrainConfig sgd_config(int64_t batch_size, int64_t rank, int64_t world) {
-  train::TrainConfig config;
-  config.epochs = 2;
-  config.batch_size = batch_size;
-  config.seed = 11;
-  config.optimizer.name = "sgd";
-  config.optimizer.lr = 0.05;
-  config.optimizer.momentum = 0.9;
-  config.quiet = true;
-  config.rank = rank;
-  config.world_size = world;
-  return config;
-}
-
-std::vector<torch::Tensor> snapshot(models::StagedModel& model) {
-  std::vector<torch::Tensor> copies;
-  for (const auto& p : model->parameters()) copies.push_back(p.detach().clone());
-  return copies;
 }
 
 void expect_close(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
@@ -94,7 +68,7 @@ class DdpEquivalence : public ::testing::TestWithParam<dist::ReducerOptions> {};
 
 TEST_P(DdpEquivalence, TwoRanksWithBatchBEqualOneWorkerWithBatch2B) {
   metrics::install_memory_tracker();
-  const auto data = synthetic_data(480);
+  const auto data = synthetic_6x6(480);
   auto single_model = small_mlp(data.train, 100);
   train::Trainer single(single_model, std::make_shared<train::Classification>(),
                         sgd_config(32, 0, 1), nullptr);
@@ -122,8 +96,8 @@ TEST(DataParallel, UnequalShardsFinishWithIdenticalReplicas) {
   metrics::install_memory_tracker();
   // Rank 1 has fewer samples than rank 0 (as with differing --limit-train): it runs out of
   // batches and must still take part in every step instead of leaving rank 0 waiting forever.
-  const auto large = synthetic_data(300);
-  const auto small = synthetic_data(100);
+  const auto large = synthetic_6x6(300);
+  const auto small = synthetic_6x6(100);
   const DdpRun ddp = train_ddp(
       2, 32, {},
       [&](int64_t rank) -> const data::Dataset& { return rank == 0 ? large.train : small.train; },
@@ -140,7 +114,7 @@ TEST(DataParallel, UnequalShardsFinishWithIdenticalReplicas) {
 
 TEST(DataParallel, PaddedShardsOnThreeRanksFinish) {
   metrics::install_memory_tracker();
-  const auto data = synthetic_data(301);  // not a multiple of 3: the sampler pads by wrapping
+  const auto data = synthetic_6x6(301);  // not a multiple of 3: the sampler pads by wrapping
   const DdpRun ddp = train_ddp(
       3, 20, {}, [&](int64_t) -> const data::Dataset& { return data.train; }, "padded");
   if (!ddp.ran) GTEST_SKIP() << "no process group on this machine";
@@ -151,7 +125,7 @@ TEST(DataParallel, PaddedShardsOnThreeRanksFinish) {
 
 TEST(DataParallel, DifferentModelsOnTheRanksAreAnErrorNotAHang) {
   metrics::install_memory_tracker();
-  const auto data = synthetic_data(64);
+  const auto data = synthetic_6x6(64);
   std::vector<std::string> messages(2);
   const bool ran = test::run_ranks(2, "mismatch", [&](dist::ProcessGroup& group) {
     models::ModelConfig config;

@@ -19,12 +19,15 @@
 #include <nlohmann/json.hpp>
 
 #include "../command_output.h"
+#include "../test_support.h"
 #include "tessera/dist/process_group.h"
 #include "tessera/dist/rendezvous.h"
 
 namespace {
 
 using Result = tessera::testing::CommandResult;
+using tessera::testing::fresh_dir;
+using tessera::testing::read_json;
 
 // Runs a shell script (bounded by `timeout` so a hang fails the test instead of blocking it).
 Result shell(const std::string& script, int timeout_seconds = 120) {
@@ -34,19 +37,6 @@ Result shell(const std::string& script, int timeout_seconds = 120) {
   const std::string command =
       "timeout -s KILL " + std::to_string(timeout_seconds) + " sh " + path + " 2>&1";
   return tessera::testing::run_command(command);
-}
-
-std::string fresh_dir(const std::string& name) {
-  const auto path = std::filesystem::temp_directory_path() /
-                    ("tessera_dist_cli_" + name + "_" + std::to_string(getpid()));
-  std::filesystem::remove_all(path);
-  std::filesystem::create_directories(path);
-  return path.string();
-}
-
-nlohmann::json read_json(const std::string& path) {
-  std::ifstream in(path);
-  return nlohmann::json::parse(in);
 }
 
 #define TESSERA_QUICK_DATA \
@@ -83,7 +73,7 @@ std::string workers(int world, const std::string& args, const std::string& dir) 
 }  // namespace
 
 TEST(DistCli, DdpOnTwoProcessesWritesPerRankMetricsAndAPortableCheckpoint) {
-  const std::string dir = fresh_dir("ddp");
+  const std::string dir = fresh_dir("dist_cli_ddp");
   const auto r = shell(workers(
       2, std::string("train --dist ddp --epochs 2 --run-dir ") + dir + "/run " + kQuick, dir));
   ASSERT_NE(r.output.find("rank 0 exit 0"), std::string::npos) << r.output;
@@ -117,7 +107,7 @@ TEST(DistCli, DdpWithDropoutIsDeterministicBySeed) {
   // Each worker draws its own masks from (seed, rank, epoch): two runs agree exactly.
   std::vector<double> losses;
   for (const char* name : {"ddp_dropout_a", "ddp_dropout_b"}) {
-    const std::string dir = fresh_dir(name);
+    const std::string dir = fresh_dir(std::string("dist_cli_") + name);
     const auto r =
         shell(workers(2,
                       std::string("train --dist ddp --epochs 1 --dropout 0.3 --run-dir ") + dir +
@@ -134,7 +124,7 @@ TEST(DistCli, DdpWithDropoutIsDeterministicBySeed) {
 }
 
 TEST(DistCli, PipelineSendsActivationsAndGradientsAtTheCut) {
-  const std::string dir = fresh_dir("pipeline");
+  const std::string dir = fresh_dir("dist_cli_pipeline");
   const auto r =
       shell(workers(2,
                     std::string("train --dist pipeline --micro-batches 4 --epochs 1 --run-dir ") +
@@ -177,7 +167,7 @@ TEST(DistCli, UnreachableMasterAndMissingWorkersFailWithinTheTimeout) {
 }
 
 TEST(DistCli, MismatchingWorldSizesAreNamed) {
-  const std::string dir = fresh_dir("mismatch");
+  const std::string dir = fresh_dir("dist_cli_mismatch");
   const int port = tessera::dist::find_free_port();
   const std::string args = "train --dist ddp --dist-timeout 10 " + std::string(kQuick);
   const auto r =
@@ -212,7 +202,7 @@ TEST(DistCli, BusyPortIsNamed) {
 }
 
 TEST(DistCli, AWorkerKilledMidTrainingStopsTheOthersWithTheRankNamed) {
-  const std::string dir = fresh_dir("sigkill");
+  const std::string dir = fresh_dir("dist_cli_sigkill");
   const int port = tessera::dist::find_free_port();
   // Long enough that the kill lands mid-training; the timeout bounds how long a survivor waits.
   const std::string args =
@@ -237,7 +227,7 @@ TEST(DistCli, WorkersUseTorchrunsAgentStoreWhenToldTo) {
   const int port = tessera::dist::find_free_port();
   tessera::dist::Store agent =
       tessera::dist::Store::tcp("127.0.0.1", port, true, 1, std::chrono::seconds(30));
-  const std::string dir = fresh_dir("agent");
+  const std::string dir = fresh_dir("dist_cli_agent");
   std::string script;
   for (int r = 0; r < 2; ++r)
     script += "TORCHELASTIC_USE_AGENT_STORE=True TORCHELASTIC_RESTART_COUNT=3 " + env(r, 2, port) +
@@ -254,7 +244,7 @@ TEST(DistCli, WorkersUseTorchrunsAgentStoreWhenToldTo) {
 }
 
 TEST(DistCli, GlooBindsToTheGivenInterface) {
-  const std::string dir = fresh_dir("iface");
+  const std::string dir = fresh_dir("dist_cli_iface");
   auto r =
       shell(workers(2, std::string("train --dist ddp --epochs 1 --dist-iface lo ") + kQuick, dir));
   EXPECT_NE(r.output.find("rank 0 exit 0"), std::string::npos) << r.output;

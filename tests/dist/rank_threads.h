@@ -3,27 +3,22 @@
 #pragma once
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <exception>
-#include <filesystem>
 #include <functional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "../test_support.h"
 #include "tessera/dist/process_group.h"
 
 namespace tessera::test {
 
+// A FileStore path in a fresh directory of its own, <temp>/tessera_dist_<name>_<pid>.
 inline std::string fresh_store_path(const std::string& name) {
-  // The pid keeps concurrent test runs (ctest -j, another checkout) apart.
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("tessera_dist_" + name + "_" + std::to_string(getpid()));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return (dir / "store").string();
+  return tessera::testing::fresh_dir("dist_" + name) + "/store";
 }
 
 // Calls body(group) on `world` threads, one per rank. Returns false (and the test should skip) if

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "../test_support.h"
 #include "tessera/core/error.h"
 #include "tessera/models/architecture.h"
 #include "tessera/train/checkpoint.h"
@@ -11,9 +12,7 @@
 namespace tessera::pnn {
 namespace {
 
-models::ModelConfig resolved(models::ModelConfig config) {
-  return models::architecture(config.arch).resolve(config);
-}
+using tessera::testing::resolved;
 
 std::vector<models::ModelConfig> one_of_each_family() {
   models::ModelConfig mlp;

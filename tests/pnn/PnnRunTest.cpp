@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "../test_support.h"
 #include "tessera/data/load.h"
 #include "tessera/metrics/comm_counter.h"
 #include "tessera/metrics/memory_tracker.h"
@@ -13,15 +14,7 @@
 namespace tessera::pnn {
 namespace {
 
-data::TrainTest synthetic_data() {
-  data::DataConfig config;
-  config.name = "synthetic";
-  config.synthetic_train = 2000;
-  config.synthetic_test = 500;
-  config.synthetic_shape = {1, 8, 8};
-  config.synthetic_seed = 7;
-  return data::load_dataset(config);
-}
+using tessera::testing::synthetic_8x8;
 
 PnnSetup mlp_setup(const std::string& run_dir) {
   PnnSetup setup;
@@ -43,7 +36,7 @@ TEST(PnnRun, SequentialPnnLearnsTheSyntheticSetAndRecordsEverything) {
   metrics::install_memory_tracker();
   const auto dir = std::filesystem::temp_directory_path() / "tessera_pnn_run_test";
   std::filesystem::remove_all(dir);
-  const auto data = synthetic_data();
+  const auto data = synthetic_8x8();
   const PnnSetup setup = mlp_setup(dir.string());
   const PnnResult result = run_pnn(setup, data);
 

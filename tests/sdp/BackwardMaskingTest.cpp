@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "../dist/rank_threads.h"
+#include "../test_support.h"
 #include "tessera/data/load.h"
 #include "tessera/data/seeding.h"
 #include "tessera/dist/data_parallel.h"
@@ -173,16 +174,8 @@ INSTANTIATE_TEST_SUITE_P(
 
 namespace {
 
-data::TrainTest small_data(int64_t train_samples) {
-  data::DataConfig config;
-  config.name = "synthetic";
-  config.synthetic_train = train_samples;
-  config.synthetic_test = 64;
-  config.synthetic_classes = 4;
-  config.synthetic_shape = {1, 6, 6};
-  config.synthetic_seed = 5;
-  return data::load_dataset(config);
-}
+using tessera::testing::snapshot;
+using tessera::testing::synthetic_6x6;
 
 train::TrainConfig trainer_config(const std::string& optimizer, int64_t rank, int64_t world) {
   train::TrainConfig config;
@@ -197,16 +190,10 @@ train::TrainConfig trainer_config(const std::string& optimizer, int64_t rank, in
   return config;
 }
 
-std::vector<torch::Tensor> parameters_of(models::StagedModel& model) {
-  std::vector<torch::Tensor> copies;
-  for (const auto& p : model->parameters()) copies.push_back(p.detach().clone());
-  return copies;
-}
-
 }  // namespace
 
 TEST(BackwardMasking, TwoWorkersWithFullCoverageAndGradientSyncAreDdp) {
-  const auto data = small_data(480);
+  const auto data = synthetic_6x6(480);
   const auto model = mlp_config();
   const auto plan = make_plan(model, sdp::Level::Neuron, 2, 1.0);
   auto train_two = [&](bool sdp_sync, const std::string& name) {
@@ -227,8 +214,8 @@ TEST(BackwardMasking, TwoWorkersWithFullCoverageAndGradientSyncAreDdp) {
       }
       trainer.fit(data.train, nullptr);
     });
-    return ran ? std::vector<std::vector<torch::Tensor>>{parameters_of(replicas[0]),
-                                                         parameters_of(replicas[1])}
+    return ran ? std::vector<std::vector<torch::Tensor>>{snapshot(replicas[0]),
+                                                         snapshot(replicas[1])}
                : std::vector<std::vector<torch::Tensor>>{};
   };
   const auto sdp_run = train_two(true, "sdp_backward_as_ddp");
@@ -244,7 +231,7 @@ TEST(BackwardMasking, TwoWorkersWithFullCoverageAndGradientSyncAreDdp) {
 // gradient and optimizer-state bytes are the held units', the memory peak counts the compact
 // copies, and the workers end equal.
 TEST(BackwardMasking, TrainerKeepsGradientsAndAdamStateOnlyForHeldUnits) {
-  const auto data = small_data(256);
+  const auto data = synthetic_6x6(256);
   const auto model = mlp_config();
   const auto plan = make_plan(model, sdp::Level::Neuron, 2, 0.5);
   std::vector<models::StagedModel> workers;
@@ -269,7 +256,7 @@ TEST(BackwardMasking, TrainerKeepsGradientsAndAdamStateOnlyForHeldUnits) {
     // Full parameters + compact copies + their gradients + Adam state, at the least.
     EXPECT_GE(summaries[w].peak_tensor_bytes, summaries[w].param_bytes + 4 * held_bytes);
   }
-  const auto a = parameters_of(workers[0]);
-  const auto b = parameters_of(workers[1]);
+  const auto a = snapshot(workers[0]);
+  const auto b = snapshot(workers[1]);
   for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "parameter " << i;
 }

@@ -3,6 +3,7 @@
 #include <map>
 #include <set>
 
+#include "../test_support.h"
 #include "tessera/core/error.h"
 #include "tessera/models/staged_model.h"
 #include "tessera/sdp/mask_plan.h"
@@ -11,9 +12,7 @@ using namespace tessera;
 
 namespace {
 
-models::ModelConfig resolved(models::ModelConfig config) {
-  return models::architecture(config.arch).resolve(config);
-}
+using tessera::testing::resolved;
 
 models::ModelConfig small_resnet() {
   models::ModelConfig config;

@@ -1,36 +1,22 @@
 // `tessera train --dist sdp` as a user runs it: worker processes started by `tessera launch`.
 #include <gtest/gtest.h>
-#include <unistd.h>
-
-#include <filesystem>
-#include <fstream>
 
 #include <nlohmann/json.hpp>
 
 #include "../command_output.h"
+#include "../test_support.h"
 
 namespace {
 
 using Result = tessera::testing::CommandResult;
+using tessera::testing::fresh_dir;
+using tessera::testing::read_json;
 
 Result launch(int workers, const std::string& args, int timeout_seconds = 180) {
   const std::string binary = TESSERA_BINARY;
   return tessera::testing::run_command("timeout -s KILL " + std::to_string(timeout_seconds) + " " +
                                        binary + " launch -n " + std::to_string(workers) + " -- " +
                                        binary + " train --dist sdp " + args + " 2>&1");
-}
-
-std::string fresh_dir(const std::string& name) {
-  const auto path = std::filesystem::temp_directory_path() /
-                    ("tessera_sdp_cli_" + name + "_" + std::to_string(getpid()));
-  std::filesystem::remove_all(path);
-  std::filesystem::create_directories(path);
-  return path.string();
-}
-
-nlohmann::json read_json(const std::string& path) {
-  std::ifstream in(path);
-  return nlohmann::json::parse(in);
 }
 
 const std::string kData =
@@ -41,7 +27,7 @@ const std::string kResnet =
 }  // namespace
 
 TEST(SdpCli, FourWorkersTrainHalfTheBranchesAndSaveTheFullModel) {
-  const std::string dir = fresh_dir("block");
+  const std::string dir = fresh_dir("sdp_cli_block");
   const auto r =
       launch(4, "--sdp-level block --coverage 0.5 --epochs 2 --run-dir " + dir + "/run " + kResnet);
   ASSERT_EQ(r.code, 0) << r.output;
@@ -76,7 +62,7 @@ TEST(SdpCli, FourWorkersTrainHalfTheBranchesAndSaveTheFullModel) {
 }
 
 TEST(SdpCli, WorkersTrainTheirSubnetworksWithDropoutAndDropPath) {
-  const std::string dir = fresh_dir("regularizers");
+  const std::string dir = fresh_dir("sdp_cli_regularizers");
   const auto r = launch(2,
                         "--sdp-level neuron --coverage 0.5 --epochs 1 --dropout 0.25 --drop-path "
                         "0.25 --run-dir " +
@@ -90,7 +76,7 @@ TEST(SdpCli, WorkersTrainTheirSubnetworksWithDropoutAndDropPath) {
 // Backward masking: every worker runs the full model and keeps gradients and Adam state only for
 // its half of the branches; rank 0's (refreshed) full model is the checkpoint.
 TEST(SdpCli, BackwardMaskingTrainsTheFullModelAndSavesIt) {
-  const std::string dir = fresh_dir("backward");
+  const std::string dir = fresh_dir("sdp_cli_backward");
   const auto r = launch(4,
                         "--sdp-level block --coverage 0.5 --sdp-masking backward --sdp-sync "
                         "grads --epochs 2 --run-dir " +
@@ -126,7 +112,7 @@ TEST(SdpCli, BackwardMaskingTrainsTheFullModelAndSavesIt) {
 // Redrawn plans: every epoch the workers move to a new plan, receiving the branches they now
 // hold from an old holder; the run ends with an ordinary checkpoint of the assembled model.
 TEST(SdpCli, RedrawnPlansMoveBranchesBetweenWorkersEveryEpoch) {
-  const std::string dir = fresh_dir("redraw");
+  const std::string dir = fresh_dir("sdp_cli_redraw");
   const auto r = launch(4,
                         "--sdp-level block --coverage 0.5 --sdp-sync grads --epochs 3 "
                         "--sdp-redraw-epochs 1 --run-dir " +
@@ -155,7 +141,7 @@ TEST(SdpCli, RedrawnPlansMoveBranchesBetweenWorkersEveryEpoch) {
 
 // A redraw period of at least the run's epochs is one plan: the same run as without the flag.
 TEST(SdpCli, ARedrawPeriodLongerThanTheRunChangesNothing) {
-  const std::string dir = fresh_dir("no_redraw");
+  const std::string dir = fresh_dir("sdp_cli_no_redraw");
   const std::string args = "--sdp-level block --coverage 0.5 --epochs 1 " + kResnet;
   auto r = launch(2, args + " --run-dir " + dir + "/fixed");
   ASSERT_EQ(r.code, 0) << r.output;

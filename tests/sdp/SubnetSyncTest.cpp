@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "../dist/rank_threads.h"
+#include "../test_support.h"
 #include "tessera/data/load.h"
 #include "tessera/data/seeding.h"
 #include "tessera/dist/data_parallel.h"
@@ -13,6 +14,10 @@
 using namespace tessera;
 
 namespace {
+
+using tessera::testing::sgd_config;
+using tessera::testing::snapshot;
+using tessera::testing::synthetic_6x6;
 
 models::ModelConfig mlp_config() {
   models::ModelConfig config;
@@ -29,37 +34,6 @@ sdp::MaskPlan plan_for(const models::ModelConfig& model, int64_t w, double cover
   config.coverage = coverage;
   config.seed = 2;
   return sdp::make_mask_plan(model, config);
-}
-
-data::TrainTest synthetic_data(int64_t train_samples) {
-  data::DataConfig config;
-  config.name = "synthetic";
-  config.synthetic_train = train_samples;
-  config.synthetic_test = 64;
-  config.synthetic_classes = 4;
-  config.synthetic_shape = {1, 6, 6};
-  config.synthetic_seed = 5;
-  return data::load_dataset(config);
-}
-
-train::TrainConfig sgd_config(int64_t batch_size, int64_t rank, int64_t world) {
-  train::TrainConfig config;
-  config.epochs = 2;
-  config.batch_size = batch_size;
-  config.seed = 11;
-  config.optimizer.name = "sgd";
-  config.optimizer.lr = 0.05;
-  config.optimizer.momentum = 0.9;
-  config.quiet = true;
-  config.rank = rank;
-  config.world_size = world;
-  return config;
-}
-
-std::vector<torch::Tensor> snapshot(models::StagedModel& model) {
-  std::vector<torch::Tensor> copies;
-  for (const auto& p : model->parameters()) copies.push_back(p.detach().clone());
-  return copies;
 }
 
 }  // namespace
@@ -119,7 +93,7 @@ INSTANTIATE_TEST_SUITE_P(Modes, HolderAgreement,
                          [](const auto& mode) { return std::string(sdp::to_string(mode.param)); });
 
 TEST(SubnetSync, OneWorkerWithFullCoverageIsConventionalTraining) {
-  const auto data = synthetic_data(256);
+  const auto data = synthetic_6x6(256);
   const auto model = mlp_config();
   torch::manual_seed(4);
   models::StagedModel conventional = models::build_model(model);
@@ -143,7 +117,7 @@ TEST(SubnetSync, OneWorkerWithFullCoverageIsConventionalTraining) {
 }
 
 TEST(SubnetSync, TwoWorkersWithFullCoverageAndGradientSyncAreDdp) {
-  const auto data = synthetic_data(480);
+  const auto data = synthetic_6x6(480);
   const auto model = mlp_config();
   const auto plan = plan_for(model, 2, 1.0);
   auto train_two = [&](bool sdp_sync, const std::string& name) {

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "../test_support.h"
 #include "tessera/metrics/memory_tracker.h"
 #include "tessera/models/staged_model.h"
 #include "tessera/models/subnet.h"
@@ -10,9 +11,7 @@ using namespace tessera;
 
 namespace {
 
-models::ModelConfig resolved(models::ModelConfig config) {
-  return models::architecture(config.arch).resolve(config);
-}
+using tessera::testing::resolved;
 
 models::ModelConfig resnet(double width) {
   models::ModelConfig config;

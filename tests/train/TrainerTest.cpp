@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "../test_support.h"
 #include "tessera/core/error.h"
 #include "tessera/data/load.h"
 #include "tessera/metrics/memory_tracker.h"
@@ -14,16 +15,8 @@ using namespace tessera;
 
 namespace {
 
-data::TrainTest synthetic_data() {
-  data::DataConfig config;
-  config.name = "synthetic";
-  config.synthetic_train = 2000;
-  config.synthetic_test = 500;
-  config.synthetic_classes = 10;
-  config.synthetic_shape = {1, 8, 8};
-  config.synthetic_seed = 7;
-  return data::load_dataset(config);
-}
+using tessera::testing::fresh_dir;
+using tessera::testing::synthetic_8x8;
 
 models::StagedModel small_mlp(const data::Dataset& data, uint64_t seed, double dropout = 0) {
   models::ModelConfig config;
@@ -44,16 +37,10 @@ train::TrainConfig quick_config(int64_t epochs) {
   return config;
 }
 
-std::string fresh_dir(const std::string& name) {
-  const auto path = std::filesystem::temp_directory_path() / ("tessera_trainer_" + name);
-  std::filesystem::remove_all(path);
-  return path.string();
-}
-
 }  // namespace
 
 TEST(Trainer, LearnsTheSyntheticSet) {
-  const auto data = synthetic_data();
+  const auto data = synthetic_8x8();
   auto model = small_mlp(data.train, 1);
   train::Trainer trainer(model, std::make_shared<train::Classification>(), quick_config(5),
                          nullptr);
@@ -68,7 +55,7 @@ TEST(Trainer, LearnsTheSyntheticSet) {
 
 TEST(Trainer, MeasuresTrainingStateMemory) {
   metrics::install_memory_tracker();
-  const auto data = synthetic_data();
+  const auto data = synthetic_8x8();
   auto model = small_mlp(data.train, 1);
   train::Trainer trainer(model, std::make_shared<train::Classification>(), quick_config(1),
                          nullptr);
@@ -85,7 +72,7 @@ TEST(Trainer, MeasuresTrainingStateMemory) {
 }
 
 TEST(Trainer, ResumeReachesTheSameWeightsAsAnUninterruptedRun) {
-  const auto data = synthetic_data();
+  const auto data = synthetic_8x8();
   auto config = quick_config(4);
   config.optimizer.name = "sgd";
   config.optimizer.lr = 0.05;
@@ -95,14 +82,14 @@ TEST(Trainer, ResumeReachesTheSameWeightsAsAnUninterruptedRun) {
   config.augmentation.horizontal_flip = true;
   config.augmentation.crop_padding = 1;
 
-  train::RunDirectory straight_dir(fresh_dir("straight"), false);
+  train::RunDirectory straight_dir(fresh_dir("trainer_straight"), false);
   auto straight = small_mlp(data.train, 5);
   train::Trainer(straight, std::make_shared<train::Classification>(), config, &straight_dir)
       .fit(data.train, nullptr);
 
   // The same run stopped after epoch 2 (as if killed), then resumed by a new process-like trainer
   // whose model starts from a different initialisation.
-  train::RunDirectory interrupted_dir(fresh_dir("interrupted"), false);
+  train::RunDirectory interrupted_dir(fresh_dir("trainer_interrupted"), false);
   train::Trainer(small_mlp(data.train, 5), std::make_shared<train::Classification>(), config,
                  &interrupted_dir)
       .fit(data.train, nullptr, /*until_epoch=*/2);
@@ -120,7 +107,7 @@ TEST(Trainer, ResumeReachesTheSameWeightsAsAnUninterruptedRun) {
 }
 
 TEST(Trainer, DropoutMasksComeFromTheRunsSeedAndResumeExactly) {
-  const auto data = synthetic_data();
+  const auto data = synthetic_8x8();
   const auto config_with_seed = [](uint64_t seed) {
     auto config = quick_config(2);
     config.seed = seed;
@@ -139,14 +126,14 @@ TEST(Trainer, DropoutMasksComeFromTheRunsSeedAndResumeExactly) {
       if (!torch::equal(item.value(), *expected.find(item.key()))) return false;
     return true;
   };
-  auto first = train_with_seed(3, fresh_dir("dropout_a"), 0);
-  auto again = train_with_seed(3, fresh_dir("dropout_b"), 0);
-  auto other = train_with_seed(4, fresh_dir("dropout_c"), 0);
+  auto first = train_with_seed(3, fresh_dir("trainer_dropout_a"), 0);
+  auto again = train_with_seed(3, fresh_dir("trainer_dropout_b"), 0);
+  auto other = train_with_seed(4, fresh_dir("trainer_dropout_c"), 0);
   EXPECT_TRUE(same(first, again));
   EXPECT_FALSE(same(first, other));  // the same initial weights; other batches and masks
 
   // Stopped after epoch 1 and resumed: epoch 2 draws the masks of the uninterrupted run.
-  const std::string dir = fresh_dir("dropout_interrupted");
+  const std::string dir = fresh_dir("trainer_dropout_interrupted");
   train_with_seed(3, dir, 1);
   train::RunDirectory resumed_dir(dir, /*resume=*/true);
   auto resumed = small_mlp(data.train, 99, 0.5);
@@ -158,9 +145,8 @@ TEST(Trainer, DropoutMasksComeFromTheRunsSeedAndResumeExactly) {
 }
 
 TEST(Checkpoint, AFailedWriteKeepsTheLastGoodCheckpoint) {
-  const auto data = synthetic_data();
-  const std::string dir = fresh_dir("atomic");
-  std::filesystem::create_directories(dir);
+  const auto data = synthetic_8x8();
+  const std::string dir = fresh_dir("trainer_atomic");
   const std::string path = dir + "/checkpoint.pt";
   auto model = small_mlp(data.train, 1);
   train::save_checkpoint(path, *model, nullptr, {{"epoch", 1}});
@@ -174,9 +160,8 @@ TEST(Checkpoint, AFailedWriteKeepsTheLastGoodCheckpoint) {
 }
 
 TEST(Checkpoint, BadFilesGiveClearErrors) {
-  const auto data = synthetic_data();
-  const std::string dir = fresh_dir("bad");
-  std::filesystem::create_directories(dir);
+  const auto data = synthetic_8x8();
+  const std::string dir = fresh_dir("trainer_bad");
   auto model = small_mlp(data.train, 1);
   try {
     train::load_checkpoint(dir + "/missing.pt", *model, nullptr);
