@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "tessera/data/batches.h"
+#include "tessera/models/regularizers.h"
 
 namespace tessera::train {
 
@@ -24,6 +25,9 @@ int64_t recompute_batch_norm_statistics(models::StagedModel& model, const data::
   }
   torch::NoGradGuard no_grad;
   model->train();
+  // The statistics are for the network as it runs at test time: dropout and drop-path off.
+  for (const auto& module : model->modules())
+    if (auto* layer = dynamic_cast<models::StochasticLayer*>(module.get())) layer->eval();
   data::BatchOptions options;
   options.batch_size = batch_size;
   options.seed = seed;

@@ -16,7 +16,8 @@ namespace tessera::train {
 
 // Resets every BatchNorm2d's running mean/variance and recomputes them as the exact average over
 // `batches` shuffled (by `seed`) training batches of `batch_size`. Returns the samples used (0 if
-// the model has no batch norm, in which case nothing runs). The model is left in eval mode.
+// the model has no batch norm, in which case nothing runs). Dropout and drop-path are off during
+// the pass, as at test time. The model is left in eval mode.
 int64_t recompute_batch_norm_statistics(models::StagedModel& model, const data::Dataset& dataset,
                                         int64_t batches, int64_t batch_size, uint64_t seed,
                                         const torch::Device& device);
