@@ -13,9 +13,11 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
+#include "command_output.h"
 #include "tessera/data/load.h"
 #include "tessera/models/architecture.h"
 #include "tessera/models/staged_model.h"
@@ -69,6 +71,16 @@ inline data::TrainTest synthetic_6x6(int64_t train_samples) {
   return data::load_dataset(config);
 }
 
+// The MLP of the multi-rank tests, for synthetic_6x6's data: 1x6x6 inputs, hidden layers of 16,
+// 12 and 8 neurons, 4 classes.
+inline models::ModelConfig mlp_6x6() {
+  models::ModelConfig config;
+  config.input_shape = {1, 6, 6};
+  config.num_classes = 4;
+  config.hidden = {16, 12, 8};
+  return resolved(config);
+}
+
 // A synthetic set a small MLP learns well in a few epochs: 2000 training and 500 test samples of
 // shape 1x8x8 in 10 classes, seed 7.
 inline data::TrainTest synthetic_8x8() {
@@ -95,6 +107,16 @@ inline train::TrainConfig sgd_config(int64_t batch_size, int64_t rank, int64_t w
   config.rank = rank;
   config.world_size = world;
   return config;
+}
+
+// Expects `tessera eval --checkpoint checkpoint DATA_FLAGS --output output` to succeed and find
+// `accuracy`: a run's checkpoint is an ordinary one that reproduces the accuracy it reported.
+inline void expect_eval_reproduces(const std::string& checkpoint, const std::string& data_flags,
+                                   const std::string& output, double accuracy) {
+  const auto e = run_command(std::string(TESSERA_BINARY) + " eval --checkpoint " + checkpoint +
+                             " " + data_flags + " --output " + output + " 2>&1");
+  ASSERT_EQ(e.code, 0) << e.output;
+  EXPECT_DOUBLE_EQ(read_json(output)["test_accuracy"].get<double>(), accuracy);
 }
 
 }  // namespace tessera::testing

@@ -13,6 +13,7 @@
 namespace {
 
 using Result = tessera::testing::CommandResult;
+using tessera::testing::expect_eval_reproduces;
 using tessera::testing::fresh_dir;
 using tessera::testing::read_json;
 
@@ -20,9 +21,11 @@ Result run(const std::string& args) {
   return tessera::testing::run_command(std::string(TESSERA_BINARY) + " " + args + " 2>&1");
 }
 
-const char* kQuickTrain =
-    "train --data synthetic --synthetic-train 512 --synthetic-test 128 --synthetic-shape 1,8,8 "
-    "--hidden 32,32 --batch-size 64 --threads 1 --quiet";
+// The data of kQuickTrain, for evaluating its checkpoints.
+const char* kEvalData =
+    "--data synthetic --synthetic-train 512 --synthetic-test 128 --synthetic-shape 1,8,8";
+const std::string kQuickTrain =
+    std::string("train ") + kEvalData + " --hidden 32,32 --batch-size 64 --threads 1 --quiet";
 
 }  // namespace
 
@@ -81,13 +84,8 @@ TEST(Cli, TrainWritesTheRunDirectoryAndEvalReadsTheCheckpoint) {
     epoch_records += nlohmann::json::parse(line)["type"] == "epoch";
   EXPECT_EQ(epoch_records, 2);
 
-  r = run("eval --checkpoint " + dir +
-          "/checkpoint.pt --data synthetic --synthetic-train 512 --synthetic-test 128 "
-          "--synthetic-shape 1,8,8 --output " +
-          dir + "/eval.json");
-  ASSERT_EQ(r.code, 0) << r.output;
-  EXPECT_DOUBLE_EQ(read_json(dir + "/eval.json")["test_accuracy"].get<double>(),
-                   summary["test_accuracy"].get<double>());
+  expect_eval_reproduces(dir + "/checkpoint.pt", kEvalData, dir + "/eval.json",
+                         summary["test_accuracy"].get<double>());
 
   // The same model cannot be evaluated on data of another shape.
   r = run("eval --checkpoint " + dir + "/checkpoint.pt --data synthetic --synthetic-shape 1,4,4");
@@ -139,13 +137,8 @@ TEST(Cli, DropoutAndDropPathAreRecordedAndOffAtEvaluation) {
   EXPECT_DOUBLE_EQ(model["dropout"].get<double>(), 0.2);
   EXPECT_DOUBLE_EQ(model["drop_path"].get<double>(), 0.1);
   // eval rebuilds the regularised model from the checkpoint; in eval mode it is deterministic.
-  r = run("eval --checkpoint " + dir +
-          "/checkpoint.pt --data synthetic --synthetic-train 512 --synthetic-test 128 "
-          "--synthetic-shape 1,8,8 --output " +
-          dir + "/eval.json");
-  ASSERT_EQ(r.code, 0) << r.output;
-  EXPECT_DOUBLE_EQ(read_json(dir + "/eval.json")["test_accuracy"].get<double>(),
-                   read_json(dir + "/summary.json")["test_accuracy"].get<double>());
+  expect_eval_reproduces(dir + "/checkpoint.pt", kEvalData, dir + "/eval.json",
+                         read_json(dir + "/summary.json")["test_accuracy"].get<double>());
 
   r = run(std::string(kQuickTrain) + " --epochs 1 --drop-path 0.5");
   EXPECT_EQ(r.code, 2) << r.output;

@@ -5,38 +5,24 @@
 
 #include <filesystem>
 
-#include "tessera/data/load.h"
+#include "../test_support.h"
 #include "tessera/pnn/model_parallel_baseline.h"
 
 using namespace tessera;
 
 namespace {
 
-models::ModelConfig mlp() {
-  models::ModelConfig config;
-  config.input_shape = {1, 6, 6};
-  config.num_classes = 4;
-  config.hidden = {16, 12, 8};
-  return models::architecture(config.arch).resolve(config);
-}
-
-data::Dataset train_set() {
-  data::DataConfig config;
-  config.name = "synthetic";
-  config.synthetic_train = 256;
-  config.synthetic_test = 16;
-  config.synthetic_classes = 4;
-  config.synthetic_shape = {1, 6, 6};
-  return data::load_dataset(config).train;
-}
+using tessera::testing::mlp_6x6;
+using tessera::testing::synthetic_6x6;
 
 int64_t measured(const std::vector<int64_t>& cuts) {
   train::TrainConfig train;
   train.batch_size = 32;
   const auto scratch = std::filesystem::temp_directory_path() /
                        ("tessera_model_parallel_" + std::to_string(getpid()));
-  const auto bytes = pnn::measure_model_parallel_bytes(mlp(), pnn::plan_from_cuts(mlp(), cuts),
-                                                       train, train_set(), 3, scratch.string());
+  const auto bytes =
+      pnn::measure_model_parallel_bytes(mlp_6x6(), pnn::plan_from_cuts(mlp_6x6(), cuts), train,
+                                        synthetic_6x6(256).train, 3, scratch.string());
   EXPECT_EQ(bytes.steps, 3);
   EXPECT_FALSE(std::filesystem::exists(scratch));
   return bytes.bytes_per_step;

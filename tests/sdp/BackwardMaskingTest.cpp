@@ -18,13 +18,7 @@ using namespace tessera;
 
 namespace {
 
-models::ModelConfig mlp_config() {
-  models::ModelConfig config;
-  config.input_shape = {1, 6, 6};
-  config.num_classes = 4;
-  config.hidden = {16, 12, 8};
-  return models::architecture(config.arch).resolve(config);
-}
+using tessera::testing::mlp_6x6;
 
 models::ModelConfig resnet_config() {
   models::ModelConfig config;
@@ -160,16 +154,15 @@ TEST_P(BackwardMaskingAgreement, WorkersKeepOneFullModelAndStateOnlyForHeldUnits
 
 INSTANTIATE_TEST_SUITE_P(
     Levels, BackwardMaskingAgreement,
-    ::testing::Values(BackwardMaskingCase{"block_grads", resnet_config(), sdp::Level::Block,
-                                          sdp::SyncMode::Grads},
-                      BackwardMaskingCase{"block_params", resnet_config(), sdp::Level::Block,
-                                          sdp::SyncMode::Params},
-                      BackwardMaskingCase{"neuron_grads", mlp_config(), sdp::Level::Neuron,
-                                          sdp::SyncMode::Grads},
-                      BackwardMaskingCase{"neuron_params", mlp_config(), sdp::Level::Neuron,
-                                          sdp::SyncMode::Params},
-                      BackwardMaskingCase{"resnet_neuron", resnet_config(), sdp::Level::Neuron,
-                                          sdp::SyncMode::Grads}),
+    ::testing::Values(
+        BackwardMaskingCase{"block_grads", resnet_config(), sdp::Level::Block,
+                            sdp::SyncMode::Grads},
+        BackwardMaskingCase{"block_params", resnet_config(), sdp::Level::Block,
+                            sdp::SyncMode::Params},
+        BackwardMaskingCase{"neuron_grads", mlp_6x6(), sdp::Level::Neuron, sdp::SyncMode::Grads},
+        BackwardMaskingCase{"neuron_params", mlp_6x6(), sdp::Level::Neuron, sdp::SyncMode::Params},
+        BackwardMaskingCase{"resnet_neuron", resnet_config(), sdp::Level::Neuron,
+                            sdp::SyncMode::Grads}),
     [](const auto& test_case) { return test_case.param.name; });
 
 namespace {
@@ -194,7 +187,7 @@ train::TrainConfig trainer_config(const std::string& optimizer, int64_t rank, in
 
 TEST(BackwardMasking, TwoWorkersWithFullCoverageAndGradientSyncAreDdp) {
   const auto data = synthetic_6x6(480);
-  const auto model = mlp_config();
+  const auto model = mlp_6x6();
   const auto plan = make_plan(model, sdp::Level::Neuron, 2, 1.0);
   auto train_two = [&](bool sdp_sync, const std::string& name) {
     std::vector<models::StagedModel> replicas;
@@ -232,7 +225,7 @@ TEST(BackwardMasking, TwoWorkersWithFullCoverageAndGradientSyncAreDdp) {
 // copies, and the workers end equal.
 TEST(BackwardMasking, TrainerKeepsGradientsAndAdamStateOnlyForHeldUnits) {
   const auto data = synthetic_6x6(256);
-  const auto model = mlp_config();
+  const auto model = mlp_6x6();
   const auto plan = make_plan(model, sdp::Level::Neuron, 2, 0.5);
   std::vector<models::StagedModel> workers;
   for (int64_t r = 0; r < 2; ++r) workers.push_back(sdp::build_worker_model(model, {}, 6));

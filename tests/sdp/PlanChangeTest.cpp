@@ -6,6 +6,7 @@
 #include <set>
 
 #include "../dist/rank_threads.h"
+#include "../test_support.h"
 #include "tessera/models/subnet.h"
 #include "tessera/sdp/plan_change.h"
 #include "tessera/sdp/shared_entries.h"
@@ -16,13 +17,7 @@ using namespace tessera;
 
 namespace {
 
-models::ModelConfig mlp_model() {
-  models::ModelConfig config;
-  config.input_shape = {1, 6, 6};
-  config.num_classes = 4;
-  config.hidden = {16, 12, 8};
-  return models::architecture(config.arch).resolve(config);
-}
+using tessera::testing::mlp_6x6;
 
 models::ModelConfig resnet_model() {
   models::ModelConfig config;
@@ -182,7 +177,7 @@ TEST(PlanChange, BlockLevelWorkersReceiveTheBranchesTheyNowHoldWithTheirAdamStat
 }
 
 TEST(PlanChange, NeuronLevelWorkersReceiveTheirNewNeuronsAndUnheldWeightsStartFresh) {
-  expect_moved(mlp_model(), sdp::Level::Neuron, 3, 2.0 / 3.0);
+  expect_moved(mlp_6x6(), sdp::Level::Neuron, 3, 2.0 / 3.0);
 }
 
 TEST(PlanChange, TheFirstRedrawIsTheRunsPlanAndLaterOnesDiffer) {
@@ -191,7 +186,7 @@ TEST(PlanChange, TheFirstRedrawIsTheRunsPlanAndLaterOnesDiffer) {
   config.workers = 3;
   config.coverage = 2.0 / 3.0;
   config.seed = 4;
-  const auto model = mlp_model();
+  const auto model = mlp_6x6();
   EXPECT_EQ(sdp::to_json(sdp::redrawn_plan(model, config, 0)),
             sdp::to_json(sdp::make_mask_plan(model, config)));
   EXPECT_EQ(sdp::to_json(sdp::redrawn_plan(model, config, 2)),

@@ -9,6 +9,7 @@
 namespace {
 
 using Result = tessera::testing::CommandResult;
+using tessera::testing::expect_eval_reproduces;
 using tessera::testing::fresh_dir;
 using tessera::testing::read_json;
 
@@ -23,18 +24,6 @@ const std::string kData =
     "--data synthetic --synthetic-train 512 --synthetic-test 128 --synthetic-shape 1,8,8";
 const std::string kResnet =
     kData + " --model resnet --depth 8 --width 0.125 --batch-size 64 --threads 1 --quiet";
-
-// The run's checkpoint (the assembled full model) is an ordinary one: `tessera eval` loads it and
-// finds the accuracy the run reported.
-void expect_eval_reproduces(const std::string& dir, const nlohmann::json& summary) {
-  const std::string binary = TESSERA_BINARY;
-  const auto e =
-      tessera::testing::run_command(binary + " eval --checkpoint " + dir + "/run/checkpoint.pt " +
-                                    kData + " --output " + dir + "/eval.json 2>&1");
-  ASSERT_EQ(e.code, 0) << e.output;
-  EXPECT_DOUBLE_EQ(read_json(dir + "/eval.json")["test_accuracy"].get<double>(),
-                   summary["test_accuracy"].get<double>());
-}
 
 }  // namespace
 
@@ -56,7 +45,8 @@ TEST(SdpCli, FourWorkersTrainHalfTheBranchesAndSaveTheFullModel) {
 
   // The checkpoint is the assembled full model: eval reads it and finds the same accuracy.
   const std::string binary = TESSERA_BINARY;
-  expect_eval_reproduces(dir, summary);
+  expect_eval_reproduces(dir + "/run/checkpoint.pt", kData, dir + "/eval.json",
+                         summary["test_accuracy"].get<double>());
   // ... and a single worker trains on from it; a different network is refused by name.
   auto t = tessera::testing::run_command(binary + " train --init-from " + dir +
                                          "/run/checkpoint.pt --epochs 1 " + kResnet + " 2>&1");
@@ -103,7 +93,8 @@ TEST(SdpCli, BackwardMaskingTrainsTheFullModelAndSavesIt) {
   ASSERT_EQ(summary["ranks"].size(), 4u);
   for (const auto& rank : summary["ranks"]) EXPECT_GT(rank["comm_bytes"].get<int64_t>(), 0);
 
-  expect_eval_reproduces(dir, summary);
+  expect_eval_reproduces(dir + "/run/checkpoint.pt", kData, dir + "/eval.json",
+                         summary["test_accuracy"].get<double>());
 
   const auto refused = launch(2, "--sdp-masking backward --sdp-rescale --epochs 1 " + kResnet);
   EXPECT_NE(refused.code, 0);
@@ -130,7 +121,8 @@ TEST(SdpCli, RedrawnPlansMoveBranchesBetweenWorkersEveryEpoch) {
   const auto third = read_json(dir + "/run/sdp_plan_epoch2.json")["subnets"];
   EXPECT_NE(first, second);
   EXPECT_NE(second, third);
-  expect_eval_reproduces(dir, summary);
+  expect_eval_reproduces(dir + "/run/checkpoint.pt", kData, dir + "/eval.json",
+                         summary["test_accuracy"].get<double>());
 }
 
 // A redraw period of at least the run's epochs is one plan: the same run as without the flag.

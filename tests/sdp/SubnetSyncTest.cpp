@@ -15,17 +15,10 @@ using namespace tessera;
 
 namespace {
 
+using tessera::testing::mlp_6x6;
 using tessera::testing::sgd_config;
 using tessera::testing::snapshot;
 using tessera::testing::synthetic_6x6;
-
-models::ModelConfig mlp_config() {
-  models::ModelConfig config;
-  config.input_shape = {1, 6, 6};
-  config.num_classes = 4;
-  config.hidden = {16, 12, 8};
-  return models::architecture(config.arch).resolve(config);
-}
 
 sdp::MaskPlan plan_for(const models::ModelConfig& model, int64_t w, double coverage) {
   sdp::PlanConfig config;
@@ -43,7 +36,7 @@ class HolderAgreement : public ::testing::TestWithParam<sdp::SyncMode> {};
 // Three workers, each unit on two of them, each worker stepping on its own random data: after
 // the steps every holder of an entry has the same value, and the assembled model has it too.
 TEST_P(HolderAgreement, HoldersAgreeAfterEveryStepAndTheAssemblyHasTheirValues) {
-  const auto model = mlp_config();
+  const auto model = mlp_6x6();
   const auto plan = plan_for(model, 3, 2.0 / 3.0);
   std::vector<models::StagedModel> workers;
   for (int64_t w = 0; w < 3; ++w)
@@ -94,7 +87,7 @@ INSTANTIATE_TEST_SUITE_P(Modes, HolderAgreement,
 
 TEST(SubnetSync, OneWorkerWithFullCoverageIsConventionalTraining) {
   const auto data = synthetic_6x6(256);
-  const auto model = mlp_config();
+  const auto model = mlp_6x6();
   torch::manual_seed(4);
   models::StagedModel conventional = models::build_model(model);
   train::Trainer single(conventional, std::make_shared<train::Classification>(),
@@ -118,7 +111,7 @@ TEST(SubnetSync, OneWorkerWithFullCoverageIsConventionalTraining) {
 
 TEST(SubnetSync, TwoWorkersWithFullCoverageAndGradientSyncAreDdp) {
   const auto data = synthetic_6x6(480);
-  const auto model = mlp_config();
+  const auto model = mlp_6x6();
   const auto plan = plan_for(model, 2, 1.0);
   auto train_two = [&](bool sdp_sync, const std::string& name) {
     std::vector<models::StagedModel> replicas;

@@ -1,5 +1,6 @@
 #include "tessera/cli/dist_train.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "tessera/core/error.h"
@@ -102,6 +103,13 @@ void add(sdp::SyncStats& total, const sdp::SyncStats& part) {
   total.wait_seconds += part.wait_seconds;
 }
 
+void add(sdp::PlanChangeStats& total, const sdp::PlanChangeStats& change) {
+  total.comm_bytes += change.comm_bytes;
+  total.received_entries += change.received_entries;
+  total.peak_tensor_bytes = std::max(total.peak_tensor_bytes, change.peak_tensor_bytes);
+  total.seconds += change.seconds;
+}
+
 // Forward masking: trains `redraw_epochs` epochs at a time (all of them with 0), each stretch
 // under its own plan; between stretches every worker moves to the next plan (sdp/plan_change).
 // The summary covers the whole run: FLOPs per stretch's subnetwork, the largest peak including
@@ -114,25 +122,22 @@ train::TrainSummary fit_plan_sequence(SdpWorker& worker, const data::Dataset& tr
   train::Trainer& trainer = *worker.trainer;
   const sdp::PlanConfig plan_config = sequence.plan.config;
   train::TrainSummary total;
-  int64_t samples_before = 0;
   while (true) {
     const int64_t until =
         redraw_epochs > 0 ? std::min(options.train.epochs, (sequence.redraws + 1) * redraw_epochs)
                           : 0;
+    // The trainer's counters (epochs, steps, samples, train time) run on across fits; what one
+    // fit measures alone adds up here, with the plan changes in between.
     train::TrainSummary part = trainer.fit(train, nullptr, until);
     add(sequence.sync, worker.forward->stats());
-    total.train_flops += metrics::training_flops(trainer.model()->forward_flops()) *
-                         (part.train_samples - samples_before);
-    samples_before = part.train_samples;
-    const int64_t peak = std::max(total.peak_tensor_bytes, part.peak_tensor_bytes);
-    const int64_t comm = total.comm_bytes + part.comm_bytes;
-    const double wall = total.wall_seconds + part.wall_seconds;
-    const int64_t flops = total.train_flops;
+    part.train_flops =
+        total.train_flops + metrics::training_flops(trainer.model()->forward_flops()) *
+                                (part.train_samples - total.train_samples);
+    part.peak_tensor_bytes = std::max(
+        {total.peak_tensor_bytes, part.peak_tensor_bytes, sequence.changes.peak_tensor_bytes});
+    part.comm_bytes += total.comm_bytes;
+    part.wall_seconds += total.wall_seconds;
     total = part;
-    total.peak_tensor_bytes = peak;
-    total.comm_bytes = comm;
-    total.wall_seconds = wall;
-    total.train_flops = flops;
     if (part.epochs >= options.train.epochs) break;
 
     ++sequence.redraws;
@@ -147,12 +152,7 @@ train::TrainSummary fit_plan_sequence(SdpWorker& worker, const data::Dataset& tr
     worker.forward = std::make_shared<sdp::SubnetSync>(group, next, mode);
     trainer.set_worker_sync(worker.forward);
     sequence.plan = std::move(next);
-    sequence.changes.comm_bytes += change.comm_bytes;
-    sequence.changes.received_entries += change.received_entries;
-    sequence.changes.peak_tensor_bytes =
-        std::max(sequence.changes.peak_tensor_bytes, change.peak_tensor_bytes);
-    sequence.changes.seconds += change.seconds;
-    total.peak_tensor_bytes = std::max(total.peak_tensor_bytes, change.peak_tensor_bytes);
+    add(sequence.changes, change);
     total.comm_bytes += change.comm_bytes;
     total.wall_seconds += change.seconds;
   }

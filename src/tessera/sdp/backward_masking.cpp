@@ -144,7 +144,6 @@ void BackwardMasking::refresh() {
 }
 
 void BackwardMasking::refresh_message(const RefreshMessage& message) {
-  const torch::Tensor& first = model_parameters_[refreshed_[message.cells[0]].tensor];
   if (message.send) {
     std::vector<torch::Tensor> pieces;
     for (const size_t c : message.cells)
@@ -154,6 +153,7 @@ void BackwardMasking::refresh_message(const RefreshMessage& message) {
     world_.send(flat, message.peer, kRefreshTag);
     return;
   }
+  const torch::Tensor& first = model_parameters_[refreshed_[message.cells[0]].tensor];
   std::vector<torch::Tensor> flat = {torch::empty({message.numel}, first.options())};
   world_.recv(flat, message.peer, kRefreshTag);
   int64_t offset = 0;
