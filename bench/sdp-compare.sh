@@ -11,7 +11,8 @@
 # ("0.75 0.5"), MASKINGS ("forward backward"), SYNC (grads), DEPTH (resnet 20, vit 4), SEED (1),
 # SCHEDULE (the learning-rate schedule of every run: constant, or cosine over each run's epochs),
 # TESSERA (the binary, build/tessera), ONLY (a regex: run only the matching runs), REDRAWS
-# ("0"; e.g. "0 1": forward-masked runs also with --sdp-redraw-epochs 1, rows named -redraw1).
+# ("0"; e.g. "0 1 s20": forward-masked runs also with --sdp-redraw-epochs 1 and with
+# --sdp-redraw-steps 20, rows named -redraw1 and -redraws20).
 # Needs jq.
 # Slow: minutes per run on 2 cores; not part of the tests.
 set -euo pipefail
@@ -79,7 +80,11 @@ for c in $coverages; do
       if [ "$redraw" != 0 ] && [ "$masking" = backward ]; then continue; fi
       local_sdp="$sdp"
       suffix=""
-      if [ "$redraw" != 0 ]; then local_sdp="$sdp --sdp-redraw-epochs $redraw"; suffix="-redraw$redraw"; fi
+      case $redraw in
+        0) ;;
+        s*) local_sdp="$sdp --sdp-redraw-steps ${redraw#s}"; suffix="-redraw$redraw" ;;
+        *) local_sdp="$sdp --sdp-redraw-epochs $redraw"; suffix="-redraw$redraw" ;;
+      esac
       run "sdp-$level-$masking-c$c-iter$suffix" "$epochs" $local_sdp
       run "sdp-$level-$masking-c$c-flop$suffix" "$flop_epochs" $local_sdp
       # Rescaling corrects the assembled model for branches trained apart; a backward-masked

@@ -1,6 +1,8 @@
 // `tessera train --dist sdp` as a user runs it: worker processes started by `tessera launch`.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include <nlohmann/json.hpp>
 
 #include "../command_output.h"
@@ -125,6 +127,35 @@ TEST(SdpCli, RedrawnPlansMoveBranchesBetweenWorkersEveryEpoch) {
                          summary["test_accuracy"].get<double>());
 }
 
+// Redraws by steps change plans inside an epoch; a period of one epoch's steps is the same run
+// as --sdp-redraw-epochs 1.
+TEST(SdpCli, RedrawsEveryFewStepsChangePlansInsideAnEpoch) {
+  const std::string dir = fresh_dir("sdp_cli_redraw_steps");
+  // 512 samples over 4 workers, batch 64: 2 steps per epoch.
+  const std::string args =
+      "--sdp-level block --coverage 0.5 --sdp-sync grads --epochs 2 " + kResnet + " --run-dir ";
+  auto r = launch(4, "--sdp-redraw-steps 1 " + args + dir + "/every-step");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto summary = read_json(dir + "/every-step/summary.json");
+  EXPECT_EQ(summary["sdp"]["redraw"]["every_steps"], 1);
+  EXPECT_EQ(summary["sdp"]["redraw"]["redraws"], 3);
+  for (const char* plan : {"sdp_plan_step1.json", "sdp_plan_step2.json", "sdp_plan_step3.json"})
+    EXPECT_TRUE(std::filesystem::exists(dir + "/every-step/" + plan)) << plan;
+  expect_eval_reproduces(dir + "/every-step/checkpoint.pt", kData, dir + "/eval.json",
+                         summary["test_accuracy"].get<double>());
+
+  r = launch(4, "--sdp-redraw-steps 2 " + args + dir + "/steps");
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = launch(4, "--sdp-redraw-epochs 1 " + args + dir + "/epochs");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto by_steps = read_json(dir + "/steps/summary.json");
+  const auto by_epochs = read_json(dir + "/epochs/summary.json");
+  EXPECT_EQ(by_steps["sdp"]["redraw"]["redraws"], 1);
+  EXPECT_EQ(by_steps["test_loss"].get<double>(), by_epochs["test_loss"].get<double>());
+  EXPECT_EQ(read_json(dir + "/steps/sdp_plan_step2.json"),
+            read_json(dir + "/epochs/sdp_plan_epoch1.json"));
+}
+
 // A redraw period of at least the run's epochs is one plan: the same run as without the flag.
 TEST(SdpCli, ARedrawPeriodLongerThanTheRunChangesNothing) {
   const std::string dir = fresh_dir("sdp_cli_no_redraw");
@@ -153,6 +184,16 @@ TEST(SdpCli, ImpossiblePlansAreUsageErrorsNamingTheReason) {
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.output.find("--sdp-redraw-epochs must be non-negative"), std::string::npos)
       << r.output;
+  r = launch(2, "--sdp-redraw-steps -3 --epochs 1 " + kResnet);
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("--sdp-redraw-steps must be non-negative"), std::string::npos)
+      << r.output;
+  r = launch(2, "--sdp-redraw-steps 5 --sdp-redraw-epochs 1 --epochs 1 " + kResnet);
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("give one"), std::string::npos) << r.output;
+  r = launch(2, "--sdp-masking backward --sdp-redraw-steps 1 --epochs 1 " + kResnet);
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("every worker has every unit already"), std::string::npos) << r.output;
   r = launch(2, "--sdp-masking backward --sdp-redraw-epochs 1 --epochs 1 " + kResnet);
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.output.find("every worker has every unit already"), std::string::npos) << r.output;

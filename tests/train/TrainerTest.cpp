@@ -71,6 +71,34 @@ TEST(Trainer, MeasuresTrainingStateMemory) {
   EXPECT_EQ(summary.comm_bytes, 0);
 }
 
+// The after-step callback sees every step in order, with the run's total and the samples so far;
+// a peak it measures by resetting the counter does not hide the training peak before it.
+TEST(Trainer, AfterStepSeesEveryStepAndItsPeakResetsDoNotHideTraining) {
+  metrics::install_memory_tracker();
+  const auto data = synthetic_8x8();
+  train::Trainer reference(small_mlp(data.train, 1), std::make_shared<train::Classification>(),
+                           quick_config(2), nullptr);
+  const int64_t training_peak = reference.fit(data.train, nullptr).peak_tensor_bytes;
+
+  train::Trainer trainer(small_mlp(data.train, 1), std::make_shared<train::Classification>(),
+                         quick_config(2), nullptr);
+  std::vector<train::StepPoint> seen;
+  trainer.after_step([&](const train::StepPoint& at) {
+    seen.push_back(at);
+    metrics::reset_peak_tensor_bytes();
+  });
+  const train::TrainSummary summary = trainer.fit(data.train, nullptr);
+  ASSERT_EQ(seen.size(), 64u);  // 2 epochs of ceil(2000 / 64) = 32 steps
+  for (size_t i = 0; i < seen.size(); ++i) {
+    EXPECT_EQ(seen[i].step, static_cast<int64_t>(i) + 1);
+    EXPECT_EQ(seen[i].total_steps, 64);
+  }
+  EXPECT_EQ(seen[31].train_samples, 2000);  // the first epoch's last step
+  EXPECT_EQ(seen[32].train_samples, 2064);
+  EXPECT_EQ(seen.back().train_samples, 4000);
+  EXPECT_EQ(summary.peak_tensor_bytes, training_peak);
+}
+
 TEST(Trainer, ResumeReachesTheSameWeightsAsAnUninterruptedRun) {
   const auto data = synthetic_8x8();
   auto config = quick_config(4);

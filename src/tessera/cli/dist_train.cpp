@@ -88,20 +88,19 @@ int64_t numel_of(const std::vector<torch::Tensor>& tensors) {
   return n;
 }
 
-// What training under a sequence of plans adds up to (one plan without --sdp-redraw-epochs).
+// When forward-masked workers move to a new plan (--sdp-redraw-epochs / --sdp-redraw-steps).
+struct RedrawPeriod {
+  int64_t epochs = 0;
+  int64_t steps = 0;
+  bool any() const { return epochs > 0 || steps > 0; }
+};
+
+// What training under a sequence of plans adds up to (one plan without redraws).
 struct PlanSequence {
   sdp::MaskPlan plan;  // the last one, which the assembly uses
-  sdp::SyncStats sync;
   int64_t redraws = 0;
   sdp::PlanChangeStats changes;  // summed, with the largest peak
 };
-
-void add(sdp::SyncStats& total, const sdp::SyncStats& part) {
-  total.steps += part.steps;
-  total.holder_sets = std::max(total.holder_sets, part.holder_sets);
-  total.comm_bytes += part.comm_bytes;
-  total.wait_seconds += part.wait_seconds;
-}
 
 void add(sdp::PlanChangeStats& total, const sdp::PlanChangeStats& change) {
   total.comm_bytes += change.comm_bytes;
@@ -110,53 +109,49 @@ void add(sdp::PlanChangeStats& total, const sdp::PlanChangeStats& change) {
   total.seconds += change.seconds;
 }
 
-// Forward masking: trains `redraw_epochs` epochs at a time (all of them with 0), each stretch
-// under its own plan; between stretches every worker moves to the next plan (sdp/plan_change).
-// The summary covers the whole run: FLOPs per stretch's subnetwork, the largest peak including
-// the changes, and their bytes.
+// Forward masking: one fit, during which every worker moves to the next plan after every
+// `period` (sdp/plan_change), at the same step everywhere. The summary covers the whole run: the
+// FLOPs of each plan's subnetwork for the samples trained under it, and a peak and bytes that
+// include the changes.
 train::TrainSummary fit_plan_sequence(SdpWorker& worker, const data::Dataset& train,
-                                      PlanSequence& sequence, int64_t redraw_epochs,
+                                      PlanSequence& sequence, RedrawPeriod period,
                                       dist::ProcessGroup& group, const CommonOptions& options,
-                                      const models::ModelConfig& full, sdp::SyncMode mode,
-                                      train::RunDirectory* run) {
+                                      const models::ModelConfig& full, train::RunDirectory* run) {
   train::Trainer& trainer = *worker.trainer;
   const sdp::PlanConfig plan_config = sequence.plan.config;
-  train::TrainSummary total;
-  while (true) {
-    const int64_t until =
-        redraw_epochs > 0 ? std::min(options.train.epochs, (sequence.redraws + 1) * redraw_epochs)
-                          : 0;
-    // The trainer's counters (epochs, steps, samples, train time) run on across fits; what one
-    // fit measures alone adds up here, with the plan changes in between.
-    train::TrainSummary part = trainer.fit(train, nullptr, until);
-    add(sequence.sync, worker.forward->stats());
-    part.train_flops =
-        total.train_flops + metrics::training_flops(trainer.model()->forward_flops()) *
-                                (part.train_samples - total.train_samples);
-    part.peak_tensor_bytes = std::max(
-        {total.peak_tensor_bytes, part.peak_tensor_bytes, sequence.changes.peak_tensor_bytes});
-    part.comm_bytes += total.comm_bytes;
-    part.wall_seconds += total.wall_seconds;
-    total = part;
-    if (part.epochs >= options.train.epochs) break;
-
-    ++sequence.redraws;
-    sdp::MaskPlan next = sdp::redrawn_plan(full, plan_config, sequence.redraws);
-    if (group.rank() == 0 && run)
-      run->write_json("sdp_plan_epoch" + std::to_string(part.epochs) + ".json", sdp::to_json(next));
-    sdp::PlanChangeStats change;
-    sdp::WorkerState moved =
-        sdp::change_plan(group, sequence.plan, next, *trainer.model(), trainer.optimizer(), full,
-                         options.train.optimizer, options.train.seed, part.steps, &change);
-    trainer.replace_model(moved.model, std::move(moved.optimizer));
-    worker.forward = std::make_shared<sdp::SubnetSync>(group, next, mode);
-    trainer.set_worker_sync(worker.forward);
-    sequence.plan = std::move(next);
-    add(sequence.changes, change);
-    total.comm_bytes += change.comm_bytes;
-    total.wall_seconds += change.seconds;
-  }
-  return total;
+  int64_t earlier_flops = 0;    // trained under the plans before the current one
+  int64_t earlier_samples = 0;  // the samples of those
+  auto flops_since_change = [&](int64_t samples) {
+    return metrics::training_flops(trainer.model()->forward_flops()) * (samples - earlier_samples);
+  };
+  if (period.any())
+    trainer.after_step([&](const train::StepPoint& at) {
+      const int64_t steps_per_epoch = at.total_steps / options.train.epochs;
+      const int64_t every = period.steps > 0 ? period.steps : period.epochs * steps_per_epoch;
+      if (at.step % every != 0 || at.step >= at.total_steps) return;
+      earlier_flops += flops_since_change(at.train_samples);
+      earlier_samples = at.train_samples;
+      ++sequence.redraws;
+      sdp::MaskPlan next = sdp::redrawn_plan(full, plan_config, sequence.redraws);
+      if (group.rank() == 0 && run)
+        run->write_json(period.steps > 0 ? "sdp_plan_step" + std::to_string(at.step) + ".json"
+                                         : "sdp_plan_epoch" +
+                                               std::to_string(at.step / steps_per_epoch) + ".json",
+                        sdp::to_json(next));
+      sdp::PlanChangeStats change;
+      sdp::WorkerState moved =
+          sdp::change_plan(group, sequence.plan, next, *trainer.model(), trainer.optimizer(), full,
+                           options.train.optimizer, options.train.seed, at.step, &change);
+      trainer.replace_model(moved.model, std::move(moved.optimizer));
+      worker.forward->change_plan(next);
+      worker.forward->start(*trainer.model());
+      sequence.plan = std::move(next);
+      add(sequence.changes, change);
+    });
+  train::TrainSummary summary = trainer.fit(train, nullptr);
+  trainer.after_step(nullptr);
+  summary.train_flops = earlier_flops + flops_since_change(summary.train_samples);
+  return summary;
 }
 
 // SDP: every worker trains its own subnetwork of the plan; rank 0 then assembles the full model
@@ -175,9 +170,13 @@ SdpOutcome train_sdp(CommonOptions& options, const DistFlags& flags, dist::Proce
   const models::ModelConfig full = models::architecture(options.model.arch).resolve(options.model);
   require(full.subnet.empty(), "--dist sdp: the model must be the full network");
   require(flags.sdp_redraw_epochs >= 0, "--sdp-redraw-epochs must be non-negative");
-  require(!(backward && flags.sdp_redraw_epochs > 0),
-          "--sdp-redraw-epochs moves units between forward-masked subnetworks; with "
-          "--sdp-masking backward every worker has every unit already");
+  require(flags.sdp_redraw_steps >= 0, "--sdp-redraw-steps must be non-negative");
+  const RedrawPeriod redraw{flags.sdp_redraw_epochs, flags.sdp_redraw_steps};
+  require(!(redraw.epochs > 0 && redraw.steps > 0),
+          "--sdp-redraw-epochs and --sdp-redraw-steps both set a redraw period: give one");
+  require(!(backward && redraw.any()),
+          "--sdp-redraw-epochs / --sdp-redraw-steps move units between forward-masked "
+          "subnetworks; with --sdp-masking backward every worker has every unit already");
   sdp::PlanConfig plan_config;
   plan_config.level = sdp::parse_level(flags.sdp_level);
   plan_config.workers = group.size();
@@ -198,15 +197,11 @@ SdpOutcome train_sdp(CommonOptions& options, const DistFlags& flags, dist::Proce
   SdpWorker worker = make_sdp_worker(options, backward, group, plan, mode, full, run, objective);
   train::Trainer& trainer = *worker.trainer;
   SdpOutcome outcome;
-  PlanSequence sequence{plan, {}, 0, {}};
-  if (backward) {
-    outcome.summary = trainer.fit(data.train, nullptr);
-    sequence.sync = worker.stats();
-  } else {
-    outcome.summary = fit_plan_sequence(worker, data.train, sequence, flags.sdp_redraw_epochs,
-                                        group, options, full, mode, run);
-  }
-  const sdp::SyncStats& stats = sequence.sync;
+  PlanSequence sequence{plan, 0, {}};
+  outcome.summary =
+      backward ? trainer.fit(data.train, nullptr)
+               : fit_plan_sequence(worker, data.train, sequence, redraw, group, options, full, run);
+  const sdp::SyncStats& stats = worker.stats();
   // Moving units to a new plan is training traffic too.
   outcome.step_comm_bytes = stats.comm_bytes + sequence.changes.comm_bytes;
 
@@ -228,8 +223,9 @@ SdpOutcome train_sdp(CommonOptions& options, const DistFlags& flags, dist::Proce
                    {"trained_parameters", numel_of(backward ? worker.backward->trained_parameters()
                                                             : trainer.model()->parameters())}};
   if (backward) outcome.extra["refresh_comm_bytes"] = worker.backward->refresh_bytes();
-  if (flags.sdp_redraw_epochs > 0)
-    outcome.extra["redraw"] = {{"every_epochs", flags.sdp_redraw_epochs},
+  if (redraw.any())
+    outcome.extra["redraw"] = {{redraw.steps > 0 ? "every_steps" : "every_epochs",
+                                redraw.steps > 0 ? redraw.steps : redraw.epochs},
                                {"redraws", sequence.redraws},
                                {"comm_bytes", sequence.changes.comm_bytes},
                                {"received_entries", sequence.changes.received_entries},

@@ -192,6 +192,9 @@ void add_dist_flags(CLI::App& app, DistFlags& d) {
                  "the units it newly holds, with their optimizer state, from an old holder (0: "
                  "one plan for the whole run, as in the seed article)")
       ->capture_default_str();
+  app.add_option("--sdp-redraw-steps", d.sdp_redraw_steps,
+                 "sdp, forward masking: the same every N optimizer steps (0: not by steps)")
+      ->capture_default_str();
   app.add_option("--sdp-bn-batches", d.sdp_bn_batches,
                  "sdp: training batches over which rank 0 re-estimates the assembled model's "
                  "batch-norm statistics (0: keep those of each entry's lowest-ranked holder; with "

@@ -47,6 +47,7 @@ struct DistFlags {
   bool sdp_rescale = false;
   int64_t sdp_bn_batches = 100;
   int64_t sdp_redraw_epochs = 0;  // 0: one plan for the whole run
+  int64_t sdp_redraw_steps = 0;   // the same in optimizer steps
 };
 
 void add_data_flags(CLI::App& app, CommonOptions& options);

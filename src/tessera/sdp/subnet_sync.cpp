@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
-#include <set>
 
 #include "tessera/core/error.h"
 
@@ -107,11 +106,22 @@ void SubnetSync::start(const std::vector<std::string>& names,
   std::sort(mine.begin(), mine.end());
   mine.erase(std::unique(mine.begin(), mine.end()), mine.end());
   for (const WorkerSet set : agree_holder_sets(mine)) {
+    // Every worker sees the same sets in the same order, and has created the same ones before.
+    if (!created_.insert(set).second) continue;
     std::optional<dist::ProcessGroup> group = world_.new_group(worker_list(set));
     if (group) groups_.emplace(set, *group);
   }
   parameter_buckets_ = make_buckets(parameters_, names);
-  stats_.holder_sets = static_cast<int64_t>(parameter_buckets_.size());
+  stats_.holder_sets =
+      std::max(stats_.holder_sets, static_cast<int64_t>(parameter_buckets_.size()));
+}
+
+void SubnetSync::change_plan(MaskPlan plan) {
+  require(plan.config.workers == plan_.config.workers,
+          "sdp: a new plan must be for the same workers");
+  plan_ = std::move(plan);
+  parameters_.clear();
+  parameter_buckets_.clear();
 }
 
 int64_t SubnetSync::agree_steps(int64_t local_batches) {

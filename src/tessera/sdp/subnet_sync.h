@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -26,7 +27,7 @@ const char* to_string(SyncMode mode);
 
 struct SyncStats {
   int64_t steps = 0;
-  int64_t holder_sets = 0;    // sets of >= 2 workers this worker averages with
+  int64_t holder_sets = 0;    // sets of >= 2 workers this worker averages with (most of a plan)
   int64_t comm_bytes = 0;     // bytes this worker sent for training steps (see all_reduce_bytes)
   double wait_seconds = 0.0;  // time spent in synchronisation
 };
@@ -44,6 +45,9 @@ class SubnetSync : public train::WorkerSync {
   // The same for tensors that are not one module's parameters: `tensors[i]` holds this worker's
   // entries (subnetwork layout) of the full model's tensor `names[i]` (backward masking).
   void start(const std::vector<std::string>& names, const std::vector<torch::Tensor>& tensors);
+  // Moves to another plan of the same workers (a redraw); call start() with the new subnetwork
+  // next. Holder-set groups of earlier plans are kept and reused: each costs connections.
+  void change_plan(MaskPlan plan);
   int64_t agree_steps(int64_t local_batches) override;
   void before_backward(int64_t samples) override;
   void after_backward() override;
@@ -71,7 +75,8 @@ class SubnetSync : public train::WorkerSync {
   SyncMode mode_;
   std::vector<torch::Tensor> parameters_;
   std::vector<Bucket> parameter_buckets_;
-  std::map<WorkerSet, dist::ProcessGroup> groups_;
+  std::map<WorkerSet, dist::ProcessGroup> groups_;  // of the sets this worker is in
+  std::set<WorkerSet> created_;  // every set a group was created for, this worker's or not
   int64_t samples_ = 0;
   SyncStats stats_;
 };

@@ -224,6 +224,12 @@ EvalPoint Trainer::evaluate_point(const data::Dataset& test, double epoch, int64
   return point;
 }
 
+void Trainer::call_after_step(const StepPoint& point) {
+  const char* memory_device = tracker_device(device_);
+  peak_before_reset_ = std::max(peak_before_reset_, metrics::peak_tensor_bytes(memory_device));
+  after_step_(point);
+}
+
 EvalResult Trainer::run_epoch(data::BatchIterator& batches, int64_t epoch, int64_t steps_per_epoch,
                               int64_t total_steps, const data::Dataset* test,
                               std::vector<EvalPoint>& history) {
@@ -255,6 +261,7 @@ EvalResult Trainer::run_epoch(data::BatchIterator& batches, int64_t epoch, int64
     result.samples += n;
     ++step_;
     ++step_in_epoch;
+    if (after_step_) call_after_step({step_, total_steps, train_samples_ + result.samples});
     const double rate = static_cast<double>(result.samples) / epoch_timer.seconds();
     if (!config_.quiet) progress.step(step_in_epoch, loss, rate);
     if (run_ != nullptr && step_ % config_.log_every == 0)
@@ -327,6 +334,7 @@ TrainSummary Trainer::fit(const data::Dataset& train, const data::Dataset* test,
   const int64_t baseline =
       metrics::live_tensor_bytes(memory_device) - state_bytes(*model_) - copy_bytes;
   metrics::reset_peak_tensor_bytes(memory_device);
+  peak_before_reset_ = 0;
   const int64_t comm_before = metrics::total_comm_bytes();
 
   data::BatchOptions options;
@@ -376,7 +384,8 @@ TrainSummary Trainer::fit(const data::Dataset& train, const data::Dataset* test,
   summary.steps = step_;
   summary.train_samples = train_samples_;
   summary.train_flops = metrics::training_flops(model_->forward_flops()) * train_samples_;
-  summary.peak_tensor_bytes = metrics::peak_tensor_bytes(memory_device) - baseline;
+  summary.peak_tensor_bytes =
+      std::max(peak_before_reset_, metrics::peak_tensor_bytes(memory_device)) - baseline;
   summary.peak_rss_bytes = metrics::peak_rss_bytes();
   summary.param_bytes = models::parameter_bytes(*model_);
   for (const auto& p : model_->parameters()) summary.grad_bytes += tensor_bytes(p.grad());

@@ -77,6 +77,13 @@ struct TrainSummary {
   double samples_per_second = 0.0;
   std::vector<EvalPoint> history;  // every test evaluation of this fit, in order
 };
+
+// Where fit() stands after an optimizer step (see Trainer::after_step).
+struct StepPoint {
+  int64_t step = 0;           // steps taken so far in the run, this one included
+  int64_t total_steps = 0;    // steps of the whole run (config.epochs of them)
+  int64_t train_samples = 0;  // samples this worker trained on so far (the run's)
+};
 nlohmann::json to_json(const TrainSummary& summary);
 
 class Trainer {
@@ -101,8 +108,8 @@ class Trainer {
   void set_trained_parameters(std::vector<torch::Tensor> parameters);
 
   // Continues training `model` (on the trainer's device) with `optimizer`, whose state the caller
-  // has set: SDP's plan redraws between fit() calls. Epochs, steps and the schedule go on; the
-  // old model and optimizer are released, and set_trained_parameters' choice with them.
+  // has set: SDP's plan redraws, from an after_step callback. Epochs, steps and the schedule go on;
+  // the old model and optimizer are released, and set_trained_parameters' choice with them.
   void replace_model(models::StagedModel model, std::unique_ptr<torch::optim::Optimizer> optimizer);
 
   // Trains the remaining epochs on `train`, evaluating on `test` (if given) after each epoch.
@@ -115,6 +122,14 @@ class Trainer {
   // Called after every test evaluation during fit() (e.g. to keep a snapshot of the weights).
   void on_evaluation(std::function<void(const EvalPoint&)> callback) {
     on_evaluation_ = std::move(callback);
+  }
+
+  // Called after every optimizer step of fit(), every worker at the same step: SDP moves workers
+  // to a new plan there. The callback may replace_model() (and then restarts the worker sync on
+  // the new model itself) and may reset the peak tensor memory counter to measure itself: fit()'s
+  // peak still covers the whole fit.
+  void after_step(std::function<void(const StepPoint&)> callback) {
+    after_step_ = std::move(callback);
   }
 
   // One optimizer step on a batch; returns the loss. With a WorkerSync, an empty batch (no
@@ -132,6 +147,7 @@ class Trainer {
                        int64_t total_steps, const data::Dataset* test,
                        std::vector<EvalPoint>& history);
   EvalPoint evaluate_point(const data::Dataset& test, double epoch, int64_t samples);
+  void call_after_step(const StepPoint& point);
   void log_epoch(int64_t epoch, const EvalResult& train, const std::optional<EvalResult>& test,
                  double seconds, double samples_per_second);
 
@@ -149,6 +165,9 @@ class Trainer {
   double train_seconds_ = 0.0;
   int64_t train_samples_ = 0;
   std::function<void(const EvalPoint&)> on_evaluation_;
+  std::function<void(const StepPoint&)> after_step_;
+  // The highest peak tensor memory seen before an after_step callback reset the counter.
+  int64_t peak_before_reset_ = 0;
   double inner_eval_seconds_ = 0.0;  // of the current epoch's mid-epoch evaluations
 };
 
