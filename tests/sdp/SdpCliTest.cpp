@@ -7,6 +7,7 @@
 
 #include "../command_output.h"
 #include "../test_support.h"
+#include "tessera/data/seeding.h"
 
 namespace {
 
@@ -139,8 +140,13 @@ TEST(SdpCli, RedrawsEveryFewStepsChangePlansInsideAnEpoch) {
   const auto summary = read_json(dir + "/every-step/summary.json");
   EXPECT_EQ(summary["sdp"]["redraw"]["every_steps"], 1);
   EXPECT_EQ(summary["sdp"]["redraw"]["redraws"], 3);
-  for (const char* plan : {"sdp_plan_step1.json", "sdp_plan_step2.json", "sdp_plan_step3.json"})
-    EXPECT_TRUE(std::filesystem::exists(dir + "/every-step/" + plan)) << plan;
+  // Plan r comes from the run's seed and r alone (every worker computes it without talking).
+  const auto run_seed = read_json(dir + "/every-step/sdp_plan.json")["seed"].get<uint64_t>();
+  for (uint64_t redraw = 1; redraw <= 3; ++redraw) {
+    const std::string plan = dir + "/every-step/sdp_plan_step" + std::to_string(redraw) + ".json";
+    ASSERT_TRUE(std::filesystem::exists(plan)) << plan;
+    EXPECT_EQ(read_json(plan)["seed"].get<uint64_t>(), tessera::data::mix_seed(run_seed, redraw));
+  }
   expect_eval_reproduces(dir + "/every-step/checkpoint.pt", kData, dir + "/eval.json",
                          summary["test_accuracy"].get<double>());
 

@@ -97,7 +97,8 @@ struct RedrawPeriod {
 
 // What training under a sequence of plans adds up to (one plan without redraws).
 struct PlanSequence {
-  sdp::MaskPlan plan;  // the last one, which the assembly uses
+  sdp::PlanConfig first;  // the run's plan settings; redraw r mixes r into their seed
+  sdp::MaskPlan plan;     // the last one, which the assembly uses
   int64_t redraws = 0;
   sdp::PlanChangeStats changes;  // summed, with the largest peak
 };
@@ -109,16 +110,36 @@ void add(sdp::PlanChangeStats& total, const sdp::PlanChangeStats& change) {
   total.seconds += change.seconds;
 }
 
+// Every worker moves from the sequence's plan to its next one after `step` steps (sdp/plan_change):
+// the trainer continues with the new subnetwork and its optimizer state, the sync with its
+// holder sets. Rank 0 saves the plan as `plan_file`.
+void move_to_next_plan(SdpWorker& worker, PlanSequence& sequence, int64_t step,
+                       const std::string& plan_file, dist::ProcessGroup& group,
+                       const CommonOptions& options, const models::ModelConfig& full,
+                       train::RunDirectory* run) {
+  train::Trainer& trainer = *worker.trainer;
+  ++sequence.redraws;
+  sdp::MaskPlan next = sdp::redrawn_plan(full, sequence.first, sequence.redraws);
+  if (group.rank() == 0 && run) run->write_json(plan_file, sdp::to_json(next));
+  sdp::PlanChangeStats change;
+  sdp::WorkerState moved =
+      sdp::change_plan(group, sequence.plan, next, *trainer.model(), trainer.optimizer(), full,
+                       options.train.optimizer, options.train.seed, step, &change);
+  trainer.replace_model(moved.model, std::move(moved.optimizer));
+  worker.forward->change_plan(next, *trainer.model());
+  sequence.plan = std::move(next);
+  add(sequence.changes, change);
+}
+
 // Forward masking: one fit, during which every worker moves to the next plan after every
-// `period` (sdp/plan_change), at the same step everywhere. The summary covers the whole run: the
-// FLOPs of each plan's subnetwork for the samples trained under it, and a peak and bytes that
-// include the changes.
+// `period`, at the same step everywhere. The summary covers the whole run: the FLOPs of each
+// plan's subnetwork for the samples trained under it, and a peak and bytes that include the
+// changes.
 train::TrainSummary fit_plan_sequence(SdpWorker& worker, const data::Dataset& train,
                                       PlanSequence& sequence, RedrawPeriod period,
                                       dist::ProcessGroup& group, const CommonOptions& options,
                                       const models::ModelConfig& full, train::RunDirectory* run) {
   train::Trainer& trainer = *worker.trainer;
-  const sdp::PlanConfig plan_config = sequence.plan.config;
   int64_t earlier_flops = 0;    // trained under the plans before the current one
   int64_t earlier_samples = 0;  // the samples of those
   auto flops_since_change = [&](int64_t samples) {
@@ -131,22 +152,10 @@ train::TrainSummary fit_plan_sequence(SdpWorker& worker, const data::Dataset& tr
       if (at.step % every != 0 || at.step >= at.total_steps) return;
       earlier_flops += flops_since_change(at.train_samples);
       earlier_samples = at.train_samples;
-      ++sequence.redraws;
-      sdp::MaskPlan next = sdp::redrawn_plan(full, plan_config, sequence.redraws);
-      if (group.rank() == 0 && run)
-        run->write_json(period.steps > 0 ? "sdp_plan_step" + std::to_string(at.step) + ".json"
-                                         : "sdp_plan_epoch" +
-                                               std::to_string(at.step / steps_per_epoch) + ".json",
-                        sdp::to_json(next));
-      sdp::PlanChangeStats change;
-      sdp::WorkerState moved =
-          sdp::change_plan(group, sequence.plan, next, *trainer.model(), trainer.optimizer(), full,
-                           options.train.optimizer, options.train.seed, at.step, &change);
-      trainer.replace_model(moved.model, std::move(moved.optimizer));
-      worker.forward->change_plan(next);
-      worker.forward->start(*trainer.model());
-      sequence.plan = std::move(next);
-      add(sequence.changes, change);
+      const std::string plan_file =
+          period.steps > 0 ? "sdp_plan_step" + std::to_string(at.step) + ".json"
+                           : "sdp_plan_epoch" + std::to_string(at.step / steps_per_epoch) + ".json";
+      move_to_next_plan(worker, sequence, at.step, plan_file, group, options, full, run);
     });
   train::TrainSummary summary = trainer.fit(train, nullptr);
   trainer.after_step(nullptr);
@@ -197,7 +206,7 @@ SdpOutcome train_sdp(CommonOptions& options, const DistFlags& flags, dist::Proce
   SdpWorker worker = make_sdp_worker(options, backward, group, plan, mode, full, run, objective);
   train::Trainer& trainer = *worker.trainer;
   SdpOutcome outcome;
-  PlanSequence sequence{plan, 0, {}};
+  PlanSequence sequence{plan.config, plan, 0, {}};
   outcome.summary =
       backward ? trainer.fit(data.train, nullptr)
                : fit_plan_sequence(worker, data.train, sequence, redraw, group, options, full, run);

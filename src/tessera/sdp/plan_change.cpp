@@ -86,18 +86,27 @@ void copy_slot(const Slot& from, const Slot& to) {
   for (size_t i = 0; i < to.state.size(); ++i) to.state[i].copy_(from.state[i]);
 }
 
-// The cell's entries of the slot's value and then of each state tensor, flattened.
-std::vector<torch::Tensor> gather_slot(const Slot& slot, const Cell& cell) {
-  std::vector<torch::Tensor> pieces = {gather_cell(slot.value, cell)};
-  for (const auto& s : slot.state) pieces.push_back(gather_cell(s, cell));
-  return pieces;
+// Copies the cell's entries of the slot's value and then of each state tensor, flattened, into
+// `out` (a view of a message), one piece at a time: no second copy of the message exists.
+void pack_slot(const Slot& slot, const Cell& cell, torch::Tensor out) {
+  const int64_t n = gather_numel(slot.value, cell);
+  out.narrow(0, 0, n).copy_(gather_cell(slot.value, cell));
+  for (size_t i = 0; i < slot.state.size(); ++i)
+    out.narrow(0, static_cast<int64_t>(i + 1) * n, n).copy_(gather_cell(slot.state[i], cell));
+}
+
+// Copies the entries of `from`'s cell (value and state) into those of `to`'s.
+void copy_cell(const Slot& from, const Cell& from_cell, const Slot& to, const Cell& to_cell) {
+  scatter_cell(to.value, to_cell, gather_cell(from.value, from_cell));
+  for (size_t i = 0; i < to.state.size(); ++i)
+    scatter_cell(to.state[i], to_cell, gather_cell(from.state[i], from_cell));
 }
 
 int64_t slot_numel(const Slot& slot, const Cell& cell) {
   return gather_numel(slot.value, cell) * static_cast<int64_t>(1 + slot.state.size());
 }
 
-// The inverse of gather_slot: `values` holds the value's entries, then each state tensor's.
+// The inverse of pack_slot: `values` holds the value's entries, then each state tensor's.
 void scatter_slot(Slot& slot, const Cell& cell, const torch::Tensor& values) {
   const int64_t n = gather_numel(slot.value, cell);
   scatter_cell(slot.value, cell, values.narrow(0, 0, n));
@@ -129,7 +138,7 @@ struct TensorMove {
     for (size_t i = first; i < end; ++i) {
       const PlanChangeCell& c = cells[i];
       if ((c.cell.holders >> rank & 1) && (c.next_holders >> rank & 1))
-        scatter_slot(*new_slot, new_layout(c), torch::cat(gather_slot(*old_slot, old_layout(c))));
+        copy_cell(*old_slot, old_layout(c), *new_slot, new_layout(c));
     }
     // One message per (sender, receiver) pair, the pairs in the same order on every worker (and
     // tensor after tensor), so a blocking send never waits for a receive its peer has not
@@ -164,12 +173,19 @@ struct TensorMove {
   }
 
   int64_t send(const std::vector<const PlanChangeCell*>& moving, int64_t receiver) const {
-    std::vector<torch::Tensor> pieces;
+    std::vector<Cell> layouts;
+    int64_t total = 0;
     for (const auto* c : moving) {
-      auto slot = gather_slot(*old_slot, old_layout(*c));
-      pieces.insert(pieces.end(), slot.begin(), slot.end());
+      layouts.push_back(old_layout(*c));
+      total += slot_numel(*old_slot, layouts.back());
     }
-    std::vector<torch::Tensor> message = {torch::cat(pieces)};
+    std::vector<torch::Tensor> message = {torch::empty({total}, old_slot->value.options())};
+    int64_t offset = 0;
+    for (const auto& cell : layouts) {
+      const int64_t n = slot_numel(*old_slot, cell);
+      pack_slot(*old_slot, cell, message[0].narrow(0, offset, n));
+      offset += n;
+    }
     world.send(message, receiver, kPlanChangeTag);
     return bytes_of(message[0]);
   }

@@ -116,12 +116,13 @@ void SubnetSync::start(const std::vector<std::string>& names,
       std::max(stats_.holder_sets, static_cast<int64_t>(parameter_buckets_.size()));
 }
 
-void SubnetSync::change_plan(MaskPlan plan) {
+void SubnetSync::change_plan(MaskPlan plan, torch::nn::Module& model) {
   require(plan.config.workers == plan_.config.workers,
           "sdp: a new plan must be for the same workers");
   plan_ = std::move(plan);
   parameters_.clear();
   parameter_buckets_.clear();
+  start(model);
 }
 
 int64_t SubnetSync::agree_steps(int64_t local_batches) {

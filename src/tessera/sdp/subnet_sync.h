@@ -45,9 +45,9 @@ class SubnetSync : public train::WorkerSync {
   // The same for tensors that are not one module's parameters: `tensors[i]` holds this worker's
   // entries (subnetwork layout) of the full model's tensor `names[i]` (backward masking).
   void start(const std::vector<std::string>& names, const std::vector<torch::Tensor>& tensors);
-  // Moves to another plan of the same workers (a redraw); call start() with the new subnetwork
-  // next. Holder-set groups of earlier plans are kept and reused: each costs connections.
-  void change_plan(MaskPlan plan);
+  // Moves to another plan of the same workers (a redraw) and starts on `model`, this worker's
+  // subnetwork under it. Holder-set groups of earlier plans are reused: each costs connections.
+  void change_plan(MaskPlan plan, torch::nn::Module& model);
   int64_t agree_steps(int64_t local_batches) override;
   void before_backward(int64_t samples) override;
   void after_backward() override;
