@@ -78,13 +78,14 @@ struct TrainSummary {
   std::vector<EvalPoint> history;  // every test evaluation of this fit, in order
 };
 
+nlohmann::json to_json(const TrainSummary& summary);
+
 // Where fit() stands after an optimizer step (see Trainer::after_step).
 struct StepPoint {
   int64_t step = 0;           // steps taken so far in the run, this one included
   int64_t total_steps = 0;    // steps of the whole run (config.epochs of them)
   int64_t train_samples = 0;  // samples this worker trained on so far (the run's)
 };
-nlohmann::json to_json(const TrainSummary& summary);
 
 class Trainer {
  public:
