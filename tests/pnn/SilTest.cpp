@@ -44,10 +44,12 @@ TEST(Sil, GaussianEntriesHaveStandardDeviationKappa) {
   EXPECT_NEAR(s.mean().item<float>(), 0.0f, 0.02f);
 }
 
-TEST(Sil, OrthogonalRowsAreOrthonormalTimesKappa) {
+TEST(Sil, OrthogonalRowsAreOrthogonalWithEntriesOfRmsKappa) {
+  // Rows of norm kappa * sqrt(64): entries of root mean square kappa, as gaussian's.
   const torch::Tensor s = make_sil(sil("orthogonal", 3.0), 10, {8, 8}, 0).reshape({10, 64});
-  const torch::Tensor gram = torch::matmul(s, s.t()) / 9.0;
+  const torch::Tensor gram = torch::matmul(s, s.t()) / (9.0 * 64.0);
   EXPECT_TRUE(torch::allclose(gram, torch::eye(10), 1e-5, 1e-5)) << gram;
+  EXPECT_NEAR(s.pow(2).mean().sqrt().item<float>(), 3.0f, 1e-4f);
 }
 
 TEST(Sil, BadSettingsAreUsageErrors) {

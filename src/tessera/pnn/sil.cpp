@@ -1,6 +1,7 @@
 #include "tessera/pnn/sil.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "tessera/core/error.h"
 #include "tessera/data/seeding.h"
@@ -50,7 +51,10 @@ torch::Tensor make_sil(const SilConfig& config, int64_t num_classes, const Shape
   } else if (config.generator == "gaussian") {
     rows = torch::randn({num_classes, features}, generator);
   } else {
-    rows = orthonormal_rows(num_classes, features, generator).to(torch::kFloat32);
+    // Entries of an orthonormal row have RMS 1/sqrt(features); scale them to RMS 1.
+    rows = (orthonormal_rows(num_classes, features, generator) *
+            std::sqrt(static_cast<double>(features)))
+               .to(torch::kFloat32);
   }
   return (rows * config.kappa).reshape(with_batch(num_classes, activation_shape)).contiguous();
 }

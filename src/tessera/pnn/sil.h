@@ -15,7 +15,10 @@ namespace tessera::pnn {
 
 struct SilConfig {
   // uniform: kappa * U(0,1) entries (the paper's); gaussian: kappa * N(0,1) entries;
-  // orthogonal: orthonormal rows (one per class, needs classes <= activation size) times kappa.
+  // orthogonal: mutually orthogonal rows (one per class, needs classes <= activation size) of
+  // norm kappa * sqrt(activation size), so that their entries have root mean square kappa like
+  // gaussian's (unit-norm rows put entries near 1/sqrt(size), and a partition regressing them
+  // collapsed to zero outputs).
   std::string generator = "uniform";
   double kappa = 1.0;
   uint64_t seed = 0;
