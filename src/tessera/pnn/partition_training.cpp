@@ -1,6 +1,9 @@
 #include "tessera/pnn/partition_training.h"
 
+#include <optional>
+
 #include "tessera/data/seeding.h"
+#include "tessera/pnn/regression_fit.h"
 #include "tessera/train/checkpoint.h"
 #include "tessera/train/run_directory.h"
 
@@ -17,8 +20,8 @@ PartitionOutcome train_partition(const PartitionJob& job, const data::Dataset& t
   // parallel schedule start every partition from the same weights.
   torch::manual_seed(data::mix_seed(job.train.seed, static_cast<uint64_t>(job.index)));
   models::StagedModel model(job.model, job.plan.begin(job.index), job.plan.end(job.index));
-  auto objective =
-      std::make_shared<PartitionObjective>(job.targets, train::parse_device(job.train.device));
+  const torch::Device device = train::parse_device(job.train.device);
+  auto objective = std::make_shared<PartitionObjective>(job.targets, device);
   train::Trainer trainer(model, objective, job.train, &run);
   if (job.keep_snapshots) {
     auto evaluations = std::make_shared<int64_t>(0);
@@ -41,7 +44,15 @@ PartitionOutcome train_partition(const PartitionJob& job, const data::Dataset& t
                             ? "cross-entropy on the true labels"
                             : "regression to SIL (" + job.targets.loss + ")";
   report["inputs"] = job.targets.input_sil.defined() ? "SIL + noise" : "data";
+  // A partition regressing SIL that collapsed would make the joined model guess: say so now.
+  std::optional<RegressionFit> fit;
+  if (job.targets.target_sil.defined()) {
+    fit = measure_regression_fit(model, *objective, job.targets.target_sil,
+                                 test != nullptr ? *test : train, device);
+    report["regression_fit"] = to_json(*fit);
+  }
   run.write_json("summary.json", report);
+  if (fit) check_regression_fit(*fit, job.index, job.targets.loss);
   return {model, report};
 }
 
