@@ -92,7 +92,9 @@ PipelineTrainer::PipelineTrainer(ProcessGroup group, const models::ModelConfig& 
     require(ranges_[i].first < ranges_[i].second &&
                 ranges_[i].first == (i == 0 ? 0 : ranges_[i - 1].second),
             "pipeline: stage ranges must be non-empty and contiguous from stage 0");
-  require(ranges_.back().second == models::architecture(model.arch).num_stages(model),
+  // Resolved: a config straight from the flags may leave defaults (a resnet's depth) unset.
+  const models::Architecture& arch = models::architecture(model.arch);
+  require(ranges_.back().second == arch.num_stages(arch.resolve(model)),
           "pipeline: the stage ranges must end at the model's last stage");
   const auto [begin, end] = ranges_[static_cast<size_t>(group_.rank())];
   first_ = group_.rank() == 0;
