@@ -118,7 +118,13 @@ void add_train_flags(CLI::App& app, CommonOptions& o) {
   app.add_option("--beta1", t.optimizer.beta1, "adam/adamw beta1")->capture_default_str();
   app.add_option("--beta2", t.optimizer.beta2, "adam/adamw beta2")->capture_default_str();
   app.add_option("--eps", t.optimizer.eps, "adam/adamw epsilon")->capture_default_str();
-  app.add_option("--schedule", t.schedule.name, "constant, step, cosine")->capture_default_str();
+  // The CLI's default: the measured best for conventional, DDP and PNN training (see
+  // apply_measured_defaults for SDP's). The library's TrainConfig keeps a constant rate.
+  t.schedule.name = "cosine";
+  app.add_option("--schedule", t.schedule.name,
+                 "constant, step, cosine (default: cosine, measured best for conventional, DDP "
+                 "and PNN training; constant under --dist sdp, measured better there; see "
+                 "docs/results.md, Defaults)");
   app.add_option("--warmup-steps", t.schedule.warmup_steps, "linear warm-up steps")
       ->capture_default_str();
   app.add_option("--step-every", t.schedule.step_every_epochs, "step schedule: epochs per decay")
@@ -182,11 +188,14 @@ void add_dist_flags(CLI::App& app, DistFlags& d) {
                  "for its subnetwork, other units refreshed from a holder after every step)")
       ->capture_default_str();
   app.add_option("--sdp-sync", d.sdp_sync,
-                 "sdp: params (average held parameters after each step) or grads (before it)")
+                 "sdp: grads (average held entries' gradients among their holders before each "
+                 "step; measured better with Adam) or params (average the parameters after it, "
+                 "the seed article's wording)")
       ->capture_default_str();
-  app.add_flag("--sdp-rescale", d.sdp_rescale,
+  app.add_flag("--sdp-rescale,!--no-sdp-rescale", d.sdp_rescale,
                "sdp: scale masked units' outputs by the coverage in the assembled model (as "
-               "dropout / stochastic depth do at test time)");
+               "dropout / stochastic depth do at test time); default: on under forward masking "
+               "(measured better), off under backward masking (which refuses it)");
   app.add_option("--sdp-redraw-epochs", d.sdp_redraw_epochs,
                  "sdp, forward masking: draw a new plan every N epochs; each worker then gets "
                  "the units it newly holds, with their optimizer state, from an old holder (0: "
@@ -200,6 +209,11 @@ void add_dist_flags(CLI::App& app, DistFlags& d) {
                  "batch-norm statistics (0: keep those of each entry's lowest-ranked holder; with "
                  "backward masking rank 0's own)")
       ->capture_default_str();
+}
+
+void apply_measured_defaults(const CLI::App& app, DistFlags& dist, train::TrainConfig& train) {
+  if (dist.mode == "sdp" && app.count("--schedule") == 0) train.schedule.name = "constant";
+  if (app.count("--sdp-rescale") == 0) dist.sdp_rescale = dist.sdp_masking == "forward";
 }
 
 namespace {

@@ -43,8 +43,8 @@ struct DistFlags {
   std::string sdp_level = "block";
   double coverage = 0.5;
   std::string sdp_masking = "forward";
-  std::string sdp_sync = "params";
-  bool sdp_rescale = false;
+  std::string sdp_sync = "grads";  // measured better than params with Adam (docs/results.md)
+  bool sdp_rescale = false;        // unless given: on under forward masking (apply_measured_defaults)
   int64_t sdp_bn_batches = 100;
   int64_t sdp_redraw_epochs = 0;  // 0: one plan for the whole run
   int64_t sdp_redraw_steps = 0;   // the same in optimizer steps
@@ -55,6 +55,12 @@ void add_model_flags(CLI::App& app, CommonOptions& options);
 void add_train_flags(CLI::App& app, CommonOptions& options);
 void add_runtime_flags(CLI::App& app, CommonOptions& options);
 void add_dist_flags(CLI::App& app, DistFlags& flags);
+
+// After parsing `app` (which has the train and dist flags), gives the flags whose measured best
+// depends on the method their value, unless the command line or a --config file set them:
+// --schedule constant under --dist sdp (cosine otherwise), --sdp-rescale under forward masking.
+// docs/results.md, "Defaults", has the measurements.
+void apply_measured_defaults(const CLI::App& app, DistFlags& dist, train::TrainConfig& train);
 
 // Loads options.data, reports it on stderr if `verbose`, and fits options.model to it (sample
 // shape and number of classes).

@@ -69,6 +69,7 @@ int train_command(const Args& raw_args) {
                   "PNN model; the model flags must describe the same network), with a fresh "
                   "optimizer and schedule");
   if (!parse(*app, args)) return 0;
+  apply_measured_defaults(*app, dist_flags, options.train);
   require(init_from.empty() || !resume, "--init-from and --resume exclude each other");
   require(init_from.empty() || dist_flags.mode == "none",
           "--init-from is for single-worker training (--dist none)");
