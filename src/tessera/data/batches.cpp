@@ -4,7 +4,7 @@
 #include <string>
 
 #include "tessera/core/error.h"
-#include "tessera/data/seeding.h"
+#include "tessera/core/seeding.h"
 
 namespace tessera::data {
 

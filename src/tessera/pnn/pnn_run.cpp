@@ -5,7 +5,7 @@
 #include <filesystem>
 
 #include "tessera/core/error.h"
-#include "tessera/data/seeding.h"
+#include "tessera/core/seeding.h"
 #include "tessera/metrics/comm_counter.h"
 #include "tessera/metrics/flops.h"
 #include "tessera/metrics/timer.h"
@@ -75,7 +75,7 @@ PartitionJob make_job(const PnnSetup& setup, const PartitionPlan& plan,
   }
   if (index + 1 < plan.size()) job.targets.target_sil = sils[static_cast<size_t>(index)];
   job.targets.loss = setup.pnn.sil_loss;
-  job.targets.seed = data::mix_seed(setup.train.seed, 0x5150 + static_cast<uint64_t>(index));
+  job.targets.seed = mix_seed(setup.train.seed, 0x5150 + static_cast<uint64_t>(index));
   job.run_dir = partition_dir(setup, index);
   job.keep_snapshots = parallel;
   return job;

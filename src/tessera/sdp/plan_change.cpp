@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "tessera/core/error.h"
-#include "tessera/data/seeding.h"
+#include "tessera/core/seeding.h"
 #include "tessera/metrics/memory_tracker.h"
 #include "tessera/metrics/timer.h"
 #include "tessera/sdp/shared_entries.h"
@@ -214,7 +214,7 @@ struct TensorMove {
 }  // namespace
 
 MaskPlan redrawn_plan(const models::ModelConfig& model, PlanConfig config, int64_t redraw) {
-  if (redraw > 0) config.seed = data::mix_seed(config.seed, static_cast<uint64_t>(redraw));
+  if (redraw > 0) config.seed = mix_seed(config.seed, static_cast<uint64_t>(redraw));
   return make_mask_plan(model, config);
 }
 
