@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "tessera/core/error.h"
+#include "tessera/metrics/measurement_scope.h"
 #include "tessera/metrics/memory_tracker.h"
 #include "tessera/models/architecture.h"
 #include "tessera/models/staged_model.h"
@@ -63,9 +64,9 @@ std::vector<int64_t> measure_stage_memory(const models::ModelConfig& config, int
   std::vector<int64_t> bytes;
   for (int64_t stage = 0; stage < stages; ++stage) {
     const int64_t baseline = metrics::live_tensor_bytes(tracker);
-    metrics::reset_peak_tensor_bytes(tracker);
+    const metrics::MeasurementScope measured(tracker);
     step_stage(config, stage, batch_size, optimizer, device);
-    bytes.push_back(metrics::peak_tensor_bytes(tracker) - baseline);
+    bytes.push_back(measured.peak_tensor_bytes() - baseline);
   }
   return bytes;
 }

@@ -6,8 +6,8 @@
 
 #include "tessera/core/error.h"
 #include "tessera/core/seeding.h"
-#include "tessera/metrics/comm_counter.h"
 #include "tessera/metrics/flops.h"
+#include "tessera/metrics/measurement_scope.h"
 #include "tessera/metrics/timer.h"
 #include "tessera/models/architecture.h"
 #include "tessera/pnn/handover.h"
@@ -104,7 +104,7 @@ void train_sequentially(const PnnSetup& setup, const PartitionPlan& plan,
   data::Dataset train = data.train;
   data::Dataset test = data.test;
   int64_t flops = 0;
-  const int64_t comm_before = metrics::total_comm_bytes();
+  const metrics::MeasurementScope measured;  // the hand-overs' bytes
   for (int64_t i = 0; i < plan.size(); ++i) {
     PartitionOutcome outcome = train_partition(make_job(setup, plan, sils, i, false), train, &test);
     result.partitions.push_back(outcome.report);
@@ -132,7 +132,7 @@ void train_sequentially(const PnnSetup& setup, const PartitionPlan& plan,
     // Only one partition is resident at a time.
     outcome.model = nullptr;
   }
-  result.handover_bytes = metrics::total_comm_bytes() - comm_before;
+  result.handover_bytes = measured.comm_bytes();
   result.train_flops = flops;
 }
 

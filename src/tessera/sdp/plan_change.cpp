@@ -7,6 +7,7 @@
 
 #include "tessera/core/error.h"
 #include "tessera/core/seeding.h"
+#include "tessera/metrics/measurement_scope.h"
 #include "tessera/metrics/memory_tracker.h"
 #include "tessera/metrics/timer.h"
 #include "tessera/sdp/shared_entries.h"
@@ -69,15 +70,12 @@ class TensorSource {
   int64_t steps_;
 };
 
-int64_t bytes_of(const torch::Tensor& t) {
-  return t.defined() ? t.numel() * static_cast<int64_t>(t.element_size()) : 0;
-}
-
 // Parameters, buffers, gradients and optimizer state of a worker.
 int64_t training_state_bytes(torch::nn::Module& model, torch::optim::Optimizer& optimizer) {
   int64_t bytes = train::optimizer_state_bytes(optimizer);
-  for (const auto& p : model.parameters()) bytes += bytes_of(p) + bytes_of(p.grad());
-  for (const auto& b : model.buffers()) bytes += bytes_of(b);
+  for (const auto& p : model.parameters())
+    bytes += metrics::tensor_bytes(p) + metrics::tensor_bytes(p.grad());
+  for (const auto& b : model.buffers()) bytes += metrics::tensor_bytes(b);
   return bytes;
 }
 
@@ -187,7 +185,7 @@ struct TensorMove {
       offset += n;
     }
     world.send(message, receiver, kPlanChangeTag);
-    return bytes_of(message[0]);
+    return metrics::tensor_bytes(message[0]);
   }
 
   int64_t receive(const std::vector<const PlanChangeCell*>& moving, int64_t sender) const {
@@ -235,7 +233,8 @@ WorkerState change_plan(dist::ProcessGroup& world, const MaskPlan& from, const M
   const char* memory_device = device.is_cuda() ? "cuda" : "cpu";
   const int64_t baseline = metrics::live_tensor_bytes(memory_device) -
                            training_state_bytes(current_model, current_optimizer);
-  metrics::reset_peak_tensor_bytes(memory_device);
+  // Inside the trainer's fit: the enclosing scope's peak covers the change too.
+  const metrics::MeasurementScope measured(memory_device);
 
   // Gradients are recomputed at the next step: release them first.
   for (auto& p : old_parameters) p.mutable_grad().reset();
@@ -289,7 +288,7 @@ WorkerState change_plan(dist::ProcessGroup& world, const MaskPlan& from, const M
   if (stats != nullptr) {
     stats->comm_bytes = sent;
     stats->received_entries = received;
-    stats->peak_tensor_bytes = metrics::peak_tensor_bytes(memory_device) - baseline;
+    stats->peak_tensor_bytes = measured.peak_tensor_bytes() - baseline;
     stats->seconds = timer.seconds();
   }
   return next;

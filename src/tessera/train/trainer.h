@@ -127,8 +127,8 @@ class Trainer {
 
   // Called after every optimizer step of fit(), every worker at the same step: SDP moves workers
   // to a new plan there. The callback may replace_model() (and then restarts the worker sync on
-  // the new model itself) and may reset the peak tensor memory counter to measure itself: fit()'s
-  // peak still covers the whole fit.
+  // the new model itself) and may open a metrics::MeasurementScope to measure itself: fit()'s
+  // peak and bytes, an enclosing scope, still cover the whole fit.
   void after_step(std::function<void(const StepPoint&)> callback) {
     after_step_ = std::move(callback);
   }
@@ -148,7 +148,6 @@ class Trainer {
                        int64_t total_steps, const data::Dataset* test,
                        std::vector<EvalPoint>& history);
   EvalPoint evaluate_point(const data::Dataset& test, double epoch, int64_t samples);
-  void call_after_step(const StepPoint& point);
   void log_epoch(int64_t epoch, const EvalResult& train, const std::optional<EvalResult>& test,
                  double seconds, double samples_per_second);
 
@@ -167,8 +166,6 @@ class Trainer {
   int64_t train_samples_ = 0;
   std::function<void(const EvalPoint&)> on_evaluation_;
   std::function<void(const StepPoint&)> after_step_;
-  // The highest peak tensor memory seen before an after_step callback reset the counter.
-  int64_t peak_before_reset_ = 0;
   double inner_eval_seconds_ = 0.0;  // of the current epoch's mid-epoch evaluations
 };
 
