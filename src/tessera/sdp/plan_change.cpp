@@ -138,26 +138,20 @@ struct TensorMove {
       if ((c.cell.holders >> rank & 1) && (c.next_holders >> rank & 1))
         copy_cell(*old_slot, old_layout(c), *new_slot, new_layout(c));
     }
-    // One message per (sender, receiver) pair, the pairs in the same order on every worker (and
-    // tensor after tensor), so a blocking send never waits for a receive its peer has not
-    // reached yet.
+    // One message per (sender, receiver) pair (plan_cell_messages), tensor after tensor.
+    const auto moves = [&](size_t k, int64_t sender, int64_t receiver) {
+      const PlanChangeCell& c = cells[first + k];
+      return c.cell.holders != 0 && lowest_worker(c.cell.holders) == sender &&
+             (c.next_holders >> receiver & 1) && !(c.cell.holders >> receiver & 1);
+    };
     TensorMoveStats stats;
-    for (int64_t sender = 0; sender < world.size(); ++sender) {
-      for (int64_t receiver = 0; receiver < world.size(); ++receiver) {
-        if (sender == receiver || (rank != sender && rank != receiver)) continue;
-        std::vector<const PlanChangeCell*> moving;
-        for (size_t i = first; i < end; ++i) {
-          const PlanChangeCell& c = cells[i];
-          if (c.cell.holders != 0 && lowest_worker(c.cell.holders) == sender &&
-              (c.next_holders >> receiver & 1) && !(c.cell.holders >> receiver & 1))
-            moving.push_back(&c);
-        }
-        if (moving.empty()) continue;
-        if (rank == sender)
-          stats.sent_bytes += send(moving, receiver);
-        else
-          stats.received_entries += receive(moving, sender);
-      }
+    for (const CellMessage& message : plan_cell_messages(rank, world.size(), end - first, moves)) {
+      std::vector<const PlanChangeCell*> moving;
+      for (const size_t k : message.cells) moving.push_back(&cells[first + k]);
+      if (message.send)
+        stats.sent_bytes += send(moving, message.peer);
+      else
+        stats.received_entries += receive(moving, message.peer);
     }
     return stats;
   }
