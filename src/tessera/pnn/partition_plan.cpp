@@ -17,6 +17,20 @@ std::vector<int64_t> PartitionPlan::cuts() const {
   return {boundaries.begin() + 1, boundaries.end() - 1};
 }
 
+nlohmann::json to_json(const PartitionPlan& plan) {
+  return {{"boundaries", plan.boundaries}};
+}
+
+PartitionPlan plan_from_json(const nlohmann::json& json) {
+  PartitionPlan plan;
+  plan.boundaries = json.at("boundaries").get<std::vector<int64_t>>();
+  bool increasing = plan.boundaries.size() >= 2 && plan.boundaries[0] == 0;
+  for (size_t i = 1; i < plan.boundaries.size(); ++i)
+    increasing = increasing && plan.boundaries[i] > plan.boundaries[i - 1];
+  if (!increasing) throw Error("partition plan: " + json.dump() + " is not a plan");
+  return plan;
+}
+
 PartitionPlan plan_from_cuts(const models::ModelConfig& config, const std::vector<int64_t>& cuts) {
   const int64_t stages = models::architecture(config.arch).num_stages(config);
   require(!cuts.empty(), "--cuts needs at least one stage index");

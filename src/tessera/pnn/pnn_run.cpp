@@ -25,6 +25,10 @@ PartitionPlan choose_plan(const PnnSetup& setup, std::vector<int64_t>* stage_byt
   return plan_balanced(bytes, setup.pnn.partitions);
 }
 
+std::string plan_path(const std::string& run_dir) {
+  return run_dir + "/plan.json";
+}
+
 std::vector<torch::Tensor> make_sils(const PnnSetup& setup, const PartitionPlan& plan) {
   const models::Architecture& arch = models::architecture(setup.model.arch);
   std::vector<torch::Tensor> sils;
@@ -140,7 +144,7 @@ void train_in_parallel(const PnnSetup& setup, const PartitionPlan& plan,
                        const data::TrainTest& data, PnnResult& result) {
   if (!setup.worker_command) throw Error("the parallel schedule needs a way to start workers");
   std::vector<dist::WorkerCommand> commands;
-  for (int64_t i = 0; i < plan.size(); ++i) commands.push_back(setup.worker_command(i, plan));
+  for (int64_t i = 0; i < plan.size(); ++i) commands.push_back(setup.worker_command(i));
   dist::LaunchOptions options;
   options.label = "partition";
   const dist::LaunchResult launched = dist::launch_workers(commands, options);
@@ -221,8 +225,10 @@ PnnResult run_pnn(const PnnSetup& setup, const data::TrainTest& data) {
   metrics::Timer wall;
   PnnResult result;
   result.schedule = setup.pnn.schedule;
-  result.plan = choose_plan(setup);
+  require(setup.plan.size() >= 1, "run_pnn: no partition plan (see choose_plan)");
+  result.plan = setup.plan;
   std::filesystem::create_directories(setup.run_dir);
+  train::write_json_file(plan_path(setup.run_dir), to_json(result.plan));
   const std::vector<torch::Tensor> sils = make_sils(setup, result.plan);
   torch::save(sils, setup.run_dir + "/sil.pt");
 
@@ -241,9 +247,9 @@ PnnResult run_pnn(const PnnSetup& setup, const data::TrainTest& data) {
   return result;
 }
 
-void run_parallel_worker(const PnnSetup& setup, const PartitionPlan& plan, int64_t index,
-                         const data::TrainTest& data) {
-  require(index >= 0 && index < plan.size(), "--pnn-worker " + std::to_string(index) +
+void run_parallel_worker(const PnnSetup& setup, int64_t index, const data::TrainTest& data) {
+  const PartitionPlan& plan = setup.plan;
+  require(index >= 0 && index < plan.size(), "--partition " + std::to_string(index) +
                                                  " is not a partition (0.." +
                                                  std::to_string(plan.size() - 1) + ")");
   const std::vector<torch::Tensor> sils = make_sils(setup, plan);
