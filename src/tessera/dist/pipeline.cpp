@@ -332,13 +332,7 @@ train::TrainSummary PipelineTrainer::fit(const data::Dataset& train, const data:
   summary.steps = step_;
   summary.train_samples = samples;
   summary.train_flops = metrics::training_flops(partition_->forward_flops()) * samples;
-  summary.peak_tensor_bytes = measured.peak_tensor_bytes() - baseline;
-  summary.peak_rss_bytes = metrics::peak_rss_bytes();
-  summary.param_bytes = models::parameter_bytes(*partition_);
-  for (const auto& p : partition_->parameters())
-    summary.grad_bytes += metrics::tensor_bytes(p.grad());
-  summary.optimizer_state_bytes = train::optimizer_state_bytes(*optimizer_);
-  summary.comm_bytes = measured.comm_bytes();
+  train::record_measurements(summary, measured, baseline, *partition_, *optimizer_);
   summary.wall_seconds = wall.seconds();
   summary.train_seconds = train_seconds;
   summary.samples_per_second = train_seconds > 0 ? samples / train_seconds : 0.0;

@@ -312,6 +312,19 @@ void Trainer::log_epoch(int64_t epoch, const EvalResult& train,
   }
 }
 
+void record_measurements(TrainSummary& summary, const metrics::MeasurementScope& measured,
+                         int64_t baseline, torch::nn::Module& model,
+                         torch::optim::Optimizer& optimizer,
+                         const std::vector<torch::Tensor>& copies) {
+  summary.peak_tensor_bytes = measured.peak_tensor_bytes() - baseline;
+  summary.peak_rss_bytes = metrics::peak_rss_bytes();
+  summary.param_bytes = models::parameter_bytes(model);
+  for (const auto& p : model.parameters()) summary.grad_bytes += tensor_bytes(p.grad());
+  for (const auto& c : copies) summary.grad_bytes += tensor_bytes(c.grad());
+  summary.optimizer_state_bytes = optimizer_state_bytes(optimizer);
+  summary.comm_bytes = measured.comm_bytes();
+}
+
 TrainSummary Trainer::fit(const data::Dataset& train, const data::Dataset* test,
                           int64_t until_epoch) {
   const int64_t last_epoch =
@@ -375,13 +388,7 @@ TrainSummary Trainer::fit(const data::Dataset& train, const data::Dataset* test,
   summary.steps = step_;
   summary.train_samples = train_samples_;
   summary.train_flops = metrics::training_flops(model_->forward_flops()) * train_samples_;
-  summary.peak_tensor_bytes = measured.peak_tensor_bytes() - baseline;
-  summary.peak_rss_bytes = metrics::peak_rss_bytes();
-  summary.param_bytes = models::parameter_bytes(*model_);
-  for (const auto& p : model_->parameters()) summary.grad_bytes += tensor_bytes(p.grad());
-  for (const auto& c : copies_) summary.grad_bytes += tensor_bytes(c.grad());
-  summary.optimizer_state_bytes = optimizer_state_bytes(*optimizer_);
-  summary.comm_bytes = measured.comm_bytes();
+  record_measurements(summary, measured, baseline, *model_, *optimizer_, copies_);
   summary.wall_seconds = wall.seconds();
   summary.train_seconds = train_seconds_;
   summary.samples_per_second =

@@ -14,6 +14,7 @@
 
 #include "tessera/data/batches.h"
 #include "tessera/data/dataset.h"
+#include "tessera/metrics/measurement_scope.h"
 #include "tessera/models/staged_model.h"
 #include "tessera/train/objective.h"
 #include "tessera/train/optimizer.h"
@@ -79,6 +80,15 @@ struct TrainSummary {
 };
 
 nlohmann::json to_json(const TrainSummary& summary);
+
+// A finished fit's memory and communication figures in `summary`: the peak of `measured` above
+// `baseline` and its bytes, the peak RSS, and the bytes of the model's parameters, of their
+// gradients (and of `copies`', the tensors an optimizer steps instead, see
+// Trainer::set_trained_parameters) and of the optimizer's state.
+void record_measurements(TrainSummary& summary, const metrics::MeasurementScope& measured,
+                         int64_t baseline, torch::nn::Module& model,
+                         torch::optim::Optimizer& optimizer,
+                         const std::vector<torch::Tensor>& copies = {});
 
 // Where fit() stands after an optimizer step (see Trainer::after_step).
 struct StepPoint {
