@@ -34,6 +34,13 @@ int64_t total_size(int64_t samples, const BatchOptions& options) {
 
 }  // namespace
 
+BatchOptions in_order(int64_t batch_size) {
+  BatchOptions options;
+  options.batch_size = batch_size;
+  options.shuffle = false;
+  return options;
+}
+
 BatchIterator::BatchIterator(const Dataset& dataset, BatchOptions options)
     : dataset_(dataset), options_(options) {
   validate(dataset_, options_);

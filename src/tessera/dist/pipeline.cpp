@@ -182,10 +182,7 @@ void PipelineTrainer::clip_gradients() {
 train::EvalResult PipelineTrainer::evaluate(const data::Dataset& dataset) {
   torch::NoGradGuard no_grad;
   partition_->eval();
-  data::BatchOptions options;
-  options.batch_size = config_.eval_batch_size;
-  options.shuffle = false;
-  data::BatchIterator batches(dataset, options);
+  data::BatchIterator batches(dataset, data::in_order(config_.eval_batch_size));
   std::vector<double> totals = {0.0, 0.0, 0.0};  // loss sum, correct, samples (last rank)
   data::Batch batch;
   int64_t index = 0;

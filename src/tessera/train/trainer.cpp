@@ -189,11 +189,7 @@ double Trainer::train_step(const data::Batch& batch) {
 EvalResult Trainer::evaluate(const data::Dataset& dataset) {
   torch::NoGradGuard no_grad;
   model_->eval();
-  data::BatchOptions options;
-  options.batch_size = config_.eval_batch_size;
-  options.shuffle = false;
-  data::BatchIterator batches(dataset, options);
-  batches.start_epoch(0);
+  data::BatchIterator batches(dataset, data::in_order(config_.eval_batch_size));
   double loss_sum = 0.0;
   int64_t correct = 0;
   EvalResult result;
