@@ -5,6 +5,7 @@
 #include "rank_threads.h"
 #include "tessera/core/error.h"
 #include "tessera/metrics/comm_counter.h"
+#include "tessera/metrics/measurement_scope.h"
 
 using namespace tessera;
 
@@ -103,7 +104,7 @@ TEST(ProcessGroup, SubGroupsReduceOnlyAmongTheirMembers) {
 }
 
 TEST(ProcessGroup, CountsTheBytesEachRankSends) {
-  metrics::reset_comm_bytes();
+  const metrics::MeasurementScope measured;
   RUN_RANKS_OR_SKIP(2, "bytes", [](dist::ProcessGroup& group) {
     std::vector<torch::Tensor> t = {torch::ones({1000})};  // 4000 bytes
     group.all_reduce(t);
@@ -115,7 +116,7 @@ TEST(ProcessGroup, CountsTheBytesEachRankSends) {
       group.recv(t, 0);
     }
   });
-  const auto by_op = metrics::comm_bytes_by_op();
+  const auto by_op = measured.comm_bytes_by_op();
   // Two ranks, each sending 2 (W - 1) / W x 4000 for a ring all-reduce.
   EXPECT_EQ(by_op.at("all_reduce"), 2 * 4000);
   EXPECT_EQ(by_op.at("broadcast"), 40);  // the root sends to the one other rank

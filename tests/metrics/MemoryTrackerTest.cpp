@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 
 #include "tessera/core/error.h"
+#include "tessera/metrics/measurement_scope.h"
 
 namespace tessera::metrics {
 namespace {
@@ -40,8 +41,9 @@ TEST_F(MemoryTrackerTest, CountsAllocationFreeAndPeak) {
   }
   EXPECT_EQ(live_tensor_bytes(), before);
   EXPECT_EQ(peak_tensor_bytes(), peak_with_tensor);  // freeing does not lower the peak
-  reset_peak_tensor_bytes();
+  const MeasurementScope measured;                   // restarts the counter
   EXPECT_EQ(peak_tensor_bytes(), live_tensor_bytes());
+  EXPECT_EQ(measured.peak_tensor_bytes(), live_tensor_bytes());
 }
 
 TEST_F(MemoryTrackerTest, CountsFactoriesOpsAndCopies) {
@@ -76,9 +78,9 @@ TEST_F(MemoryTrackerTest, LinearForwardBackwardRaisesPeak) {
   torch::manual_seed(0);
   torch::nn::Linear linear(256, 512);
   torch::Tensor input = torch::randn({64, 256});
-  reset_peak_tensor_bytes();
+  const MeasurementScope measured;
   const int64_t base = live_tensor_bytes();
-  ASSERT_EQ(peak_tensor_bytes(), base);
+  ASSERT_EQ(measured.peak_tensor_bytes(), base);
 
   torch::Tensor output = linear->forward(input);  // [64, 512] activations
   torch::Tensor loss = output.square().mean();
@@ -86,7 +88,7 @@ TEST_F(MemoryTrackerTest, LinearForwardBackwardRaisesPeak) {
   const int64_t output_bytes = 64 * 512 * kFloatBytes;
   const int64_t grad_bytes = (512 * 256 + 512) * kFloatBytes;  // weight and bias gradients
   // While the weight gradient was computed, the output was live too.
-  EXPECT_GE(peak_tensor_bytes() - base, output_bytes + grad_bytes);
+  EXPECT_GE(measured.peak_tensor_bytes() - base, output_bytes + grad_bytes);
   // Afterwards the output, the gradients and the scalar loss remain; the graph's saved tensors
   // were released by backward().
   EXPECT_EQ(live_tensor_bytes() - base, output_bytes + grad_bytes + kFloatBytes);
@@ -95,7 +97,7 @@ TEST_F(MemoryTrackerTest, LinearForwardBackwardRaisesPeak) {
 
 TEST_F(MemoryTrackerTest, ThreadSafeUnderConcurrentAllocations) {
   const int64_t before = live_tensor_bytes();
-  reset_peak_tensor_bytes();
+  const MeasurementScope measured;
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([] {
@@ -108,8 +110,8 @@ TEST_F(MemoryTrackerTest, ThreadSafeUnderConcurrentAllocations) {
   for (auto& thread : threads) thread.join();
   EXPECT_EQ(live_tensor_bytes(), before);
   // At least one thread held its largest pair at some point; at most all four did at once.
-  EXPECT_GE(peak_tensor_bytes() - before, 1000 * kFloatBytes + 64 * 8);
-  EXPECT_LE(peak_tensor_bytes() - before, 4 * (1499 * kFloatBytes + 64 * 8));
+  EXPECT_GE(measured.peak_tensor_bytes() - before, 1000 * kFloatBytes + 64 * 8);
+  EXPECT_LE(measured.peak_tensor_bytes() - before, 4 * (1499 * kFloatBytes + 64 * 8));
 }
 
 TEST_F(MemoryTrackerTest, RejectsUnknownDevicesAndCudaWithoutCuda) {
@@ -117,7 +119,7 @@ TEST_F(MemoryTrackerTest, RejectsUnknownDevicesAndCudaWithoutCuda) {
   EXPECT_THROW(peak_tensor_bytes(""), UsageError);
 #ifndef TESSERA_WITH_CUDA
   EXPECT_THROW(live_tensor_bytes("cuda"), UsageError);
-  EXPECT_THROW(reset_peak_tensor_bytes("cuda:0"), UsageError);
+  EXPECT_THROW(MeasurementScope("cuda:0"), UsageError);
   try {
     peak_tensor_bytes("cuda");
     FAIL() << "expected UsageError";

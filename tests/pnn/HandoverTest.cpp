@@ -6,6 +6,7 @@
 
 #include "tessera/core/error.h"
 #include "tessera/metrics/comm_counter.h"
+#include "tessera/metrics/measurement_scope.h"
 #include "tessera/models/architecture.h"
 
 namespace tessera::pnn {
@@ -34,12 +35,12 @@ TEST(Handover, MemoryAndFileGiveThePartitionsOutputsAndCountTheirBytes) {
   options.file = (std::filesystem::temp_directory_path() / "tessera_handover_test.bin").string();
   for (const std::string store : {"memory", "file"}) {
     options.store = store;
-    metrics::reset_comm_bytes();
+    const metrics::MeasurementScope measured;
     const data::Dataset output = hand_over(left, input, options);
     EXPECT_TRUE(torch::allclose(output.inputs, expected, 1e-6, 1e-6)) << store;
     EXPECT_TRUE(output.labels.equal(input.labels));
     EXPECT_EQ(output.num_classes, 10);
-    EXPECT_EQ(metrics::comm_bytes_by_op().at("handover"), 50 * 24 * 4) << store;
+    EXPECT_EQ(measured.comm_bytes_by_op().at("handover"), 50 * 24 * 4) << store;
     EXPECT_TRUE(left->is_training()) << "the partition's mode is restored";
   }
   EXPECT_FALSE(std::filesystem::exists(options.file)) << "the mapped file is unlinked";

@@ -10,6 +10,7 @@
 #include "tessera/metrics/memory_tracker.h"
 #include "tessera/models/architecture.h"
 #include "tessera/train/checkpoint.h"
+#include "tessera/train/run_directory.h"
 
 namespace tessera::pnn {
 namespace {
@@ -28,6 +29,7 @@ PnnSetup mlp_setup(const std::string& run_dir) {
   setup.train.quiet = true;
   setup.train.evals_per_epoch = 2;
   setup.pnn.cuts = {2};
+  setup.plan = choose_plan(setup);
   setup.run_dir = run_dir;
   return setup;
 }
@@ -65,6 +67,8 @@ TEST(PnnRun, SequentialPnnLearnsTheSyntheticSetAndRecordsEverything) {
   const auto meta = train::read_checkpoint_meta(result.checkpoint);
   EXPECT_EQ(meta.at("begin_stage"), 0);
   EXPECT_TRUE(std::filesystem::exists(dir / "sil.pt"));
+  EXPECT_EQ(plan_from_json(train::read_json_file(plan_path(dir.string()))).cuts(),
+            (std::vector<int64_t>{2}));
   EXPECT_TRUE(std::filesystem::exists(dir / "summary.json"));
   std::filesystem::remove_all(dir);
 }

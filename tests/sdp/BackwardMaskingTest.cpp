@@ -4,8 +4,8 @@
 
 #include "../dist/rank_threads.h"
 #include "../test_support.h"
+#include "tessera/core/seeding.h"
 #include "tessera/data/load.h"
-#include "tessera/data/seeding.h"
 #include "tessera/dist/data_parallel.h"
 #include "tessera/models/staged_model.h"
 #include "tessera/models/subnet.h"
@@ -92,7 +92,7 @@ TEST_P(BackwardMaskingAgreement, WorkersKeepOneFullModelAndStateOnlyForHeldUnits
     sdp::BackwardMasking sync(group, plan, c.mode, *m);
     sync.start(*m);
     auto optimizer = train::make_optimizer(sync.trained_parameters(), train::OptimizerConfig{});
-    at::Generator generator = data::make_generator(100 + rank);
+    at::Generator generator = make_generator(100 + rank);
     for (int step = 0; step < 3; ++step) {
       std::vector<int64_t> shape = {8};
       shape.insert(shape.end(), c.model.input_shape.begin(), c.model.input_shape.end());

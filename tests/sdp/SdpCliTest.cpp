@@ -7,7 +7,7 @@
 
 #include "../command_output.h"
 #include "../test_support.h"
-#include "tessera/data/seeding.h"
+#include "tessera/core/seeding.h"
 
 namespace {
 
@@ -145,7 +145,7 @@ TEST(SdpCli, RedrawsEveryFewStepsChangePlansInsideAnEpoch) {
   for (uint64_t redraw = 1; redraw <= 3; ++redraw) {
     const std::string plan = dir + "/every-step/sdp_plan_step" + std::to_string(redraw) + ".json";
     ASSERT_TRUE(std::filesystem::exists(plan)) << plan;
-    EXPECT_EQ(read_json(plan)["seed"].get<uint64_t>(), tessera::data::mix_seed(run_seed, redraw));
+    EXPECT_EQ(read_json(plan)["seed"].get<uint64_t>(), tessera::mix_seed(run_seed, redraw));
   }
   expect_eval_reproduces(dir + "/every-step/checkpoint.pt", kData, dir + "/eval.json",
                          summary["test_accuracy"].get<double>());

@@ -2,8 +2,8 @@
 
 #include "../dist/rank_threads.h"
 #include "../test_support.h"
+#include "tessera/core/seeding.h"
 #include "tessera/data/load.h"
-#include "tessera/data/seeding.h"
 #include "tessera/dist/data_parallel.h"
 #include "tessera/models/staged_model.h"
 #include "tessera/models/subnet.h"
@@ -50,7 +50,7 @@ TEST_P(HolderAgreement, HoldersAgreeAfterEveryStepAndTheAssemblyHasTheirValues) 
     sdp::SubnetSync sync(group, plan, GetParam());
     sync.start(*m);
     torch::optim::SGD sgd(m->parameters(), torch::optim::SGDOptions(0.1));
-    at::Generator generator = data::make_generator(100 + rank);
+    at::Generator generator = make_generator(100 + rank);
     for (int step = 0; step < 3; ++step) {
       const torch::Tensor x = torch::randn({8, 1, 6, 6}, generator);
       const torch::Tensor y = torch::randint(0, 4, {8}, generator);

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "../test_support.h"
+#include "tessera/metrics/measurement_scope.h"
 #include "tessera/metrics/memory_tracker.h"
 #include "tessera/models/staged_model.h"
 #include "tessera/models/subnet.h"
@@ -90,12 +91,12 @@ TEST(WorkerModel, AllocatesOnlyItsSubnetworkInProportionToCoverage) {
   for (const double coverage : {0.75, 0.5, 0.25}) {
     const sdp::MaskPlan plan = plan_for(model, sdp::Level::Block, 4, coverage);
     const int64_t before = metrics::live_tensor_bytes();
-    metrics::reset_peak_tensor_bytes();
+    const metrics::MeasurementScope measured;
     models::StagedModel sub = sdp::build_worker_model(model, plan.subnet(0), 0);
     const int64_t kept = metrics::live_tensor_bytes() - before;
     EXPECT_EQ(kept, state_bytes(*sub));
     // While building, at most one stage of the full model existed beside the subnetwork.
-    EXPECT_LT(metrics::peak_tensor_bytes() - before, kept + full_bytes / 3);
+    EXPECT_LT(measured.peak_tensor_bytes() - before, kept + full_bytes / 3);
     // Residual branches hold almost all weights, so the subnetwork is about `coverage` of them
     // (branches differ in size, hence the tolerance).
     const double ratio = static_cast<double>(kept) / static_cast<double>(full_bytes);

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "tessera/metrics/measurement_scope.h"
 #include "tessera/metrics/memory_tracker.h"
 #include "tessera/train/chunked_adam.h"
 
@@ -52,9 +53,9 @@ TEST(ChunkedAdam, StepNeedsNoFullSizeTemporaries) {
     for (auto& p : params) p.mutable_grad() = torch::ones_like(p);
     optimizer.step();  // allocates the state
     const int64_t live = metrics::live_tensor_bytes();
-    metrics::reset_peak_tensor_bytes();
+    const metrics::MeasurementScope measured;
     optimizer.step();
-    return metrics::peak_tensor_bytes() - live;
+    return measured.peak_tensor_bytes() - live;
   };
   auto a = make_parameters();
   auto b = make_parameters();

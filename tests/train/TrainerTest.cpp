@@ -6,6 +6,7 @@
 #include "../test_support.h"
 #include "tessera/core/error.h"
 #include "tessera/data/load.h"
+#include "tessera/metrics/measurement_scope.h"
 #include "tessera/metrics/memory_tracker.h"
 #include "tessera/models/staged_model.h"
 #include "tessera/train/checkpoint.h"
@@ -85,7 +86,7 @@ TEST(Trainer, AfterStepSeesEveryStepAndItsPeakResetsDoNotHideTraining) {
   std::vector<train::StepPoint> seen;
   trainer.after_step([&](const train::StepPoint& at) {
     seen.push_back(at);
-    metrics::reset_peak_tensor_bytes();
+    const metrics::MeasurementScope inner;  // restarts the peak counter
   });
   const train::TrainSummary summary = trainer.fit(data.train, nullptr);
   ASSERT_EQ(seen.size(), 64u);  // 2 epochs of ceil(2000 / 64) = 32 steps

@@ -1,6 +1,7 @@
-// `tessera train --dist ddp|pipeline`: the distributed baselines, one process per worker (started
-// by `tessera launch` or torchrun). Rank 0 evaluates, logs, checkpoints and writes summary.json
-// with every rank's memory and communication.
+// `tessera train --dist ddp|pipeline|sdp`: one worker per process (started by `tessera launch` or
+// torchrun). Maps the flags to the run's setup (dist/ddp_run, dist/pipeline_run, sdp/sdp_run),
+// joins the process group, and on rank 0 writes config.json and summary.json and prints the
+// result.
 #pragma once
 
 #include "tessera/cli/commands.h"
@@ -8,8 +9,8 @@
 
 namespace tessera::cli {
 
-// `args` are the (expanded) arguments recorded in config.json.
+// `args` are the (expanded) arguments recorded in config.json; `mode` is not DistMode::None.
 int train_distributed(const Args& args, CommonOptions& options, const DistFlags& flags,
-                      bool resume);
+                      DistMode mode, bool resume);
 
 }  // namespace tessera::cli

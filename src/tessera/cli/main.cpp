@@ -13,7 +13,7 @@ namespace {
 struct Command {
   const char* name;
   int (*run)(const Args&);
-  const char* summary;
+  const char* summary;  // null: hidden from the usage (started by tessera itself)
 };
 
 const Command kCommands[] = {
@@ -22,6 +22,7 @@ const Command kCommands[] = {
     {"eval", eval_command, "evaluate a checkpoint on a data set"},
     {"info", info_command, "show version, libtorch, threads, BLAS and devices"},
     {"launch", launch_command, "start N local workers: tessera launch -n N -- tessera train ..."},
+    {"pnn-worker", pnn_worker_command, nullptr},
 };
 
 void print_usage(std::ostream& out) {
@@ -29,8 +30,9 @@ void print_usage(std::ostream& out) {
       << ": train neural networks in pieces\n\nusage: tessera <command> [flags]   "
          "(tessera <command> --help for its flags)\n\ncommands:\n";
   for (const auto& command : kCommands)
-    out << "  " << command.name << std::string(8 - std::strlen(command.name), ' ')
-        << command.summary << "\n";
+    if (command.summary != nullptr)
+      out << "  " << command.name << std::string(8 - std::strlen(command.name), ' ')
+          << command.summary << "\n";
 }
 
 }  // namespace

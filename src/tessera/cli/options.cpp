@@ -155,6 +155,28 @@ void add_runtime_flags(CLI::App& app, CommonOptions& o) {
   app.add_flag("--quiet", o.train.quiet, "no progress output");
 }
 
+DistMode parse_dist_mode(const std::string& name) {
+  if (name == "none") return DistMode::None;
+  if (name == "ddp") return DistMode::Ddp;
+  if (name == "pipeline") return DistMode::Pipeline;
+  if (name == "sdp") return DistMode::Sdp;
+  throw UsageError("--dist must be none, ddp, pipeline or sdp, got '" + name + "'");
+}
+
+const char* mode_name(DistMode mode) {
+  switch (mode) {
+    case DistMode::None:
+      return "none";
+    case DistMode::Ddp:
+      return "ddp";
+    case DistMode::Pipeline:
+      return "pipeline";
+    case DistMode::Sdp:
+      return "sdp";
+  }
+  return "?";
+}
+
 void add_dist_flags(CLI::App& app, DistFlags& d) {
   app.add_option("--dist", d.mode,
                  "none, ddp (data parallel), pipeline (model parallel) or sdp (subnetwork data "
@@ -225,6 +247,13 @@ std::string scalar_text(const nlohmann::json& value, const std::string& key,
   throw UsageError(origin + ": value of '" + key + "' must be a string, number, boolean or list");
 }
 }  // namespace
+
+std::vector<std::string> recorded_args(const std::vector<std::string>& args) {
+  std::vector<std::string> recorded;
+  for (const auto& a : args)
+    if (a != "--resume") recorded.push_back(a);
+  return recorded;
+}
 
 std::vector<std::string> json_to_flags(const nlohmann::json& object, const std::string& origin) {
   if (!object.is_object()) throw UsageError(origin + ": expected a JSON object of flags");

@@ -32,9 +32,14 @@ struct CommonOptions {
   void finish();
 };
 
+// --dist: how `train` runs across workers, parsed once from the flag.
+enum class DistMode { None, Ddp, Pipeline, Sdp };
+DistMode parse_dist_mode(const std::string& name);  // UsageError naming the choices otherwise
+const char* mode_name(DistMode mode);
+
 // How `train` runs across workers (--dist ...); rank and world size come from the environment.
 struct DistFlags {
-  std::string mode = "none";  // none, ddp, pipeline, sdp
+  std::string mode = "none";  // none, ddp, pipeline, sdp (parse_dist_mode)
   dist::DistConfig config;
   double bucket_mb = 4.0;     // ddp: gradient bucket size
   bool no_overlap = false;    // ddp: reduce after backward instead of during it
@@ -70,6 +75,10 @@ data::TrainTest load_data_for_model(CommonOptions& options, bool verbose);
 // arguments so that flags given on the command line win. Throws UsageError for an unreadable
 // file, a non-object, or a value that is not a scalar or a list of scalars.
 std::vector<std::string> expand_config_files(const std::vector<std::string>& args);
+
+// The arguments a run directory's config.json records: `args` without --resume (a resumed run
+// reads them back and continues).
+std::vector<std::string> recorded_args(const std::vector<std::string>& args);
 
 // Converts a JSON object {"epochs": 3, "hidden": [64, 64]} to ["--epochs=3", "--hidden=64,64"].
 std::vector<std::string> json_to_flags(const nlohmann::json& object, const std::string& origin);

@@ -46,6 +46,49 @@ void print_summary(const train::TrainSummary& s, const std::string& run_dir) {
   if (!run_dir.empty()) std::printf("run directory: %s\n", run_dir.c_str());
 }
 
+// --dist none: one worker.
+int train_alone(const Args& args, CommonOptions& options, bool resume,
+                const std::string& init_from) {
+  const int64_t threads = configure_threads(options.threads);
+  train::parse_device(options.train.device);
+
+  const data::TrainTest data = load_data_for_model(options, !options.train.quiet);
+  torch::manual_seed(options.train.seed);
+  models::StagedModel model = models::build_model(options.model);
+  if (!init_from.empty()) train::load_checkpoint(init_from, *model, nullptr);
+  if (!options.train.quiet)
+    std::fprintf(stderr, "model: %s%s, %lld parameters, %d threads\n", options.model.arch.c_str(),
+                 models::regularizer_summary(options.model).c_str(),
+                 static_cast<long long>(models::parameter_count(*model)),
+                 static_cast<int>(threads));
+
+  std::unique_ptr<train::RunDirectory> run;
+  if (!options.run_dir.empty()) {
+    run = std::make_unique<train::RunDirectory>(options.run_dir, resume);
+    run->write_json("config.json", {{"command", "train"},
+                                    {"args", recorded_args(args)},
+                                    {"threads", threads},
+                                    {"model", models::to_json(model->config())},
+                                    {"train", train::to_json(options.train)},
+                                    {"data", options.data.name}});
+  }
+  train::Trainer trainer(model, std::make_shared<train::Classification>(), options.train,
+                         run.get());
+  if (resume) {
+    const int64_t done = trainer.resume();
+    if (!options.train.quiet) std::fprintf(stderr, "resumed after epoch %lld\n", (long long)done);
+  }
+  const train::TrainSummary summary = trainer.fit(data.train, &data.test);
+  if (run) {
+    nlohmann::json json = train::to_json(summary);
+    json["threads"] = threads;
+    json["parameters"] = models::parameter_count(*model);
+    run->write_json("summary.json", json);
+  }
+  print_summary(summary, options.run_dir);
+  return 0;
+}
+
 }  // namespace
 
 int train_command(const Args& raw_args) {
@@ -71,52 +114,13 @@ int train_command(const Args& raw_args) {
   if (!parse(*app, args)) return 0;
   apply_measured_defaults(*app, dist_flags, options.train);
   require(init_from.empty() || !resume, "--init-from and --resume exclude each other");
-  require(init_from.empty() || dist_flags.mode == "none",
+  const DistMode mode = parse_dist_mode(dist_flags.mode);
+  require(init_from.empty() || mode == DistMode::None,
           "--init-from is for single-worker training (--dist none)");
   options.finish();
   train::validate(options.train);
-  if (dist_flags.mode != "none") return train_distributed(args, options, dist_flags, resume);
-  const int64_t threads = configure_threads(options.threads);
-  train::parse_device(options.train.device);
-
-  const data::TrainTest data = load_data_for_model(options, !options.train.quiet);
-  torch::manual_seed(options.train.seed);
-  models::StagedModel model = models::build_model(options.model);
-  if (!init_from.empty()) train::load_checkpoint(init_from, *model, nullptr);
-  if (!options.train.quiet)
-    std::fprintf(stderr, "model: %s%s, %lld parameters, %d threads\n", options.model.arch.c_str(),
-                 models::regularizer_summary(options.model).c_str(),
-                 static_cast<long long>(models::parameter_count(*model)),
-                 static_cast<int>(threads));
-
-  std::unique_ptr<train::RunDirectory> run;
-  if (!options.run_dir.empty()) {
-    run = std::make_unique<train::RunDirectory>(options.run_dir, resume);
-    Args recorded;
-    for (const auto& a : args)
-      if (a != "--resume") recorded.push_back(a);
-    run->write_json("config.json", {{"command", "train"},
-                                    {"args", recorded},
-                                    {"threads", threads},
-                                    {"model", models::to_json(model->config())},
-                                    {"train", train::to_json(options.train)},
-                                    {"data", options.data.name}});
-  }
-  train::Trainer trainer(model, std::make_shared<train::Classification>(), options.train,
-                         run.get());
-  if (resume) {
-    const int64_t done = trainer.resume();
-    if (!options.train.quiet) std::fprintf(stderr, "resumed after epoch %lld\n", (long long)done);
-  }
-  const train::TrainSummary summary = trainer.fit(data.train, &data.test);
-  if (run) {
-    nlohmann::json json = train::to_json(summary);
-    json["threads"] = threads;
-    json["parameters"] = models::parameter_count(*model);
-    run->write_json("summary.json", json);
-  }
-  print_summary(summary, options.run_dir);
-  return 0;
+  if (mode != DistMode::None) return train_distributed(args, options, dist_flags, mode, resume);
+  return train_alone(args, options, resume, init_from);
 }
 
 }  // namespace tessera::cli

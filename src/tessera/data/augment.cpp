@@ -2,8 +2,8 @@
 #include <string>
 
 #include "tessera/core/error.h"
+#include "tessera/core/seeding.h"
 #include "tessera/data/batches.h"
-#include "tessera/data/seeding.h"
 
 namespace tessera::data {
 

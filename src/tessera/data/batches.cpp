@@ -4,7 +4,7 @@
 #include <string>
 
 #include "tessera/core/error.h"
-#include "tessera/data/seeding.h"
+#include "tessera/core/seeding.h"
 
 namespace tessera::data {
 
@@ -33,6 +33,13 @@ int64_t total_size(int64_t samples, const BatchOptions& options) {
 }
 
 }  // namespace
+
+BatchOptions in_order(int64_t batch_size) {
+  BatchOptions options;
+  options.batch_size = batch_size;
+  options.shuffle = false;
+  return options;
+}
 
 BatchIterator::BatchIterator(const Dataset& dataset, BatchOptions options)
     : dataset_(dataset), options_(options) {

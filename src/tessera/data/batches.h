@@ -26,6 +26,9 @@ struct BatchOptions {
   Augmentation augmentation;
 };
 
+// Every sample once, in order, `batch_size` at a time: the batches of an evaluation.
+BatchOptions in_order(int64_t batch_size);
+
 struct Batch {
   torch::Tensor inputs;  // [B, ...]
   torch::Tensor labels;  // [B]

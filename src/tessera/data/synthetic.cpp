@@ -5,8 +5,8 @@
 #include <string>
 
 #include "tessera/core/error.h"
+#include "tessera/core/seeding.h"
 #include "tessera/data/large_tensor.h"
-#include "tessera/data/seeding.h"
 
 namespace tessera::data {
 

@@ -4,8 +4,8 @@
 #include <cstdio>
 
 #include "tessera/core/error.h"
-#include "tessera/metrics/comm_counter.h"
 #include "tessera/metrics/flops.h"
+#include "tessera/metrics/measurement_scope.h"
 #include "tessera/metrics/memory_tracker.h"
 #include "tessera/metrics/progress.h"
 #include "tessera/metrics/timer.h"
@@ -28,10 +28,6 @@ bool in_stages(const std::string& name, int64_t begin, int64_t end) {
   for (int64_t i = begin; i < end; ++i)
     if (name.rfind("stage" + std::to_string(i) + ".", 0) == 0) return true;
   return false;
-}
-
-int64_t tensor_bytes(const torch::Tensor& t) {
-  return t.defined() ? t.numel() * static_cast<int64_t>(t.element_size()) : 0;
 }
 
 // Sums values over the ranks (each rank adds what it knows, e.g. only the last rank the loss).
@@ -188,10 +184,7 @@ void PipelineTrainer::clip_gradients() {
 train::EvalResult PipelineTrainer::evaluate(const data::Dataset& dataset) {
   torch::NoGradGuard no_grad;
   partition_->eval();
-  data::BatchOptions options;
-  options.batch_size = config_.eval_batch_size;
-  options.shuffle = false;
-  data::BatchIterator batches(dataset, options);
+  data::BatchIterator batches(dataset, data::in_order(config_.eval_batch_size));
   std::vector<double> totals = {0.0, 0.0, 0.0};  // loss sum, correct, samples (last rank)
   data::Batch batch;
   int64_t index = 0;
@@ -270,10 +263,9 @@ train::TrainSummary PipelineTrainer::fit(const data::Dataset& train, const data:
   // As in Trainer::fit: training state is measured above what is live now, minus the partition.
   int64_t partition_bytes = 0;
   for (const auto& [name, tensor] : named_state(*partition_))
-    partition_bytes += tensor_bytes(tensor);
+    partition_bytes += metrics::tensor_bytes(tensor);
   const int64_t baseline = metrics::live_tensor_bytes() - partition_bytes;
-  metrics::reset_peak_tensor_bytes();
-  const int64_t comm_before = metrics::total_comm_bytes();
+  const metrics::MeasurementScope measured;
   // Rank 0 alone knows whether there is a run directory; everyone must join the checkpoints.
   std::vector<double> has_run = {run_ != nullptr ? 1.0 : 0.0};
   sum_over_ranks(group_, has_run);
@@ -339,12 +331,7 @@ train::TrainSummary PipelineTrainer::fit(const data::Dataset& train, const data:
   summary.steps = step_;
   summary.train_samples = samples;
   summary.train_flops = metrics::training_flops(partition_->forward_flops()) * samples;
-  summary.peak_tensor_bytes = metrics::peak_tensor_bytes() - baseline;
-  summary.peak_rss_bytes = metrics::peak_rss_bytes();
-  summary.param_bytes = models::parameter_bytes(*partition_);
-  for (const auto& p : partition_->parameters()) summary.grad_bytes += tensor_bytes(p.grad());
-  summary.optimizer_state_bytes = train::optimizer_state_bytes(*optimizer_);
-  summary.comm_bytes = metrics::total_comm_bytes() - comm_before;
+  train::record_measurements(summary, measured, baseline, *partition_, *optimizer_);
   summary.wall_seconds = wall.seconds();
   summary.train_seconds = train_seconds;
   summary.samples_per_second = train_seconds > 0 ? samples / train_seconds : 0.0;

@@ -34,4 +34,29 @@ nlohmann::json gather_worker_metrics(ProcessGroup& group, const train::TrainSumm
   return ranks;
 }
 
+nlohmann::json summarize_run(ProcessGroup& group, const std::string& method,
+                             const RunResult& result, bool data_parallel) {
+  const nlohmann::json ranks = gather_worker_metrics(group, result.summary, result.step_comm_bytes);
+  if (group.rank() != 0) return nullptr;
+  nlohmann::json json = train::to_json(result.summary);
+  json["dist"] = method;
+  json["world_size"] = group.size();
+  json[method] = result.details;
+  double samples_per_second = 0.0;
+  int64_t comm_bytes = 0;
+  int64_t step_bytes = 0;
+  for (const auto& r : ranks) {
+    if (data_parallel || samples_per_second == 0.0)
+      samples_per_second += r.at("samples_per_second").get<double>();
+    comm_bytes += r.at("comm_bytes").get<int64_t>();
+    step_bytes += r.at("step_comm_bytes").get<int64_t>();
+  }
+  json["ranks"] = ranks;
+  json["total_samples_per_second"] = samples_per_second;
+  json["total_comm_bytes"] = comm_bytes;
+  const int64_t steps = result.summary.steps;
+  json["comm_bytes_per_step"] = steps > 0 ? step_bytes / steps : 0;
+  return json;
+}
+
 }  // namespace tessera::dist

@@ -44,11 +44,4 @@ std::map<std::string, int64_t> comm_bytes_by_op() {
   return t.bytes_by_op;
 }
 
-void reset_comm_bytes() {
-  CommTotals& t = totals();
-  std::lock_guard<std::mutex> lock(t.mutex);
-  t.bytes_by_op.clear();
-  t.total = 0;
-}
-
 }  // namespace tessera::metrics

@@ -168,7 +168,7 @@ int64_t peak_tensor_bytes(const char* device) {
   return g_peak_bytes.load(std::memory_order_relaxed);
 }
 
-void reset_peak_tensor_bytes(const char* device) {
+void detail::reset_peak_tensor_bytes(const char* device) {
   const TrackedDevice tracked = parse_device(device);
 #ifdef TESSERA_WITH_CUDA
   if (tracked.cuda) {

@@ -8,6 +8,7 @@
 #include "tessera/metrics/flops.h"
 #include "tessera/models/activation.h"
 #include "tessera/models/architecture.h"
+#include "tessera/models/families.h"
 #include "tessera/models/regularizers.h"
 #include "tessera/models/subnet.h"
 

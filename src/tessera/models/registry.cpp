@@ -1,16 +1,11 @@
-// Name -> architecture lookup. Each family defines its `make_*_architecture()` in its own file.
+// Name -> architecture lookup over the families of families.h.
 #include <memory>
 
 #include "tessera/core/error.h"
 #include "tessera/models/architecture.h"
+#include "tessera/models/families.h"
 
 namespace tessera::models {
-
-std::unique_ptr<Architecture> make_mlp_architecture();
-std::unique_ptr<Architecture> make_resnet_architecture();
-std::unique_ptr<Architecture> make_wrn_architecture();
-std::unique_ptr<Architecture> make_vit_architecture();
-
 namespace {
 const std::vector<std::unique_ptr<Architecture>>& registry() {
   static const auto* families = [] {

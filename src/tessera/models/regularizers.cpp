@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "tessera/core/error.h"
-#include "tessera/data/seeding.h"
+#include "tessera/core/seeding.h"
 
 namespace tessera::models {
 namespace {
@@ -29,13 +29,13 @@ void check_probability(const char* flag, double p) {
 
 }  // namespace
 
-StochasticLayer::StochasticLayer(double p) : p_(p), generator_(data::make_generator(0)) {
+StochasticLayer::StochasticLayer(double p) : p_(p), generator_(make_generator(0)) {
   check_probability("drop probability", p);
 }
 
 void StochasticLayer::reseed(uint64_t seed) {
   seed_ = seed;
-  generator_ = data::make_generator(seed);
+  generator_ = make_generator(seed);
   device_generator_ = at::Generator();
 }
 
@@ -78,12 +78,11 @@ void seed_stochastic_layers(torch::nn::Module& model, uint64_t seed) {
   // Not include_self: that needs shared_from_this, which a module under construction lacks.
   for (const auto& item : model.named_modules("", /*include_self=*/false))
     if (auto* layer = dynamic_cast<StochasticLayer*>(item.value().get()))
-      layer->reseed(data::mix_seed(seed, name_hash(item.key())));
+      layer->reseed(mix_seed(seed, name_hash(item.key())));
 }
 
 uint64_t stochastic_layer_seed(uint64_t seed, int64_t rank, int64_t epoch) {
-  return data::mix_seed(data::mix_seed(seed, static_cast<uint64_t>(rank)),
-                        static_cast<uint64_t>(epoch));
+  return mix_seed(mix_seed(seed, static_cast<uint64_t>(rank)), static_cast<uint64_t>(epoch));
 }
 
 void check_regularizers(const ModelConfig& config, bool has_branches) {

@@ -8,6 +8,7 @@
 #include "tessera/core/error.h"
 #include "tessera/metrics/flops.h"
 #include "tessera/models/architecture.h"
+#include "tessera/models/families.h"
 #include "tessera/models/regularizers.h"
 #include "tessera/models/subnet.h"
 #include "tessera/models/vit_layers.h"

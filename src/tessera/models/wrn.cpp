@@ -13,6 +13,7 @@
 #include "tessera/models/conv_architecture.h"
 #include "tessera/models/conv_blocks.h"
 #include "tessera/models/conv_layout.h"
+#include "tessera/models/families.h"
 
 namespace tessera::models {
 namespace {

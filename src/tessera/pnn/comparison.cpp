@@ -3,6 +3,8 @@
 #include <cstdio>
 
 #include "tessera/metrics/flops.h"
+#include "tessera/models/staged_model.h"
+#include "tessera/train/run_directory.h"
 
 namespace tessera::pnn {
 
@@ -110,6 +112,47 @@ nlohmann::json to_json(const ComparisonRow& row) {
           {"recovery_peak_tensor_bytes", row.recovery_peak_tensor_bytes},
           {"comm_bytes", row.comm_bytes},
           {"wall_seconds", row.wall_seconds}};
+}
+
+namespace {
+// Steps of the model-parallel baseline (its bytes per step are the same in every step of a fixed
+// batch size).
+constexpr int64_t kModelParallelSteps = 8;
+}  // namespace
+
+Comparison compare_with_conventional(const PnnSetup& setup, const data::TrainTest& data,
+                                     const std::string& dir) {
+  torch::manual_seed(setup.train.seed);
+  models::StagedModel model = models::build_model(setup.model);
+  train::RunDirectory run(dir, /*resume=*/false);
+  train::Trainer trainer(model, std::make_shared<train::Classification>(), setup.train, &run);
+  const train::TrainSummary summary = trainer.fit(data.train, &data.test);
+  nlohmann::json json = train::to_json(summary);
+  json["forward_flops"] = model->forward_flops();
+  run.write_json("summary.json", json);
+  Comparison comparison;
+  comparison.target = 0.9 * summary.test.accuracy;
+  comparison.conventional_steps = summary.steps;
+  comparison.rows.push_back(conventional_row(
+      summary, models::build_model(setup.model)->forward_flops(), comparison.target));
+  return comparison;
+}
+
+void measure_model_parallel(Comparison& comparison, const PnnSetup& setup,
+                            const data::Dataset& train, const std::string& scratch_dir) {
+  comparison.model_parallel = measure_model_parallel_bytes(setup.model, setup.plan, setup.train,
+                                                           train, kModelParallelSteps, scratch_dir);
+}
+
+nlohmann::json to_json(const Comparison& comparison) {
+  nlohmann::json table = nlohmann::json::array();
+  for (const auto& row : comparison.rows) table.push_back(to_json(row));
+  nlohmann::json model_parallel = to_json(comparison.model_parallel);
+  model_parallel["bytes_over_conventional_steps"] =
+      comparison.model_parallel.bytes_per_step * comparison.conventional_steps;
+  return {{"comparison", table},
+          {"target_accuracy", comparison.target},
+          {"model_parallel", model_parallel}};
 }
 
 }  // namespace tessera::pnn

@@ -1,7 +1,7 @@
 #include "tessera/pnn/partition_objective.h"
 
 #include "tessera/core/error.h"
-#include "tessera/data/seeding.h"
+#include "tessera/core/seeding.h"
 
 namespace tessera::pnn {
 
@@ -12,7 +12,7 @@ void validate(const PartitionTargets& targets) {
 }
 
 PartitionObjective::PartitionObjective(PartitionTargets targets, const torch::Device& device)
-    : targets_(std::move(targets)), noise_generator_(data::make_generator(targets_.seed)) {
+    : targets_(std::move(targets)), noise_generator_(make_generator(targets_.seed)) {
   validate(targets_);
   if (targets_.input_sil.defined()) targets_.input_sil = targets_.input_sil.to(device);
   if (targets_.target_sil.defined()) targets_.target_sil = targets_.target_sil.to(device);

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "tessera/core/error.h"
+#include "tessera/metrics/measurement_scope.h"
 #include "tessera/metrics/memory_tracker.h"
 #include "tessera/models/architecture.h"
 #include "tessera/models/staged_model.h"
@@ -14,6 +15,20 @@ namespace tessera::pnn {
 std::vector<int64_t> PartitionPlan::cuts() const {
   if (boundaries.size() < 3) return {};
   return {boundaries.begin() + 1, boundaries.end() - 1};
+}
+
+nlohmann::json to_json(const PartitionPlan& plan) {
+  return {{"boundaries", plan.boundaries}};
+}
+
+PartitionPlan plan_from_json(const nlohmann::json& json) {
+  PartitionPlan plan;
+  plan.boundaries = json.at("boundaries").get<std::vector<int64_t>>();
+  bool increasing = plan.boundaries.size() >= 2 && plan.boundaries[0] == 0;
+  for (size_t i = 1; i < plan.boundaries.size(); ++i)
+    increasing = increasing && plan.boundaries[i] > plan.boundaries[i - 1];
+  if (!increasing) throw Error("partition plan: " + json.dump() + " is not a plan");
+  return plan;
 }
 
 PartitionPlan plan_from_cuts(const models::ModelConfig& config, const std::vector<int64_t>& cuts) {
@@ -63,9 +78,9 @@ std::vector<int64_t> measure_stage_memory(const models::ModelConfig& config, int
   std::vector<int64_t> bytes;
   for (int64_t stage = 0; stage < stages; ++stage) {
     const int64_t baseline = metrics::live_tensor_bytes(tracker);
-    metrics::reset_peak_tensor_bytes(tracker);
+    const metrics::MeasurementScope measured(tracker);
     step_stage(config, stage, batch_size, optimizer, device);
-    bytes.push_back(metrics::peak_tensor_bytes(tracker) - baseline);
+    bytes.push_back(measured.peak_tensor_bytes() - baseline);
   }
   return bytes;
 }

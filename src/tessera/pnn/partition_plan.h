@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "tessera/models/model_config.h"
 #include "tessera/train/optimizer.h"
 
@@ -20,6 +22,11 @@ struct PartitionPlan {
   // The inner boundaries, i.e. the stage indices where the network is cut.
   std::vector<int64_t> cuts() const;
 };
+
+// {"boundaries": [...]}, as recorded in a run directory (plan.json), and back; plan_from_json
+// throws tessera::Error for anything but strictly increasing boundaries from 0.
+nlohmann::json to_json(const PartitionPlan& plan);
+PartitionPlan plan_from_json(const nlohmann::json& json);
 
 // Cuts at the given stage indices of a resolved config. UsageError for fewer than one cut, a cut
 // out of range (every partition needs a stage) or cuts not strictly increasing.

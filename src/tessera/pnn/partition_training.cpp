@@ -2,7 +2,7 @@
 
 #include <optional>
 
-#include "tessera/data/seeding.h"
+#include "tessera/core/seeding.h"
 #include "tessera/pnn/regression_fit.h"
 #include "tessera/train/checkpoint.h"
 #include "tessera/train/run_directory.h"
@@ -18,7 +18,7 @@ PartitionOutcome train_partition(const PartitionJob& job, const data::Dataset& t
   train::RunDirectory run(job.run_dir, /*resume=*/false);
   // Each partition's initialisation depends on (seed, index) only, so the sequential and the
   // parallel schedule start every partition from the same weights.
-  torch::manual_seed(data::mix_seed(job.train.seed, static_cast<uint64_t>(job.index)));
+  torch::manual_seed(mix_seed(job.train.seed, static_cast<uint64_t>(job.index)));
   models::StagedModel model(job.model, job.plan.begin(job.index), job.plan.end(job.index));
   const torch::Device device = train::parse_device(job.train.device);
   auto objective = std::make_shared<PartitionObjective>(job.targets, device);

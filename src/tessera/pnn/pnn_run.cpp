@@ -5,9 +5,9 @@
 #include <filesystem>
 
 #include "tessera/core/error.h"
-#include "tessera/data/seeding.h"
-#include "tessera/metrics/comm_counter.h"
+#include "tessera/core/seeding.h"
 #include "tessera/metrics/flops.h"
+#include "tessera/metrics/measurement_scope.h"
 #include "tessera/metrics/timer.h"
 #include "tessera/models/architecture.h"
 #include "tessera/pnn/handover.h"
@@ -23,6 +23,10 @@ PartitionPlan choose_plan(const PnnSetup& setup, std::vector<int64_t>* stage_byt
       setup.model, setup.train.batch_size, setup.train.optimizer, setup.train.device);
   if (stage_bytes != nullptr) *stage_bytes = bytes;
   return plan_balanced(bytes, setup.pnn.partitions);
+}
+
+std::string plan_path(const std::string& run_dir) {
+  return run_dir + "/plan.json";
 }
 
 std::vector<torch::Tensor> make_sils(const PnnSetup& setup, const PartitionPlan& plan) {
@@ -75,7 +79,7 @@ PartitionJob make_job(const PnnSetup& setup, const PartitionPlan& plan,
   }
   if (index + 1 < plan.size()) job.targets.target_sil = sils[static_cast<size_t>(index)];
   job.targets.loss = setup.pnn.sil_loss;
-  job.targets.seed = data::mix_seed(setup.train.seed, 0x5150 + static_cast<uint64_t>(index));
+  job.targets.seed = mix_seed(setup.train.seed, 0x5150 + static_cast<uint64_t>(index));
   job.run_dir = partition_dir(setup, index);
   job.keep_snapshots = parallel;
   return job;
@@ -104,7 +108,7 @@ void train_sequentially(const PnnSetup& setup, const PartitionPlan& plan,
   data::Dataset train = data.train;
   data::Dataset test = data.test;
   int64_t flops = 0;
-  const int64_t comm_before = metrics::total_comm_bytes();
+  const metrics::MeasurementScope measured;  // the hand-overs' bytes
   for (int64_t i = 0; i < plan.size(); ++i) {
     PartitionOutcome outcome = train_partition(make_job(setup, plan, sils, i, false), train, &test);
     result.partitions.push_back(outcome.report);
@@ -132,7 +136,7 @@ void train_sequentially(const PnnSetup& setup, const PartitionPlan& plan,
     // Only one partition is resident at a time.
     outcome.model = nullptr;
   }
-  result.handover_bytes = metrics::total_comm_bytes() - comm_before;
+  result.handover_bytes = measured.comm_bytes();
   result.train_flops = flops;
 }
 
@@ -140,7 +144,7 @@ void train_in_parallel(const PnnSetup& setup, const PartitionPlan& plan,
                        const data::TrainTest& data, PnnResult& result) {
   if (!setup.worker_command) throw Error("the parallel schedule needs a way to start workers");
   std::vector<dist::WorkerCommand> commands;
-  for (int64_t i = 0; i < plan.size(); ++i) commands.push_back(setup.worker_command(i, plan));
+  for (int64_t i = 0; i < plan.size(); ++i) commands.push_back(setup.worker_command(i));
   dist::LaunchOptions options;
   options.label = "partition";
   const dist::LaunchResult launched = dist::launch_workers(commands, options);
@@ -221,8 +225,10 @@ PnnResult run_pnn(const PnnSetup& setup, const data::TrainTest& data) {
   metrics::Timer wall;
   PnnResult result;
   result.schedule = setup.pnn.schedule;
-  result.plan = choose_plan(setup);
+  require(setup.plan.size() >= 1, "run_pnn: no partition plan (see choose_plan)");
+  result.plan = setup.plan;
   std::filesystem::create_directories(setup.run_dir);
+  train::write_json_file(plan_path(setup.run_dir), to_json(result.plan));
   const std::vector<torch::Tensor> sils = make_sils(setup, result.plan);
   torch::save(sils, setup.run_dir + "/sil.pt");
 
@@ -241,9 +247,9 @@ PnnResult run_pnn(const PnnSetup& setup, const data::TrainTest& data) {
   return result;
 }
 
-void run_parallel_worker(const PnnSetup& setup, const PartitionPlan& plan, int64_t index,
-                         const data::TrainTest& data) {
-  require(index >= 0 && index < plan.size(), "--pnn-worker " + std::to_string(index) +
+void run_parallel_worker(const PnnSetup& setup, int64_t index, const data::TrainTest& data) {
+  const PartitionPlan& plan = setup.plan;
+  require(index >= 0 && index < plan.size(), "--partition " + std::to_string(index) +
                                                  " is not a partition (0.." +
                                                  std::to_string(plan.size() - 1) + ")");
   const std::vector<torch::Tensor> sils = make_sils(setup, plan);

@@ -24,14 +24,19 @@ struct PnnSetup {
   PnnConfig pnn;
   models::ModelConfig model;  // resolved, with the data's input shape and classes
   train::TrainConfig train;   // the common settings (per-partition ones are applied on top)
+  PartitionPlan plan;         // where to cut, decided once by the caller (choose_plan)
   std::string run_dir;        // this run's directory (partition<i>/, recovery/, checkpoint.pt)
-  // Parallel schedule: the command that starts the worker process training `partition` with
-  // `plan` (it must end in run_parallel_worker). Unused by the sequential schedule.
-  std::function<dist::WorkerCommand(int64_t partition, const PartitionPlan& plan)> worker_command;
+  // Parallel schedule: the command that starts the worker process training `partition` (it must
+  // end in run_parallel_worker, with the plan read from plan_path(run_dir)). Unused by the
+  // sequential schedule.
+  std::function<dist::WorkerCommand(int64_t partition)> worker_command;
 };
 
 // Cuts from setup.pnn.cuts, or balanced partitions measured with the training settings.
 PartitionPlan choose_plan(const PnnSetup& setup, std::vector<int64_t>* stage_bytes = nullptr);
+
+// Where run_pnn records the plan in a run directory (plan.json), for its parallel workers.
+std::string plan_path(const std::string& run_dir);
 
 // The synthetic labels of every cut of `plan` (index k: the cut between partitions k and k+1).
 std::vector<torch::Tensor> make_sils(const PnnSetup& setup, const PartitionPlan& plan);
@@ -60,13 +65,12 @@ struct PnnResult {
 };
 nlohmann::json to_json(const PnnResult& result);
 
-// Runs setup.pnn.schedule on `data` and writes <run_dir>/summary.json and checkpoint.pt.
-// Throws tessera::Error naming the partition if a parallel worker fails.
+// Runs setup.pnn.schedule with setup.plan on `data` and writes <run_dir>/plan.json, summary.json
+// and checkpoint.pt. Throws tessera::Error naming the partition if a parallel worker fails.
 PnnResult run_pnn(const PnnSetup& setup, const data::TrainTest& data);
 
-// The parallel schedule's worker: trains partition `index` of `plan` on SIL inputs (index > 0)
+// The parallel schedule's worker: trains partition `index` of setup.plan on SIL inputs (index > 0)
 // and keeps a snapshot at every evaluation for the joined accuracy curve.
-void run_parallel_worker(const PnnSetup& setup, const PartitionPlan& plan, int64_t index,
-                         const data::TrainTest& data);
+void run_parallel_worker(const PnnSetup& setup, int64_t index, const data::TrainTest& data);
 
 }  // namespace tessera::pnn

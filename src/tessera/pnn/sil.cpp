@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "tessera/core/error.h"
-#include "tessera/data/seeding.h"
+#include "tessera/core/seeding.h"
 
 namespace tessera::pnn {
 
@@ -42,8 +42,7 @@ torch::Tensor make_sil(const SilConfig& config, int64_t num_classes, const Shape
   validate(config);
   require(num_classes >= 1, "SIL needs at least one class");
   require(!activation_shape.empty(), "SIL needs the activation shape at the cut");
-  at::Generator generator =
-      data::make_generator(data::mix_seed(config.seed, static_cast<uint64_t>(cut)));
+  at::Generator generator = make_generator(mix_seed(config.seed, static_cast<uint64_t>(cut)));
   const int64_t features = numel(activation_shape);
   torch::Tensor rows;
   if (config.generator == "uniform") {

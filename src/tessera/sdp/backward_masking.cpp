@@ -82,30 +82,16 @@ void BackwardMasking::plan_refresh_messages() {
     const std::vector<int64_t> holders = worker_list(refreshed_[c].holders);
     return holders[static_cast<size_t>(receiver + static_cast<int64_t>(c)) % holders.size()];
   };
-  // One message per (sender, receiver) pair and at most kRefreshBucketBytes (whole cells), in the
-  // same order on every worker, so that a blocking send never waits for a receive its peer has
-  // not reached yet.
-  const int64_t rank = world_.rank();
-  for (int64_t sender = 0; sender < world_.size(); ++sender) {
-    for (int64_t receiver = 0; receiver < world_.size(); ++receiver) {
-      if (sender == receiver || (rank != sender && rank != receiver)) continue;
-      int64_t bytes = 0;
-      bool open = false;
-      for (size_t c = 0; c < refreshed_.size(); ++c) {
-        if (refreshed_[c].holders >> receiver & 1 || sender_of(c, receiver) != sender) continue;
-        const int64_t cell_bytes =
-            refreshed_numel_[c] * model_parameters_[refreshed_[c].tensor].element_size();
-        if (!open || bytes + cell_bytes > kRefreshBucketBytes) {
-          refresh_messages_.push_back({rank == sender ? receiver : sender, rank == sender, {}, 0});
-          bytes = 0;
-          open = true;
-        }
-        refresh_messages_.back().cells.push_back(c);
-        refresh_messages_.back().numel += refreshed_numel_[c];
-        bytes += cell_bytes;
-      }
-    }
-  }
+  // At most kRefreshBucketBytes (whole cells) per message.
+  const auto moves = [&](size_t c, int64_t sender, int64_t receiver) {
+    return !(refreshed_[c].holders >> receiver & 1) && sender_of(c, receiver) == sender;
+  };
+  const auto bytes = [&](size_t c) {
+    return refreshed_numel_[c] *
+           static_cast<int64_t>(model_parameters_[refreshed_[c].tensor].element_size());
+  };
+  refresh_messages_ = plan_cell_messages(world_.rank(), world_.size(), refreshed_.size(), moves,
+                                         bytes, kRefreshBucketBytes);
 }
 
 int64_t BackwardMasking::agree_steps(int64_t local_batches) {
@@ -143,7 +129,7 @@ void BackwardMasking::refresh() {
   refresh_seconds_ += timer.seconds();
 }
 
-void BackwardMasking::refresh_message(const RefreshMessage& message) {
+void BackwardMasking::refresh_message(const CellMessage& message) {
   if (message.send) {
     std::vector<torch::Tensor> pieces;
     for (const size_t c : message.cells)
@@ -154,7 +140,9 @@ void BackwardMasking::refresh_message(const RefreshMessage& message) {
     return;
   }
   const torch::Tensor& first = model_parameters_[refreshed_[message.cells[0]].tensor];
-  std::vector<torch::Tensor> flat = {torch::empty({message.numel}, first.options())};
+  int64_t numel = 0;
+  for (const size_t c : message.cells) numel += refreshed_numel_[c];
+  std::vector<torch::Tensor> flat = {torch::empty({numel}, first.options())};
   world_.recv(flat, message.peer, kRefreshTag);
   int64_t offset = 0;
   for (const size_t c : message.cells) {

@@ -66,16 +66,9 @@ class BackwardMasking : public train::WorkerSync {
     torch::Tensor full;
     torch::Tensor held;  // the held entries, in the subnetwork's layout; what the optimizer steps
   };
-  // Entries of refreshed_ that travel between this worker and one peer in one message.
-  struct RefreshMessage {
-    int64_t peer = 0;
-    bool send = false;  // this worker sends (else receives)
-    std::vector<size_t> cells;
-    int64_t numel = 0;
-  };
   void plan_refresh_messages();
   void refresh();
-  void refresh_message(const RefreshMessage& message);
+  void refresh_message(const CellMessage& message);
 
   dist::ProcessGroup world_;
   MaskPlan plan_;
@@ -87,8 +80,8 @@ class BackwardMasking : public train::WorkerSync {
   // Every entry not held by all workers (and by anyone at all), as cells of model_parameters_.
   std::vector<torch::Tensor> model_parameters_;
   std::vector<Cell> refreshed_;
-  std::vector<int64_t> refreshed_numel_;          // per refreshed cell: its number of entries
-  std::vector<RefreshMessage> refresh_messages_;  // this worker's, in the order all agree on
+  std::vector<int64_t> refreshed_numel_;       // per refreshed cell: its number of entries
+  std::vector<CellMessage> refresh_messages_;  // of refreshed_: this worker's, in order
   int64_t refresh_bytes_ = 0;
   double refresh_seconds_ = 0.0;
 };

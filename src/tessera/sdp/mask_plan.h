@@ -1,6 +1,6 @@
-// Which units of the model each SDP worker holds. A plan is fixed for the whole run and follows
-// from (model, level, W, coverage, seed) alone, so every worker computes the same plan without
-// talking to the others.
+// Which units of the model each SDP worker holds. A plan follows from (model, level, W, coverage,
+// seed) alone, so every worker computes the same plan without talking to the others. A run keeps
+// one plan, or moves to a redrawn one every few epochs or steps (plan_change.h).
 //
 // Every maskable unit is held by exactly k = coverage * W workers, chosen greedily: units are
 // visited largest first (equal sizes in a seeded random order) and each goes to the k least-loaded

@@ -6,7 +6,8 @@
 #include <vector>
 
 #include "tessera/core/error.h"
-#include "tessera/data/seeding.h"
+#include "tessera/core/seeding.h"
+#include "tessera/metrics/measurement_scope.h"
 #include "tessera/metrics/memory_tracker.h"
 #include "tessera/metrics/timer.h"
 #include "tessera/sdp/shared_entries.h"
@@ -69,15 +70,12 @@ class TensorSource {
   int64_t steps_;
 };
 
-int64_t bytes_of(const torch::Tensor& t) {
-  return t.defined() ? t.numel() * static_cast<int64_t>(t.element_size()) : 0;
-}
-
 // Parameters, buffers, gradients and optimizer state of a worker.
 int64_t training_state_bytes(torch::nn::Module& model, torch::optim::Optimizer& optimizer) {
   int64_t bytes = train::optimizer_state_bytes(optimizer);
-  for (const auto& p : model.parameters()) bytes += bytes_of(p) + bytes_of(p.grad());
-  for (const auto& b : model.buffers()) bytes += bytes_of(b);
+  for (const auto& p : model.parameters())
+    bytes += metrics::tensor_bytes(p) + metrics::tensor_bytes(p.grad());
+  for (const auto& b : model.buffers()) bytes += metrics::tensor_bytes(b);
   return bytes;
 }
 
@@ -140,26 +138,20 @@ struct TensorMove {
       if ((c.cell.holders >> rank & 1) && (c.next_holders >> rank & 1))
         copy_cell(*old_slot, old_layout(c), *new_slot, new_layout(c));
     }
-    // One message per (sender, receiver) pair, the pairs in the same order on every worker (and
-    // tensor after tensor), so a blocking send never waits for a receive its peer has not
-    // reached yet.
+    // One message per (sender, receiver) pair (plan_cell_messages), tensor after tensor.
+    const auto moves = [&](size_t k, int64_t sender, int64_t receiver) {
+      const PlanChangeCell& c = cells[first + k];
+      return c.cell.holders != 0 && lowest_worker(c.cell.holders) == sender &&
+             (c.next_holders >> receiver & 1) && !(c.cell.holders >> receiver & 1);
+    };
     TensorMoveStats stats;
-    for (int64_t sender = 0; sender < world.size(); ++sender) {
-      for (int64_t receiver = 0; receiver < world.size(); ++receiver) {
-        if (sender == receiver || (rank != sender && rank != receiver)) continue;
-        std::vector<const PlanChangeCell*> moving;
-        for (size_t i = first; i < end; ++i) {
-          const PlanChangeCell& c = cells[i];
-          if (c.cell.holders != 0 && lowest_worker(c.cell.holders) == sender &&
-              (c.next_holders >> receiver & 1) && !(c.cell.holders >> receiver & 1))
-            moving.push_back(&c);
-        }
-        if (moving.empty()) continue;
-        if (rank == sender)
-          stats.sent_bytes += send(moving, receiver);
-        else
-          stats.received_entries += receive(moving, sender);
-      }
+    for (const CellMessage& message : plan_cell_messages(rank, world.size(), end - first, moves)) {
+      std::vector<const PlanChangeCell*> moving;
+      for (const size_t k : message.cells) moving.push_back(&cells[first + k]);
+      if (message.send)
+        stats.sent_bytes += send(moving, message.peer);
+      else
+        stats.received_entries += receive(moving, message.peer);
     }
     return stats;
   }
@@ -187,7 +179,7 @@ struct TensorMove {
       offset += n;
     }
     world.send(message, receiver, kPlanChangeTag);
-    return bytes_of(message[0]);
+    return metrics::tensor_bytes(message[0]);
   }
 
   int64_t receive(const std::vector<const PlanChangeCell*>& moving, int64_t sender) const {
@@ -214,7 +206,7 @@ struct TensorMove {
 }  // namespace
 
 MaskPlan redrawn_plan(const models::ModelConfig& model, PlanConfig config, int64_t redraw) {
-  if (redraw > 0) config.seed = data::mix_seed(config.seed, static_cast<uint64_t>(redraw));
+  if (redraw > 0) config.seed = mix_seed(config.seed, static_cast<uint64_t>(redraw));
   return make_mask_plan(model, config);
 }
 
@@ -235,7 +227,8 @@ WorkerState change_plan(dist::ProcessGroup& world, const MaskPlan& from, const M
   const char* memory_device = device.is_cuda() ? "cuda" : "cpu";
   const int64_t baseline = metrics::live_tensor_bytes(memory_device) -
                            training_state_bytes(current_model, current_optimizer);
-  metrics::reset_peak_tensor_bytes(memory_device);
+  // Inside the trainer's fit: the enclosing scope's peak covers the change too.
+  const metrics::MeasurementScope measured(memory_device);
 
   // Gradients are recomputed at the next step: release them first.
   for (auto& p : old_parameters) p.mutable_grad().reset();
@@ -289,7 +282,7 @@ WorkerState change_plan(dist::ProcessGroup& world, const MaskPlan& from, const M
   if (stats != nullptr) {
     stats->comm_bytes = sent;
     stats->received_entries = received;
-    stats->peak_tensor_bytes = metrics::peak_tensor_bytes(memory_device) - baseline;
+    stats->peak_tensor_bytes = measured.peak_tensor_bytes() - baseline;
     stats->seconds = timer.seconds();
   }
   return next;

@@ -1,7 +1,9 @@
-// Moving SDP workers from one mask plan to another between epochs (--sdp-redraw-epochs). Each
-// worker builds its subnetwork under the new plan and gets every entry it did not hold, with its
-// optimizer state, point to point from that entry's lowest-ranked holder under the old plan, one
-// tensor at a time. No worker ever holds a full-size tensor.
+// Moving SDP workers from one mask plan to another during training (--sdp-redraw-epochs /
+// --sdp-redraw-steps, from the trainer's after-step callback). Each worker builds its subnetwork
+// under the new plan and gets every entry it did not hold, with its optimizer state, point to
+// point from that entry's lowest-ranked holder under the old plan, one tensor at a time. No worker
+// ever holds a full-size tensor. The change measures its own peak in a metrics::MeasurementScope
+// nested in the trainer's.
 #pragma once
 
 #include <cstdint>

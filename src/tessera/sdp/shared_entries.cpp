@@ -193,4 +193,30 @@ void scatter_cell(torch::Tensor tensor, const Cell& cell, const torch::Tensor& v
   scatter_from(std::move(tensor), cell, 0, values);
 }
 
+std::vector<CellMessage> plan_cell_messages(
+    int64_t rank, int64_t workers, size_t count,
+    const std::function<bool(size_t cell, int64_t sender, int64_t receiver)>& moves,
+    const std::function<int64_t(size_t cell)>& bytes, int64_t max_bytes) {
+  std::vector<CellMessage> messages;
+  for (int64_t sender = 0; sender < workers; ++sender) {
+    for (int64_t receiver = 0; receiver < workers; ++receiver) {
+      if (sender == receiver || (rank != sender && rank != receiver)) continue;
+      int64_t message_bytes = 0;
+      bool open = false;
+      for (size_t c = 0; c < count; ++c) {
+        if (!moves(c, sender, receiver)) continue;
+        const int64_t cell_bytes = max_bytes > 0 ? bytes(c) : 0;
+        if (!open || (max_bytes > 0 && message_bytes + cell_bytes > max_bytes)) {
+          messages.push_back({rank == sender ? receiver : sender, rank == sender, {}});
+          message_bytes = 0;
+          open = true;
+        }
+        messages.back().cells.push_back(c);
+        message_bytes += cell_bytes;
+      }
+    }
+  }
+  return messages;
+}
+
 }  // namespace tessera::sdp

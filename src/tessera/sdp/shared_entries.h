@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -54,5 +55,23 @@ torch::Tensor gather_cell(const torch::Tensor& tensor, const Cell& cell);
 int64_t gather_numel(const torch::Tensor& tensor, const Cell& cell);
 // Writes `values` (as from gather_cell) back into the cell's entries of `tensor`.
 void scatter_cell(torch::Tensor tensor, const Cell& cell, const torch::Tensor& values);
+
+// Cells that travel point to point between this worker and one peer, in one message.
+struct CellMessage {
+  int64_t peer = 0;
+  bool send = false;          // this worker sends (else receives)
+  std::vector<size_t> cells;  // indices into the caller's cells, in their order
+};
+
+// This worker's (`rank` of `workers`) messages of cells [0, count): for every ordered pair
+// (sender, receiver) of distinct workers that it belongs to, the cells moves(cell, sender,
+// receiver) selects, in messages of at most `max_bytes` by bytes(cell) (whole cells; one cell may
+// be larger; 0: one message per pair). The pairs come sender by sender, receiver by receiver, the
+// same order on every worker, so that a blocking send never waits for a receive its peer has not
+// reached yet. Backward masking's refresh and a plan change both send this way.
+std::vector<CellMessage> plan_cell_messages(
+    int64_t rank, int64_t workers, size_t count,
+    const std::function<bool(size_t cell, int64_t sender, int64_t receiver)>& moves,
+    const std::function<int64_t(size_t cell)>& bytes = nullptr, int64_t max_bytes = 0);
 
 }  // namespace tessera::sdp

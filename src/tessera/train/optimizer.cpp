@@ -1,6 +1,7 @@
 #include "tessera/train/optimizer.h"
 
 #include "tessera/core/error.h"
+#include "tessera/metrics/memory_tracker.h"
 #include "tessera/train/chunked_adam.h"
 
 namespace tessera::train {
@@ -54,24 +55,19 @@ void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
   for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
 }
 
-namespace {
-int64_t bytes_of(const torch::Tensor& t) {
-  return t.defined() ? t.numel() * t.element_size() : 0;
-}
-}  // namespace
-
 int64_t optimizer_state_bytes(torch::optim::Optimizer& optimizer) {
   int64_t total = 0;
   for (const auto& entry : optimizer.state()) {
     const torch::optim::OptimizerParamState* state = entry.second.get();
     if (auto* sgd = dynamic_cast<const torch::optim::SGDParamState*>(state)) {
-      total += bytes_of(sgd->momentum_buffer());
+      total += metrics::tensor_bytes(sgd->momentum_buffer());
     } else if (auto* adam = dynamic_cast<const torch::optim::AdamParamState*>(state)) {
-      total += bytes_of(adam->exp_avg()) + bytes_of(adam->exp_avg_sq()) +
-               bytes_of(adam->max_exp_avg_sq());
+      total += metrics::tensor_bytes(adam->exp_avg()) + metrics::tensor_bytes(adam->exp_avg_sq()) +
+               metrics::tensor_bytes(adam->max_exp_avg_sq());
     } else if (auto* adamw = dynamic_cast<const torch::optim::AdamWParamState*>(state)) {
-      total += bytes_of(adamw->exp_avg()) + bytes_of(adamw->exp_avg_sq()) +
-               bytes_of(adamw->max_exp_avg_sq());
+      total += metrics::tensor_bytes(adamw->exp_avg()) +
+               metrics::tensor_bytes(adamw->exp_avg_sq()) +
+               metrics::tensor_bytes(adamw->max_exp_avg_sq());
     }
   }
   return total;

@@ -4,8 +4,8 @@
 #include <cstdio>
 
 #include "tessera/core/error.h"
-#include "tessera/metrics/comm_counter.h"
 #include "tessera/metrics/flops.h"
+#include "tessera/metrics/measurement_scope.h"
 #include "tessera/metrics/memory_tracker.h"
 #include "tessera/metrics/progress.h"
 #include "tessera/metrics/timer.h"
@@ -93,9 +93,7 @@ torch::Device parse_device(const std::string& name) {
 }
 
 namespace {
-int64_t tensor_bytes(const torch::Tensor& t) {
-  return t.defined() ? t.numel() * static_cast<int64_t>(t.element_size()) : 0;
-}
+using metrics::tensor_bytes;
 
 int64_t state_bytes(torch::nn::Module& module) {
   int64_t bytes = 0;
@@ -191,11 +189,7 @@ double Trainer::train_step(const data::Batch& batch) {
 EvalResult Trainer::evaluate(const data::Dataset& dataset) {
   torch::NoGradGuard no_grad;
   model_->eval();
-  data::BatchOptions options;
-  options.batch_size = config_.eval_batch_size;
-  options.shuffle = false;
-  data::BatchIterator batches(dataset, options);
-  batches.start_epoch(0);
+  data::BatchIterator batches(dataset, data::in_order(config_.eval_batch_size));
   double loss_sum = 0.0;
   int64_t correct = 0;
   EvalResult result;
@@ -222,12 +216,6 @@ EvalPoint Trainer::evaluate_point(const data::Dataset& test, double epoch, int64
   EvalPoint point{epoch, samples, evaluate(test)};
   if (on_evaluation_) on_evaluation_(point);
   return point;
-}
-
-void Trainer::call_after_step(const StepPoint& point) {
-  const char* memory_device = tracker_device(device_);
-  peak_before_reset_ = std::max(peak_before_reset_, metrics::peak_tensor_bytes(memory_device));
-  after_step_(point);
 }
 
 EvalResult Trainer::run_epoch(data::BatchIterator& batches, int64_t epoch, int64_t steps_per_epoch,
@@ -261,7 +249,7 @@ EvalResult Trainer::run_epoch(data::BatchIterator& batches, int64_t epoch, int64
     result.samples += n;
     ++step_;
     ++step_in_epoch;
-    if (after_step_) call_after_step({step_, total_steps, train_samples_ + result.samples});
+    if (after_step_) after_step_({step_, total_steps, train_samples_ + result.samples});
     const double rate = static_cast<double>(result.samples) / epoch_timer.seconds();
     if (!config_.quiet) progress.step(step_in_epoch, loss, rate);
     if (run_ != nullptr && step_ % config_.log_every == 0)
@@ -320,6 +308,19 @@ void Trainer::log_epoch(int64_t epoch, const EvalResult& train,
   }
 }
 
+void record_measurements(TrainSummary& summary, const metrics::MeasurementScope& measured,
+                         int64_t baseline, torch::nn::Module& model,
+                         torch::optim::Optimizer& optimizer,
+                         const std::vector<torch::Tensor>& copies) {
+  summary.peak_tensor_bytes = measured.peak_tensor_bytes() - baseline;
+  summary.peak_rss_bytes = metrics::peak_rss_bytes();
+  summary.param_bytes = models::parameter_bytes(model);
+  for (const auto& p : model.parameters()) summary.grad_bytes += tensor_bytes(p.grad());
+  for (const auto& c : copies) summary.grad_bytes += tensor_bytes(c.grad());
+  summary.optimizer_state_bytes = optimizer_state_bytes(optimizer);
+  summary.comm_bytes = measured.comm_bytes();
+}
+
 TrainSummary Trainer::fit(const data::Dataset& train, const data::Dataset* test,
                           int64_t until_epoch) {
   const int64_t last_epoch =
@@ -333,9 +334,8 @@ TrainSummary Trainer::fit(const data::Dataset& train, const data::Dataset* test,
   for (const auto& c : copies_) copy_bytes += tensor_bytes(c);
   const int64_t baseline =
       metrics::live_tensor_bytes(memory_device) - state_bytes(*model_) - copy_bytes;
-  metrics::reset_peak_tensor_bytes(memory_device);
-  peak_before_reset_ = 0;
-  const int64_t comm_before = metrics::total_comm_bytes();
+  // Peak and bytes of this fit, including whatever an after_step callback measures of its own.
+  const metrics::MeasurementScope measured(memory_device);
 
   data::BatchOptions options;
   options.batch_size = config_.batch_size;
@@ -384,14 +384,7 @@ TrainSummary Trainer::fit(const data::Dataset& train, const data::Dataset* test,
   summary.steps = step_;
   summary.train_samples = train_samples_;
   summary.train_flops = metrics::training_flops(model_->forward_flops()) * train_samples_;
-  summary.peak_tensor_bytes =
-      std::max(peak_before_reset_, metrics::peak_tensor_bytes(memory_device)) - baseline;
-  summary.peak_rss_bytes = metrics::peak_rss_bytes();
-  summary.param_bytes = models::parameter_bytes(*model_);
-  for (const auto& p : model_->parameters()) summary.grad_bytes += tensor_bytes(p.grad());
-  for (const auto& c : copies_) summary.grad_bytes += tensor_bytes(c.grad());
-  summary.optimizer_state_bytes = optimizer_state_bytes(*optimizer_);
-  summary.comm_bytes = metrics::total_comm_bytes() - comm_before;
+  record_measurements(summary, measured, baseline, *model_, *optimizer_, copies_);
   summary.wall_seconds = wall.seconds();
   summary.train_seconds = train_seconds_;
   summary.samples_per_second =

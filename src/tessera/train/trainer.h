@@ -14,6 +14,7 @@
 
 #include "tessera/data/batches.h"
 #include "tessera/data/dataset.h"
+#include "tessera/metrics/measurement_scope.h"
 #include "tessera/models/staged_model.h"
 #include "tessera/train/objective.h"
 #include "tessera/train/optimizer.h"
@@ -80,6 +81,15 @@ struct TrainSummary {
 
 nlohmann::json to_json(const TrainSummary& summary);
 
+// A finished fit's memory and communication figures in `summary`: the peak of `measured` above
+// `baseline` and its bytes, the peak RSS, and the bytes of the model's parameters, of their
+// gradients (and of `copies`', the tensors an optimizer steps instead, see
+// Trainer::set_trained_parameters) and of the optimizer's state.
+void record_measurements(TrainSummary& summary, const metrics::MeasurementScope& measured,
+                         int64_t baseline, torch::nn::Module& model,
+                         torch::optim::Optimizer& optimizer,
+                         const std::vector<torch::Tensor>& copies = {});
+
 // Where fit() stands after an optimizer step (see Trainer::after_step).
 struct StepPoint {
   int64_t step = 0;           // steps taken so far in the run, this one included
@@ -127,8 +137,8 @@ class Trainer {
 
   // Called after every optimizer step of fit(), every worker at the same step: SDP moves workers
   // to a new plan there. The callback may replace_model() (and then restarts the worker sync on
-  // the new model itself) and may reset the peak tensor memory counter to measure itself: fit()'s
-  // peak still covers the whole fit.
+  // the new model itself) and may open a metrics::MeasurementScope to measure itself: fit()'s
+  // peak and bytes, an enclosing scope, still cover the whole fit.
   void after_step(std::function<void(const StepPoint&)> callback) {
     after_step_ = std::move(callback);
   }
@@ -148,7 +158,6 @@ class Trainer {
                        int64_t total_steps, const data::Dataset* test,
                        std::vector<EvalPoint>& history);
   EvalPoint evaluate_point(const data::Dataset& test, double epoch, int64_t samples);
-  void call_after_step(const StepPoint& point);
   void log_epoch(int64_t epoch, const EvalResult& train, const std::optional<EvalResult>& test,
                  double seconds, double samples_per_second);
 
@@ -167,8 +176,6 @@ class Trainer {
   int64_t train_samples_ = 0;
   std::function<void(const EvalPoint&)> on_evaluation_;
   std::function<void(const StepPoint&)> after_step_;
-  // The highest peak tensor memory seen before an after_step callback reset the counter.
-  int64_t peak_before_reset_ = 0;
   double inner_eval_seconds_ = 0.0;  // of the current epoch's mid-epoch evaluations
 };
 

@@ -1,5 +1,6 @@
-// How the Trainer keeps several workers in step (data parallelism). The Trainer calls it around
-// every optimizer step; without one it trains alone. Implementations live in dist/.
+// How the Trainer keeps several workers in step. The Trainer calls it around every optimizer step;
+// without one it trains alone. Implementations: dist::DataParallel (DDP), sdp::SubnetSync and
+// sdp::BackwardMasking (SDP).
 #pragma once
 
 #include <cstdint>

@@ -1,8 +1,8 @@
-#include "tessera/data/seeding.h"
+#include "tessera/core/seeding.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 
-namespace tessera::data {
+namespace tessera {
 
 uint64_t mix_seed(uint64_t seed, uint64_t value) {
   uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (value + 1);
@@ -16,4 +16,4 @@ at::Generator make_generator(uint64_t seed) {
   return at::detail::createCPUGenerator(seed);
 }
 
-}  // namespace tessera::data
+}  // namespace tessera

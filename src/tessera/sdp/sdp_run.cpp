@@ -1,0 +1,282 @@
+#include "tessera/sdp/sdp_run.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+
+#include "tessera/core/error.h"
+#include "tessera/metrics/flops.h"
+#include "tessera/models/architecture.h"
+#include "tessera/models/staged_model.h"
+#include "tessera/sdp/backward_masking.h"
+#include "tessera/sdp/plan_change.h"
+#include "tessera/sdp/worker_model.h"
+#include "tessera/train/batch_norm_statistics.h"
+#include "tessera/train/checkpoint.h"
+
+namespace tessera::sdp {
+
+Masking parse_masking(const std::string& name) {
+  if (name == "forward") return Masking::Forward;
+  if (name == "backward") return Masking::Backward;
+  throw UsageError("--sdp-masking must be forward or backward, got '" + name + "'");
+}
+
+const char* to_string(Masking masking) {
+  return masking == Masking::Backward ? "backward" : "forward";
+}
+
+void validate(const SdpSetup& setup) {
+  const bool backward = setup.masking == Masking::Backward;
+  require(!(backward && setup.rescale),
+          "--sdp-rescale scales the masked units of a model whose workers trained without them; "
+          "with --sdp-masking backward every worker trains the full forward, so there is nothing "
+          "to rescale");
+  require(setup.redraw_epochs >= 0, "--sdp-redraw-epochs must be non-negative");
+  require(setup.redraw_steps >= 0, "--sdp-redraw-steps must be non-negative");
+  require(!(setup.redraw_epochs > 0 && setup.redraw_steps > 0),
+          "--sdp-redraw-epochs and --sdp-redraw-steps both set a redraw period: give one");
+  require(!(backward && (setup.redraw_epochs > 0 || setup.redraw_steps > 0)),
+          "--sdp-redraw-epochs / --sdp-redraw-steps move units between forward-masked "
+          "subnetworks; with --sdp-masking backward every worker has every unit already");
+}
+
+namespace {
+
+// The worker's model under SDP and the synchronisation that trains it. Forward masking: the
+// worker's physically smaller subnetwork. Backward masking: the full model (the same on every
+// worker), of which the optimizer updates only the held units.
+struct SdpWorker {
+  std::unique_ptr<train::Trainer> trainer;
+  std::shared_ptr<SubnetSync> forward;
+  std::shared_ptr<BackwardMasking> backward;
+  SyncStats stats() const { return backward ? backward->stats() : forward->stats(); }
+};
+
+SdpWorker make_worker(const SdpSetup& setup, const train::TrainConfig& config,
+                      dist::ProcessGroup& group, const MaskPlan& plan,
+                      const models::ModelConfig& full,
+                      const std::shared_ptr<train::Objective>& objective) {
+  const bool backward = setup.masking == Masking::Backward;
+  const models::Subnet subnet = backward ? models::Subnet{} : plan.subnet(group.rank());
+  models::StagedModel model = build_worker_model(full, subnet, config.seed);
+  SdpWorker worker;
+  // The Trainer moves the model to its device before the masking copies any of it.
+  worker.trainer = std::make_unique<train::Trainer>(model, objective, config, setup.run);
+  if (backward) {
+    worker.backward =
+        std::make_shared<BackwardMasking>(group, plan, setup.sync, *worker.trainer->model());
+    worker.trainer->set_worker_sync(worker.backward);
+    worker.trainer->set_trained_parameters(worker.backward->trained_parameters());
+  } else {
+    worker.forward = std::make_shared<SubnetSync>(group, plan, setup.sync);
+    worker.trainer->set_worker_sync(worker.forward);
+  }
+  return worker;
+}
+
+int64_t numel_of(const std::vector<torch::Tensor>& tensors) {
+  int64_t n = 0;
+  for (const auto& t : tensors) n += t.numel();
+  return n;
+}
+
+// What training under a sequence of plans adds up to (one plan without redraws).
+struct PlanSequence {
+  PlanConfig first;  // the run's plan settings; redraw r mixes r into their seed
+  MaskPlan plan;     // the last one, which the assembly uses
+  int64_t redraws = 0;
+  PlanChangeStats changes;  // summed, with the largest peak
+};
+
+void add(PlanChangeStats& total, const PlanChangeStats& change) {
+  total.comm_bytes += change.comm_bytes;
+  total.received_entries += change.received_entries;
+  total.peak_tensor_bytes = std::max(total.peak_tensor_bytes, change.peak_tensor_bytes);
+  total.seconds += change.seconds;
+}
+
+// One worker of the run: its trainer and sync, and the plans it trains under.
+class SdpRun {
+ public:
+  SdpRun(const SdpSetup& setup, dist::ProcessGroup& group, const data::TrainTest& data)
+      : setup_(setup), group_(group), data_(data) {}
+
+  dist::RunResult run();
+
+ private:
+  void move_to_next_plan(int64_t step, const std::string& plan_file);
+  train::TrainSummary fit_plan_sequence();
+  nlohmann::json details() const;
+  void finish_on_rank0(models::StagedModel assembled, dist::RunResult& result);
+
+  const SdpSetup& setup_;
+  dist::ProcessGroup& group_;
+  const data::TrainTest& data_;
+  bool backward_ = false;
+  models::ModelConfig full_;
+  train::TrainConfig config_;
+  std::shared_ptr<train::Objective> objective_ = std::make_shared<train::Classification>();
+  SdpWorker worker_;
+  PlanSequence sequence_;
+};
+
+// Every worker moves from the sequence's plan to its next one after `step` steps (plan_change):
+// the trainer continues with the new subnetwork and its optimizer state, the sync with its holder
+// sets. Rank 0 saves the plan as `plan_file`.
+void SdpRun::move_to_next_plan(int64_t step, const std::string& plan_file) {
+  train::Trainer& trainer = *worker_.trainer;
+  ++sequence_.redraws;
+  MaskPlan next = redrawn_plan(full_, sequence_.first, sequence_.redraws);
+  if (group_.rank() == 0 && setup_.run) setup_.run->write_json(plan_file, to_json(next));
+  PlanChangeStats change;
+  WorkerState moved =
+      change_plan(group_, sequence_.plan, next, *trainer.model(), trainer.optimizer(), full_,
+                  config_.optimizer, config_.seed, step, &change);
+  trainer.replace_model(moved.model, std::move(moved.optimizer));
+  worker_.forward->change_plan(next, *trainer.model());
+  sequence_.plan = std::move(next);
+  add(sequence_.changes, change);
+}
+
+// Forward masking: one fit, during which every worker moves to the next plan after every redraw
+// period, at the same step everywhere. The summary covers the whole run: the FLOPs of each plan's
+// subnetwork for the samples trained under it, and a peak and bytes that include the changes.
+train::TrainSummary SdpRun::fit_plan_sequence() {
+  train::Trainer& trainer = *worker_.trainer;
+  int64_t earlier_flops = 0;    // trained under the plans before the current one
+  int64_t earlier_samples = 0;  // the samples of those
+  auto flops_since_change = [&](int64_t samples) {
+    return metrics::training_flops(trainer.model()->forward_flops()) * (samples - earlier_samples);
+  };
+  if (setup_.redraw_epochs > 0 || setup_.redraw_steps > 0)
+    trainer.after_step([&](const train::StepPoint& at) {
+      const int64_t steps_per_epoch = at.total_steps / config_.epochs;
+      const int64_t every =
+          setup_.redraw_steps > 0 ? setup_.redraw_steps : setup_.redraw_epochs * steps_per_epoch;
+      if (at.step % every != 0 || at.step >= at.total_steps) return;
+      earlier_flops += flops_since_change(at.train_samples);
+      earlier_samples = at.train_samples;
+      move_to_next_plan(
+          at.step, setup_.redraw_steps > 0
+                       ? "sdp_plan_step" + std::to_string(at.step) + ".json"
+                       : "sdp_plan_epoch" + std::to_string(at.step / steps_per_epoch) + ".json");
+    });
+  train::TrainSummary summary = trainer.fit(data_.train, nullptr);
+  trainer.after_step(nullptr);
+  summary.train_flops = earlier_flops + flops_since_change(summary.train_samples);
+  return summary;
+}
+
+nlohmann::json SdpRun::details() const {
+  const SyncStats stats = worker_.stats();
+  train::Trainer& trainer = *worker_.trainer;
+  nlohmann::json json = {
+      {"level", to_string(setup_.level)},
+      {"coverage", setup_.coverage},
+      {"holders_per_unit", sequence_.plan.holders_per_unit},
+      {"masking", to_string(setup_.masking)},
+      {"sync", to_string(setup_.sync)},
+      {"rescale", setup_.rescale},
+      {"holder_sets", stats.holder_sets},
+      {"sync_seconds", stats.wait_seconds},
+      {"worker_parameters", models::parameter_count(*trainer.model())},
+      {"trained_parameters", numel_of(backward_ ? worker_.backward->trained_parameters()
+                                                : trainer.model()->parameters())}};
+  if (backward_) json["refresh_comm_bytes"] = worker_.backward->refresh_bytes();
+  if (setup_.redraw_epochs > 0 || setup_.redraw_steps > 0) {
+    const bool steps = setup_.redraw_steps > 0;
+    const PlanChangeStats& changes = sequence_.changes;
+    json["redraw"] = {{steps ? "every_steps" : "every_epochs",
+                       steps ? setup_.redraw_steps : setup_.redraw_epochs},
+                      {"redraws", sequence_.redraws},
+                      {"comm_bytes", changes.comm_bytes},
+                      {"received_entries", changes.received_entries},
+                      {"peak_tensor_bytes", changes.peak_tensor_bytes},
+                      {"seconds", changes.seconds}};
+  }
+  return json;
+}
+
+// Rank 0: the subnetwork's own accuracy, then the full model's batch-norm statistics, test
+// figures and checkpoint.
+void SdpRun::finish_on_rank0(models::StagedModel assembled, dist::RunResult& result) {
+  train::Trainer& trainer = *worker_.trainer;
+  // Forward masking: the subnetwork rank 0 trained, on its own: how much the assembly adds (or
+  // loses). Backward masking: the full model with rank 0's own batch-norm statistics, before they
+  // are re-estimated below.
+  const double own_accuracy = trainer.evaluate(data_.test).accuracy;
+  std::fprintf(stderr, "sdp: %s: test accuracy %.2f%%\n",
+               backward_ ? "rank 0's model with its own batch-norm statistics"
+                         : "worker 0's subnetwork alone",
+               100.0 * own_accuracy);
+  result.details[backward_ ? "worker0_own_bn_test_accuracy" : "worker0_subnet_test_accuracy"] =
+      own_accuracy;
+  result.details["bn_recalibration_samples"] = train::recompute_batch_norm_statistics(
+      assembled, data_.train, setup_.bn_batches, config_.batch_size, config_.seed,
+      train::parse_device(config_.device));
+  result.details["full_parameters"] = models::parameter_count(*assembled);
+  train::Trainer evaluator(assembled, objective_, config_, nullptr);
+  result.summary.test = evaluator.evaluate(data_.test);
+  if (setup_.run) {
+    nlohmann::json meta = trainer.checkpoint_meta();
+    meta["model"] = models::to_json(full_);
+    meta["begin_stage"] = 0;
+    meta["end_stage"] = assembled->end_stage();
+    meta["sdp"] = {{"level", to_string(setup_.level)},
+                   {"coverage", setup_.coverage},
+                   {"workers", group_.size()},
+                   {"masking", to_string(setup_.masking)},
+                   {"rescale", setup_.rescale}};
+    train::save_checkpoint(setup_.run->checkpoint_path(), *assembled, nullptr, meta);
+  }
+}
+
+dist::RunResult SdpRun::run() {
+  validate(setup_);
+  backward_ = setup_.masking == Masking::Backward;
+  full_ = models::architecture(setup_.model.arch).resolve(setup_.model);
+  require(full_.subnet.empty(), "--dist sdp: the model must be the full network");
+  PlanConfig plan_config;
+  plan_config.level = setup_.level;
+  plan_config.workers = group_.size();
+  plan_config.coverage = setup_.coverage;
+  plan_config.seed = setup_.train.seed;
+  const MaskPlan plan = make_mask_plan(full_, plan_config);
+  const bool leader = group_.rank() == 0;
+  if (leader) {
+    if (!setup_.train.quiet) std::fprintf(stderr, "%s", describe(plan, full_).c_str());
+    if (setup_.run) setup_.run->write_json("sdp_plan.json", to_json(plan));
+  }
+  config_ = setup_.train;
+  config_.rank = group_.rank();
+  config_.world_size = group_.size();
+  // Rank 0's trainer would checkpoint its subnetwork every epoch; the assembled model is saved
+  // once at the end instead.
+  config_.checkpoint_every = 0;
+  worker_ = make_worker(setup_, config_, group_, plan, full_, objective_);
+  sequence_ = PlanSequence{plan.config, plan, 0, {}};
+  dist::RunResult result;
+  result.summary = backward_ ? worker_.trainer->fit(data_.train, nullptr) : fit_plan_sequence();
+  // Moving units to a new plan is training traffic too.
+  result.step_comm_bytes = worker_.stats().comm_bytes + sequence_.changes.comm_bytes;
+
+  // With backward masking every worker ends with the same full model (refreshed after every
+  // step): rank 0's is the result, and nothing needs to travel.
+  models::StagedModel assembled =
+      backward_ ? (leader ? worker_.trainer->model() : models::StagedModel(nullptr))
+                : assemble_full_model(group_, *worker_.trainer->model(), sequence_.plan, full_,
+                                      config_.seed, setup_.rescale);
+  result.details = details();
+  if (leader) finish_on_rank0(assembled, result);
+  return result;
+}
+
+}  // namespace
+
+dist::RunResult run_sdp(const SdpSetup& setup, dist::ProcessGroup& group,
+                        const data::TrainTest& data) {
+  return SdpRun(setup, group, data).run();
+}
+
+}  // namespace tessera::sdp

@@ -1,0 +1,50 @@
+// A run of subnetwork data parallelism (`tessera train --dist sdp`), one call per worker: the plan
+// every worker computes alone, each worker's subnetwork and its synchronisation, the plan changes
+// (redraws), and at the end the full model, assembled on rank 0 (forward masking) or rank 0's own
+// (backward masking), evaluated and saved as an ordinary checkpoint.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "tessera/data/dataset.h"
+#include "tessera/dist/process_group.h"
+#include "tessera/dist/worker_metrics.h"
+#include "tessera/models/model_config.h"
+#include "tessera/sdp/mask_plan.h"
+#include "tessera/sdp/subnet_sync.h"
+#include "tessera/train/run_directory.h"
+#include "tessera/train/trainer.h"
+
+namespace tessera::sdp {
+
+// Forward: each worker runs its physically smaller subnetwork. Backward: each worker runs the full
+// model and trains (gradients, optimizer state, updates) only the units it holds.
+enum class Masking { Forward, Backward };
+Masking parse_masking(const std::string& name);  // "forward" | "backward"; UsageError otherwise
+const char* to_string(Masking masking);
+
+struct SdpSetup {
+  models::ModelConfig model;  // the full network, resolved (no subnet)
+  train::TrainConfig train;   // rank and world size are the group's; no per-epoch checkpoints
+  Level level = Level::Block;
+  double coverage = 0.5;  // C: the fraction of the units each worker holds
+  Masking masking = Masking::Forward;
+  SyncMode sync = SyncMode::Params;
+  bool rescale = false;       // scale masked units' outputs by C in the assembled model
+  int64_t bn_batches = 100;   // training batches re-estimating batch-norm statistics at the end
+  int64_t redraw_epochs = 0;  // forward masking: a new plan every N epochs (0: one plan)
+  int64_t redraw_steps = 0;   // ... or every N optimizer steps
+  train::RunDirectory* run = nullptr;  // rank 0's (plans, metrics, checkpoint), or null
+};
+
+// Throws UsageError for settings that exclude each other (e.g. redraws with backward masking).
+void validate(const SdpSetup& setup);
+
+// Every rank calls it with the same setup; the group's ranks are the plan's workers. On rank 0 the
+// summary's test figures are the final full model's, and RunResult::details holds what
+// summary.json records under "sdp" (plan, sync, redraws, the subnetwork's own accuracy).
+dist::RunResult run_sdp(const SdpSetup& setup, dist::ProcessGroup& group,
+                        const data::TrainTest& data);
+
+}  // namespace tessera::sdp

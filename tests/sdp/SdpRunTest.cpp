@@ -1,0 +1,188 @@
+// A whole SDP run in-process (sdp/sdp_run): the workers are threads meeting through a FileStore,
+// as in the dist tests, each calling run_sdp as a worker process of `tessera train --dist sdp`
+// would.
+#include "tessera/sdp/sdp_run.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <mutex>
+
+#include "../dist/rank_threads.h"
+#include "../test_support.h"
+#include "tessera/dist/ddp_run.h"
+#include "tessera/metrics/memory_tracker.h"
+#include "tessera/models/staged_model.h"
+#include "tessera/train/checkpoint.h"
+
+using namespace tessera;
+
+namespace {
+
+using tessera::testing::synthetic_8x8;
+
+models::ModelConfig run_mlp() {
+  models::ModelConfig config;
+  config.input_shape = {1, 8, 8};
+  config.num_classes = 10;
+  config.hidden = {32, 32, 32};
+  return tessera::testing::resolved(config);
+}
+
+train::TrainConfig run_train_config(int64_t epochs) {
+  train::TrainConfig config;
+  config.epochs = epochs;
+  config.batch_size = 50;
+  config.seed = 5;
+  config.optimizer.name = "adam";
+  config.optimizer.lr = 2e-3;
+  config.quiet = true;
+  return config;
+}
+
+sdp::SdpSetup run_setup(double coverage) {
+  sdp::SdpSetup setup;
+  setup.model = run_mlp();
+  setup.train = run_train_config(2);
+  setup.level = sdp::Level::Neuron;
+  setup.coverage = coverage;
+  setup.bn_batches = 0;
+  return setup;
+}
+
+// Runs `setup` on `world` worker threads (rank 0 writing to `run_dir` if given) and returns every
+// rank's result. Skips the test if the threads cannot form a group.
+#define RUN_SDP_OR_SKIP(results, world, name, setup, run_dir) \
+  std::vector<dist::RunResult> results;                       \
+  if (!run_workers(world, name, setup, run_dir, results))     \
+    GTEST_SKIP() << "no process group between threads on this machine";
+
+bool run_workers(int64_t world, const std::string& name, const sdp::SdpSetup& setup,
+                 const std::string& run_dir, std::vector<dist::RunResult>& results) {
+  static const data::TrainTest data = synthetic_8x8();
+  metrics::install_memory_tracker();
+  results.assign(static_cast<size_t>(world), {});
+  std::unique_ptr<train::RunDirectory> run;
+  if (!run_dir.empty()) run = std::make_unique<train::RunDirectory>(run_dir, false);
+  return test::run_ranks(
+      world, name,
+      [&](dist::ProcessGroup& group) {
+        sdp::SdpSetup mine = setup;
+        mine.run = group.rank() == 0 ? run.get() : nullptr;
+        results[static_cast<size_t>(group.rank())] = sdp::run_sdp(mine, group, data);
+      },
+      120);
+}
+
+// The test accuracy of the checkpoint rank 0 saved, evaluated on its own.
+double checkpoint_accuracy(const std::string& run_dir, const models::ModelConfig& model) {
+  models::StagedModel loaded = models::build_model(model);
+  train::load_checkpoint(run_dir + "/checkpoint.pt", *loaded, nullptr);
+  train::Trainer evaluator(loaded, std::make_shared<train::Classification>(), run_train_config(1),
+                           nullptr);
+  return evaluator.evaluate(synthetic_8x8().test).accuracy;
+}
+
+TEST(SdpRun, OnePlanTrainsSubnetworksAndSavesTheAssembledModel) {
+  const std::string dir = tessera::testing::fresh_dir("sdp_run_one_plan");
+  const sdp::SdpSetup setup = run_setup(0.5);
+  RUN_SDP_OR_SKIP(results, 4, "sdp_one_plan", setup, dir);
+  const nlohmann::json& details = results[0].details;
+  EXPECT_EQ(details.at("holders_per_unit"), 2);
+  EXPECT_EQ(details.at("level"), "neuron");
+  EXPECT_FALSE(details.contains("redraw"));
+  // Each worker holds half of every hidden layer: fewer parameters than the full model.
+  EXPECT_LT(details.at("worker_parameters").get<int64_t>(),
+            details.at("full_parameters").get<int64_t>());
+  for (const auto& r : results) {
+    EXPECT_EQ(r.summary.steps, results[0].summary.steps);
+    EXPECT_GT(r.step_comm_bytes, 0);
+    EXPECT_GE(r.summary.comm_bytes, r.step_comm_bytes);  // + the assembly's messages
+    EXPECT_GT(r.summary.peak_tensor_bytes, 0);
+  }
+  // 10 classes: chance is 0.1. (Forward masking's assembled model learns slowly: 0.31 here.)
+  EXPECT_GT(results[0].summary.test.accuracy, 0.2);
+  // The checkpoint is the assembled model the summary's figures are of.
+  EXPECT_DOUBLE_EQ(checkpoint_accuracy(dir, setup.model), results[0].summary.test.accuracy);
+  EXPECT_TRUE(std::filesystem::exists(dir + "/sdp_plan.json"));
+}
+
+TEST(SdpRun, TwoWorkersHoldingEverythingAndAveragingGradientsAreDataParallelTraining) {
+  sdp::SdpSetup setup = run_setup(1.0);
+  setup.sync = sdp::SyncMode::Grads;
+  RUN_SDP_OR_SKIP(sdp_results, 2, "sdp_is_ddp", setup, "");
+  std::vector<dist::RunResult> ddp(2);
+  ASSERT_TRUE(test::run_ranks(2, "sdp_is_ddp_reference", [&](dist::ProcessGroup& group) {
+    static const data::TrainTest data = synthetic_8x8();
+    dist::DdpSetup reference{setup.model, setup.train, {}, {}, nullptr};
+    ddp[static_cast<size_t>(group.rank())] = dist::run_ddp(reference, group, data);
+  }));
+  // The same up to the order of floating-point sums (at most one of 500 test samples apart).
+  EXPECT_NEAR(sdp_results[0].summary.test.loss, ddp[0].summary.test.loss, 1e-4);
+  EXPECT_NEAR(sdp_results[0].summary.test.accuracy, ddp[0].summary.test.accuracy, 0.0021);
+  EXPECT_GT(sdp_results[0].summary.test.accuracy, 0.5);
+}
+
+TEST(SdpRun, RedrawsMoveEveryWorkerToNewPlansAndCountTheChanges) {
+  const std::string dir = tessera::testing::fresh_dir("sdp_run_redraw");
+  sdp::SdpSetup by_steps = run_setup(0.5);
+  by_steps.redraw_steps = 10;  // 2000 / 4 workers / 50 = 10 steps per epoch
+  RUN_SDP_OR_SKIP(steps, 4, "sdp_redraw_steps", by_steps, dir);
+  const nlohmann::json& redraw = steps[0].details.at("redraw");
+  EXPECT_EQ(redraw.at("every_steps"), 10);
+  EXPECT_EQ(redraw.at("redraws"), 1);  // after step 10 of 20 (none after the last step)
+  EXPECT_GT(redraw.at("comm_bytes").get<int64_t>(), 0);
+  EXPECT_GT(redraw.at("received_entries").get<int64_t>(), 0);
+  EXPECT_GT(redraw.at("peak_tensor_bytes").get<int64_t>(), 0);
+  EXPECT_TRUE(std::filesystem::exists(dir + "/sdp_plan_step10.json"));
+  EXPECT_DOUBLE_EQ(checkpoint_accuracy(dir, by_steps.model), steps[0].summary.test.accuracy);
+
+  // A period of one epoch's steps is the same run, bit for bit, as a redraw every epoch.
+  sdp::SdpSetup by_epochs = run_setup(0.5);
+  by_epochs.redraw_epochs = 1;
+  RUN_SDP_OR_SKIP(epochs, 4, "sdp_redraw_epochs", by_epochs, "");
+  EXPECT_EQ(epochs[0].details.at("redraw").at("redraws"), 1);
+  EXPECT_EQ(epochs[0].summary.test.loss, steps[0].summary.test.loss);
+  EXPECT_EQ(epochs[0].step_comm_bytes, steps[0].step_comm_bytes);
+  EXPECT_EQ(epochs[0].summary.train_flops, steps[0].summary.train_flops);
+
+  // Without the redraw the run is a different one: the change did move units.
+  RUN_SDP_OR_SKIP(fixed, 4, "sdp_no_redraw", run_setup(0.5), "");
+  EXPECT_NE(fixed[0].summary.test.loss, steps[0].summary.test.loss);
+  EXPECT_LT(fixed[0].step_comm_bytes, steps[0].step_comm_bytes);
+}
+
+TEST(SdpRun, BackwardMaskingTrainsHeldUnitsOfTheFullModelAndRefreshesTheRest) {
+  const std::string dir = tessera::testing::fresh_dir("sdp_run_backward");
+  sdp::SdpSetup setup = run_setup(0.5);
+  setup.masking = sdp::Masking::Backward;
+  RUN_SDP_OR_SKIP(results, 4, "sdp_backward", setup, dir);
+  const nlohmann::json& details = results[0].details;
+  EXPECT_EQ(details.at("masking"), "backward");
+  // Every worker runs the full model, but trains only about half of its hidden units.
+  EXPECT_EQ(details.at("worker_parameters"), details.at("full_parameters"));
+  EXPECT_LT(details.at("trained_parameters").get<int64_t>(),
+            details.at("worker_parameters").get<int64_t>());
+  for (const auto& r : results) EXPECT_GT(r.details.at("refresh_comm_bytes").get<int64_t>(), 0);
+  EXPECT_GT(results[0].summary.test.accuracy, 0.5);
+  EXPECT_DOUBLE_EQ(checkpoint_accuracy(dir, setup.model), results[0].summary.test.accuracy);
+}
+
+TEST(SdpRun, RefusesSettingsThatExcludeEachOther) {
+  sdp::SdpSetup setup = run_setup(0.5);
+  setup.masking = sdp::Masking::Backward;
+  setup.redraw_steps = 5;
+  EXPECT_THROW(sdp::validate(setup), UsageError);
+  setup.redraw_steps = 0;
+  setup.rescale = true;
+  EXPECT_THROW(sdp::validate(setup), UsageError);
+  setup.masking = sdp::Masking::Forward;
+  EXPECT_NO_THROW(sdp::validate(setup));
+  setup.redraw_steps = 5;
+  setup.redraw_epochs = 1;
+  EXPECT_THROW(sdp::validate(setup), UsageError);
+  EXPECT_EQ(sdp::parse_masking("backward"), sdp::Masking::Backward);
+  EXPECT_THROW(sdp::parse_masking("sideways"), UsageError);
+}
+
+}  // namespace
