@@ -10,6 +10,7 @@ std::unique_ptr<Architecture> make_mlp_architecture();
 std::unique_ptr<Architecture> make_resnet_architecture();
 std::unique_ptr<Architecture> make_wrn_architecture();
 std::unique_ptr<Architecture> make_vit_architecture();
+std::unique_ptr<Architecture> make_llama_architecture();
 
 namespace {
 const std::vector<std::unique_ptr<Architecture>>& registry() {
@@ -19,6 +20,7 @@ const std::vector<std::unique_ptr<Architecture>>& registry() {
     list->push_back(make_resnet_architecture());
     list->push_back(make_wrn_architecture());
     list->push_back(make_vit_architecture());
+    list->push_back(make_llama_architecture());
     return list;
   }();
   return *families;
