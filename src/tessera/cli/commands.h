@@ -14,5 +14,7 @@ int pnn_command(const Args& args);     // partitioned training with synthetic in
 int eval_command(const Args& args);    // evaluate a checkpoint on a data set
 int info_command(const Args& args);    // version, libtorch, threads, BLAS, devices
 int launch_command(const Args& args);  // start local workers of a distributed run
+// continue a prompt with a language model checkpoint
+int generate_command(const Args& args);
 
 }  // namespace tessera::cli

@@ -37,6 +37,11 @@ int eval_command(const Args& raw_args) {
   } catch (const nlohmann::json::exception&) {
     throw Error("checkpoint " + checkpoint + " has no model description");
   }
+  if (config.arch == "llama" && app->count("--data") == 0) {  // its text, in its windows
+    options.data.name = "text";
+    if (app->count("--seq-len") == 0) options.data.seq_len = config.input_shape.at(0);
+    if (app->count("--batch-size") == 0) options.train.eval_batch_size = 64;  // as in training
+  }
   models::StagedModel model = models::build_model(config);
   if (!model->is_full())
     throw UsageError("checkpoint " + checkpoint + " holds a partition, not a whole model");

@@ -22,6 +22,7 @@ const Command kCommands[] = {
     {"eval", eval_command, "evaluate a checkpoint on a data set"},
     {"info", info_command, "show version, libtorch, threads, BLAS and devices"},
     {"launch", launch_command, "start N local workers: tessera launch -n N -- tessera train ..."},
+    {"generate", generate_command, "continue a prompt with a language model checkpoint"},
 };
 
 void print_usage(std::ostream& out) {
@@ -29,7 +30,7 @@ void print_usage(std::ostream& out) {
       << ": train neural networks in pieces\n\nusage: tessera <command> [flags]   "
          "(tessera <command> --help for its flags)\n\ncommands:\n";
   for (const auto& command : kCommands)
-    out << "  " << command.name << std::string(8 - std::strlen(command.name), ' ')
+    out << "  " << command.name << std::string(10 - std::strlen(command.name), ' ')
         << command.summary << "\n";
 }
 

@@ -56,6 +56,13 @@ void add_train_flags(CLI::App& app, CommonOptions& options);
 void add_runtime_flags(CLI::App& app, CommonOptions& options);
 void add_dist_flags(CLI::App& app, DistFlags& flags);
 
+// Settings whose defaults depend on the model family, applied after parsing to the flags not
+// given (on the command line or in --config). llama: --data text, --mlp-dim 320, AdamW at lr 3e-3
+// (weight decay 0.01), cosine schedule to 0.1 lr after 100 warm-up steps, gradient clipping at 1,
+// batch 32, evaluation batch 64, kLlamaEpochs epochs. Other families keep the flags' defaults.
+constexpr int64_t kLlamaEpochs = 1;
+void apply_family_defaults(const CLI::App& app, CommonOptions& options);
+
 // Loads options.data, reports it on stderr if `verbose`, and fits options.model to it (sample
 // shape and number of classes).
 data::TrainTest load_data_for_model(CommonOptions& options, bool verbose);

@@ -131,6 +131,7 @@ int pnn_command(const Args& raw_args) {
   app->add_option("--run-dir", options.run_dir,
                   "directory for the partitions, SILs, joined checkpoint and summaries");
   if (!parse(*app, args)) return 0;
+  apply_family_defaults(*app, options);
   options.finish();
   train::validate(options.train);
   if (app->count("--sil-seed") == 0) config.sil.seed = options.train.seed;

@@ -1,0 +1,66 @@
+// `tessera train --model llama` on a tiny text corpus, then `eval` and `generate` from its
+// checkpoint, as a user would run them.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "../command_output.h"
+#include "../test_support.h"
+#include "../text_support.h"
+
+namespace language_model_cli_test {
+
+using tessera::testing::fresh_dir;
+using tessera::testing::read_json;
+using tessera::testing::run_command;
+using tessera::testing::sample_records;
+using tessera::testing::write_fortune_file;
+
+tessera::testing::CommandResult run_tessera(const std::string& args) {
+  return run_command(std::string(TESSERA_BINARY) + " " + args + " 2>&1");
+}
+
+TEST(LanguageModelCli, TrainEvalAndGenerate) {
+  const std::string dir = fresh_dir("cli_llama");
+  write_fortune_file(dir + "/corpus", sample_records(300));
+  const std::string data = "--data-path " + dir + "/corpus --seq-len 16";
+  auto r = run_tessera("train --model llama " + data +
+                       " --depth 2 --embed-dim 16 --heads 2 --mlp-dim 24 --epochs 2 --threads 1 "
+                       "--quiet --run-dir " +
+                       dir + "/run");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("bits/byte"), std::string::npos) << r.output;
+  const auto summary = read_json(dir + "/run/summary.json");
+  for (const char* key :
+       {"test_bits_per_byte", "test_perplexity", "tokens_per_second", "test_unigram_bits_per_byte"})
+    EXPECT_TRUE(summary.contains(key)) << key;
+  // The llama defaults apply to flags not given: AdamW, cosine, batch 32.
+  const auto config = read_json(dir + "/run/config.json");
+  EXPECT_EQ(config["train"]["optimizer"]["name"], "adamw");
+  EXPECT_EQ(config["train"]["schedule"]["name"], "cosine");
+  EXPECT_EQ(config["train"]["batch_size"], 32);
+  EXPECT_EQ(config["data"], "text");
+  // Two epochs of a tiny model already beat a uniform guess over 256 bytes (8 bits).
+  EXPECT_LT(summary["test_bits_per_byte"].get<double>(), 8.0);
+
+  // eval finds the data (text, the checkpoint's window) by itself.
+  r = run_tessera("eval --checkpoint " + dir + "/run/checkpoint.pt --data-path " + dir +
+                  "/corpus --output " + dir + "/eval.json");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NEAR(read_json(dir + "/eval.json")["test_loss"].get<double>(),
+              summary["test_loss"].get<double>(), 1e-5);
+
+  const std::string generate =
+      "generate --checkpoint " + dir +
+      "/run/checkpoint.pt --prompt Record --tokens 40 --seed 3 --threads 1";
+  r = run_tessera(generate);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(r.output.rfind("Record", 0), 0u) << r.output;
+  EXPECT_GE(r.output.size(), 6u + 40u);
+  EXPECT_EQ(run_tessera(generate).output, r.output);  // the same seed, the same text
+
+  r = run_tessera("generate --checkpoint " + dir + "/missing.pt");
+  EXPECT_NE(r.code, 0);
+}
+
+}  // namespace language_model_cli_test
