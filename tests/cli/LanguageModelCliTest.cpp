@@ -63,4 +63,22 @@ TEST(LanguageModelCli, TrainEvalAndGenerate) {
   EXPECT_NE(r.code, 0);
 }
 
+TEST(LanguageModelCli, PnnBothSchedulesJoinIntoAModelThatGenerates) {
+  const std::string dir = fresh_dir("cli_llama_pnn");
+  write_fortune_file(dir + "/corpus", sample_records(300));
+  auto r = run_tessera("pnn --model llama --data-path " + dir +
+                       "/corpus --seq-len 16 --depth 2 --embed-dim 16 --heads 2 --mlp-dim 24 "
+                       "--cuts 2 --epochs 1 --recovery-epochs 1 --limit-train 64 --threads 1 "
+                       "--quiet --pnn-schedule sequential,parallel --run-dir " +
+                       dir + "/pnn");
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const char* schedule : {"sequential", "parallel"}) {
+    const auto summary = read_json(dir + "/pnn/" + schedule + "/summary.json");
+    EXPECT_GT(summary["test_loss"].get<double>(), 0.0) << schedule;
+    const auto g = run_tessera("generate --checkpoint " + dir + "/pnn/" + schedule +
+                               "/checkpoint.pt --prompt Record --tokens 10 --threads 1");
+    EXPECT_EQ(g.code, 0) << g.output;
+  }
+}
+
 }  // namespace language_model_cli_test
