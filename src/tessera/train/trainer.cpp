@@ -6,6 +6,7 @@
 #include "tessera/core/error.h"
 #include "tessera/metrics/comm_counter.h"
 #include "tessera/metrics/flops.h"
+#include "tessera/metrics/language_model.h"
 #include "tessera/metrics/memory_tracker.h"
 #include "tessera/metrics/progress.h"
 #include "tessera/metrics/timer.h"
@@ -84,6 +85,12 @@ nlohmann::json summary_fields(const TrainSummary& s) {
 nlohmann::json to_json(const TrainSummary& s) {
   nlohmann::json json = summary_fields(s);
   if (s.extra.is_object()) json.update(s.extra);  // the objective's figures
+  // A language model's test figures follow test_loss, which a caller may have set after fit()
+  // (SDP: the assembled model's evaluation).
+  if (s.extra.contains("seq_len") && s.test.samples > 0) {
+    json["test_bits_per_byte"] = metrics::bits_per_token(s.test.loss);
+    json["test_perplexity"] = metrics::perplexity(s.test.loss);
+  }
   return json;
 }
 
