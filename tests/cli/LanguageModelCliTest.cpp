@@ -2,7 +2,10 @@
 // checkpoint, as a user would run them.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "../command_output.h"
 #include "../test_support.h"
@@ -78,6 +81,39 @@ TEST(LanguageModelCli, PnnBothSchedulesJoinIntoAModelThatGenerates) {
     const auto g = run_tessera("generate --checkpoint " + dir + "/pnn/" + schedule +
                                "/checkpoint.pt --prompt Record --tokens 10 --threads 1");
     EXPECT_EQ(g.code, 0) << g.output;
+  }
+}
+
+// Data parallel, pipeline and SDP (block and neuron level, both maskings) runs of the language
+// model; every checkpoint is an ordinary one that generate reads.
+TEST(LanguageModelCli, DistributedRunsReportBitsPerByteAndTheirCheckpointsGenerate) {
+  const std::string dir = fresh_dir("cli_llama_dist");
+  write_fortune_file(dir + "/corpus", sample_records(300));
+  const std::string binary = TESSERA_BINARY;
+  const std::string model = " train --model llama --data-path " + dir +
+                            "/corpus --seq-len 16 --depth 2 --embed-dim 16 --heads 2 "
+                            "--mlp-dim 24 --epochs 1 --limit-train 128 --threads 1 --quiet ";
+  const std::vector<std::pair<std::string, std::string>> runs = {
+      {"ddp", "--dist ddp"},
+      {"pipeline", "--dist pipeline --micro-batches 2"},
+      {"sdp_block", "--dist sdp --sdp-level block --coverage 0.5"},
+      {"sdp_neuron", "--dist sdp --sdp-level neuron --coverage 0.5 --sdp-masking backward"},
+  };
+  for (const auto& [name, flags] : runs) {
+    const auto r = run_command("timeout -s KILL 180 " + binary + " launch -n 2 -- " + binary +
+                               model + flags + " --run-dir " + dir + "/" + name + " 2>&1");
+    ASSERT_EQ(r.code, 0) << name << ": " << r.output;
+    const auto summary = read_json(dir + "/" + name + "/summary.json");
+    ASSERT_TRUE(summary.contains("test_bits_per_byte")) << name;
+    EXPECT_NEAR(summary["test_bits_per_byte"].get<double>(),
+                summary["test_loss"].get<double>() / std::log(2.0), 1e-9)
+        << name;
+    // Two steps from the initialisation: about a uniform guess over 256 bytes (8 bits).
+    EXPECT_GT(summary["test_bits_per_byte"].get<double>(), 4.0) << name;
+    EXPECT_LT(summary["test_bits_per_byte"].get<double>(), 9.0) << name;
+    const auto g = run_tessera("generate --checkpoint " + dir + "/" + name +
+                               "/checkpoint.pt --prompt Record --tokens 10 --threads 1");
+    EXPECT_EQ(g.code, 0) << name << ": " << g.output;
   }
 }
 

@@ -6,6 +6,7 @@
 #include "tessera/cli/options.h"
 #include "tessera/core/error.h"
 #include "tessera/data/load.h"
+#include "tessera/metrics/language_model.h"
 #include "tessera/models/staged_model.h"
 #include "tessera/train/checkpoint.h"
 #include "tessera/train/run_directory.h"
@@ -58,11 +59,15 @@ int eval_command(const Args& raw_args) {
   const train::EvalResult result = trainer.evaluate(data.test);
   std::printf("test accuracy %.2f%%  test loss %.4f  (%lld samples)\n", 100.0 * result.accuracy,
               result.loss, static_cast<long long>(result.samples));
-  if (!output.empty())
-    train::write_json_file(output, {{"checkpoint", checkpoint},
-                                    {"test_accuracy", result.accuracy},
-                                    {"test_loss", result.loss},
-                                    {"samples", result.samples}});
+  nlohmann::json json = {{"checkpoint", checkpoint},
+                         {"test_accuracy", result.accuracy},
+                         {"test_loss", result.loss},
+                         {"samples", result.samples}};
+  if (data.test.windows) {  // a language model: per byte, on the validation windows
+    json["test_bits_per_byte"] = metrics::bits_per_token(result.loss);
+    std::printf("validation %.4f bits/byte\n", json["test_bits_per_byte"].get<double>());
+  }
+  if (!output.empty()) train::write_json_file(output, json);
   return 0;
 }
 

@@ -38,11 +38,14 @@ class Objective {
 // logits [B, T, V] against the next token at every position [B, T] (the mean over all positions).
 class Classification : public Objective {
  public:
+  torch::Tensor inputs(const data::Batch& batch, bool training) override {
+    note_sequences(batch);  // every pipeline stage sees the inputs, only the last one the loss
+    return Objective::inputs(batch, training);
+  }
   torch::Tensor loss(const torch::Tensor& outputs, const data::Batch& batch) override {
-    if (outputs.dim() == 3) {
-      tokens_per_sample_ = outputs.size(1);
+    note_sequences(batch);
+    if (outputs.dim() == 3)
       return torch::nn::functional::cross_entropy(outputs.flatten(0, 1), batch.labels.flatten());
-    }
     return torch::nn::functional::cross_entropy(outputs, batch.labels);
   }
   bool is_classification() const override { return true; }
@@ -52,6 +55,10 @@ class Classification : public Objective {
                                double samples_per_second) const override;
 
  private:
+  void note_sequences(const data::Batch& batch) {
+    if (batch.labels.dim() == 2) tokens_per_sample_ = batch.labels.size(1);
+  }
+
   int64_t tokens_per_sample_ = 0;  // 0 until a batch of sequences was seen
 };
 
