@@ -8,6 +8,7 @@ packages=(
   libtorch-dev libgloo-dev libopenblas0-openmp   # libtorch, c10d's Gloo headers, a fast BLAS
   libgtest-dev zlib1g-dev libcli11-dev nlohmann-json3-dev
   dataset-fashion-mnist                          # the default data set
+  fortunes                                       # the default text corpus (--data text)
 )
 
 missing=()

@@ -16,5 +16,7 @@ int info_command(const Args& args);    // version, libtorch, threads, BLAS, devi
 int launch_command(const Args& args);  // start local workers of a distributed run
 // Hidden: one partition of `tessera pnn`'s parallel schedule, started by pnn_command.
 int pnn_worker_command(const Args& args);
+// continue a prompt with a language model checkpoint
+int generate_command(const Args& args);
 
 }  // namespace tessera::cli

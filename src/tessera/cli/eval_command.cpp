@@ -6,6 +6,7 @@
 #include "tessera/cli/options.h"
 #include "tessera/core/error.h"
 #include "tessera/data/load.h"
+#include "tessera/metrics/language_model.h"
 #include "tessera/models/staged_model.h"
 #include "tessera/train/checkpoint.h"
 #include "tessera/train/run_directory.h"
@@ -37,6 +38,11 @@ int eval_command(const Args& raw_args) {
   } catch (const nlohmann::json::exception&) {
     throw Error("checkpoint " + checkpoint + " has no model description");
   }
+  if (config.arch == "llama" && app->count("--data") == 0) {  // its text, in its windows
+    options.data.name = "text";
+    if (app->count("--seq-len") == 0) options.data.seq_len = config.input_shape.at(0);
+    if (app->count("--batch-size") == 0) options.train.eval_batch_size = 64;  // as in training
+  }
   models::StagedModel model = models::build_model(config);
   if (!model->is_full())
     throw UsageError("checkpoint " + checkpoint + " holds a partition, not a whole model");
@@ -53,11 +59,15 @@ int eval_command(const Args& raw_args) {
   const train::EvalResult result = trainer.evaluate(data.test);
   std::printf("test accuracy %.2f%%  test loss %.4f  (%lld samples)\n", 100.0 * result.accuracy,
               result.loss, static_cast<long long>(result.samples));
-  if (!output.empty())
-    train::write_json_file(output, {{"checkpoint", checkpoint},
-                                    {"test_accuracy", result.accuracy},
-                                    {"test_loss", result.loss},
-                                    {"samples", result.samples}});
+  nlohmann::json json = {{"checkpoint", checkpoint},
+                         {"test_accuracy", result.accuracy},
+                         {"test_loss", result.loss},
+                         {"samples", result.samples}};
+  if (data.test.windows) {  // a language model: per byte, on the validation windows
+    json["test_bits_per_byte"] = metrics::bits_per_token(result.loss);
+    std::printf("validation %.4f bits/byte\n", json["test_bits_per_byte"].get<double>());
+  }
+  if (!output.empty()) train::write_json_file(output, json);
   return 0;
 }
 

@@ -23,6 +23,7 @@ const Command kCommands[] = {
     {"info", info_command, "show version, libtorch, threads, BLAS and devices"},
     {"launch", launch_command, "start N local workers: tessera launch -n N -- tessera train ..."},
     {"pnn-worker", pnn_worker_command, nullptr},
+    {"generate", generate_command, "continue a prompt with a language model checkpoint"},
 };
 
 void print_usage(std::ostream& out) {
@@ -31,7 +32,7 @@ void print_usage(std::ostream& out) {
          "(tessera <command> --help for its flags)\n\ncommands:\n";
   for (const auto& command : kCommands)
     if (command.summary != nullptr)
-      out << "  " << command.name << std::string(8 - std::strlen(command.name), ' ')
+      out << "  " << command.name << std::string(10 - std::strlen(command.name), ' ')
           << command.summary << "\n";
 }
 

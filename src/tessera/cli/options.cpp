@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "tessera/core/error.h"
+#include "tessera/metrics/language_model.h"
 #include "tessera/metrics/timer.h"
 #include "tessera/train/run_directory.h"
 
@@ -55,7 +56,16 @@ void CommonOptions::finish() {
 
 void add_data_flags(CLI::App& app, CommonOptions& o) {
   app.add_option("--data", o.data.name,
-                 "data set: fashion-mnist, mnist, emnist, cifar10, cifar100, synthetic")
+                 "data set: fashion-mnist, mnist, emnist, cifar10, cifar100, synthetic, text "
+                 "(byte-level language modelling; the default with --model llama)")
+      ->capture_default_str();
+  app.add_option("--data-path", o.data.path,
+                 "text: the corpus, a UTF-8 file or a directory of them (default: "
+                 "/usr/share/games/fortunes, Debian's fortunes package)");
+  app.add_option("--seq-len", o.data.seq_len, "text: tokens (bytes) per training window")
+      ->capture_default_str();
+  app.add_option("--text-val-fraction", o.data.text_validation_fraction,
+                 "text: fraction of the documents held out for validation")
       ->capture_default_str();
   app.add_option("--data-dir", o.data.dir, "directory of the data files (default: per data set)");
   app.add_option("--emnist-split", o.data.emnist_split, "EMNIST split")->capture_default_str();
@@ -73,24 +83,28 @@ void add_data_flags(CLI::App& app, CommonOptions& o) {
   app.add_option("--synthetic-seed", o.data.synthetic_seed, "synthetic data seed")
       ->capture_default_str();
   app.add_option("--limit-train", o.data.limit_train,
-                 "use only the first N training samples (0: all)");
-  app.add_option("--limit-test", o.data.limit_test, "use only the first N test samples (0: all)");
+                 "use only the first N training samples (0: all; text: N windows per epoch)");
+  app.add_option("--limit-test", o.data.limit_test,
+                 "use only the first N test samples (0: all; text: N windows)");
 }
 
 void add_model_flags(CLI::App& app, CommonOptions& o) {
-  app.add_option("--model", o.model.arch, "architecture: mlp, resnet, wrn, vit")
+  app.add_option("--model", o.model.arch, "architecture: mlp, resnet, wrn, vit, llama")
       ->capture_default_str();
   app.add_option("--hidden", o.lists.hidden, "mlp hidden widths, comma-separated")
       ->capture_default_str();
   app.add_option("--activation", o.model.activation, "mlp activation: relu, gelu, tanh")
       ->capture_default_str();
-  app.add_option("--depth", o.model.depth, "resnet/wrn depth, vit blocks (0: default)");
+  app.add_option("--depth", o.model.depth, "resnet/wrn depth, vit/llama blocks (0: default)");
   app.add_option("--width", o.model.width,
                  "resnet width multiplier / wrn widen factor (0: default)");
   app.add_option("--patch-size", o.model.patch_size, "vit patch size")->capture_default_str();
-  app.add_option("--embed-dim", o.model.embed_dim, "vit embedding width")->capture_default_str();
-  app.add_option("--heads", o.model.num_heads, "vit attention heads")->capture_default_str();
-  app.add_option("--mlp-dim", o.model.mlp_dim, "vit MLP hidden width")->capture_default_str();
+  app.add_option("--embed-dim", o.model.embed_dim, "vit/llama embedding width")
+      ->capture_default_str();
+  app.add_option("--heads", o.model.num_heads, "vit/llama attention heads")->capture_default_str();
+  app.add_option("--mlp-dim", o.model.mlp_dim,
+                 "vit MLP / llama SwiGLU hidden width (llama's default: 320)")
+      ->capture_default_str();
   app.add_option("--pool", o.model.pool, "vit pooling: cls or mean")->capture_default_str();
   app.add_option(
          "--dropout", o.model.dropout,
@@ -273,10 +287,39 @@ std::vector<std::string> json_to_flags(const nlohmann::json& object, const std::
   return flags;
 }
 
+void apply_family_defaults(const CLI::App& app, CommonOptions& o) {
+  if (o.model.arch != "llama") return;
+  const auto unset = [&](const char* flag) { return app.count(flag) == 0; };
+  if (unset("--data")) o.data.name = "text";
+  if (unset("--mlp-dim")) o.model.mlp_dim = 320;
+  auto& t = o.train;
+  if (unset("--epochs")) t.epochs = kLlamaEpochs;
+  if (unset("--batch-size")) t.batch_size = 32;
+  if (unset("--eval-batch-size")) t.eval_batch_size = 64;
+  if (unset("--optimizer")) t.optimizer.name = "adamw";
+  if (unset("--lr")) t.optimizer.lr = 3e-3;
+  if (unset("--weight-decay")) t.optimizer.weight_decay = 0.01;
+  if (unset("--schedule")) t.schedule.name = "cosine";
+  if (unset("--warmup-steps")) t.schedule.warmup_steps = 100;
+  if (unset("--min-lr-ratio")) t.schedule.min_lr_ratio = 0.1;
+  if (unset("--clip-grad-norm")) t.clip_grad_norm = 1.0;
+}
+
 data::TrainTest load_data_for_model(CommonOptions& options, bool verbose) {
   metrics::Timer load_timer;
   data::TrainTest data = data::load_dataset(options.data);
-  if (verbose)
+  if (verbose && data.train.windows) {
+    const auto& tokens = data.test.windows->tokens;
+    std::fprintf(
+        stderr,
+        "data: text %lld train / %lld validation windows of %lld bytes (%lld / %lld bytes; "
+        "unigram %.3f bits/byte on validation) (%.1f s)\n",
+        static_cast<long long>(data.train.size()), static_cast<long long>(data.test.size()),
+        static_cast<long long>(options.data.seq_len),
+        static_cast<long long>(data.train.windows->tokens.size(0)),
+        static_cast<long long>(tokens.size(0)), metrics::unigram_bits(tokens),
+        load_timer.seconds());
+  } else if (verbose)
     std::fprintf(stderr, "data: %s %lld train / %lld test samples, %lld classes (%.1f s)\n",
                  options.data.name.c_str(), static_cast<long long>(data.train.size()),
                  static_cast<long long>(data.test.size()),

@@ -49,7 +49,7 @@ struct DistFlags {
   double coverage = 0.5;
   std::string sdp_masking = "forward";
   std::string sdp_sync = "grads";  // measured better than params with Adam (docs/results.md)
-  bool sdp_rescale = false;        // unless given: on under forward masking (apply_measured_defaults)
+  bool sdp_rescale = false;  // unless given: on under forward masking (apply_measured_defaults)
   int64_t sdp_bn_batches = 100;
   int64_t sdp_redraw_epochs = 0;  // 0: one plan for the whole run
   int64_t sdp_redraw_steps = 0;   // the same in optimizer steps
@@ -66,6 +66,13 @@ void add_dist_flags(CLI::App& app, DistFlags& flags);
 // --schedule constant under --dist sdp (cosine otherwise), --sdp-rescale under forward masking.
 // docs/results.md, "Defaults", has the measurements.
 void apply_measured_defaults(const CLI::App& app, DistFlags& dist, train::TrainConfig& train);
+
+// Settings whose defaults depend on the model family, applied after parsing to the flags not
+// given (on the command line or in --config). llama: --data text, --mlp-dim 320, AdamW at lr 3e-3
+// (weight decay 0.01), cosine schedule to 0.1 lr after 100 warm-up steps, gradient clipping at 1,
+// batch 32, evaluation batch 64, kLlamaEpochs epochs. Other families keep the flags' defaults.
+constexpr int64_t kLlamaEpochs = 1;
+void apply_family_defaults(const CLI::App& app, CommonOptions& options);
 
 // Loads options.data, reports it on stderr if `verbose`, and fits options.model to it (sample
 // shape and number of classes).

@@ -102,6 +102,7 @@ std::string join_ints(const std::vector<int64_t>& values) {
 std::vector<std::string> finish(const CLI::App& app, PnnFlags& flags) {
   CommonOptions& options = flags.options;
   pnn::PnnConfig& config = flags.config;
+  apply_family_defaults(app, options);
   options.finish();
   train::validate(options.train);
   if (app.count("--sil-seed") == 0) config.sil.seed = options.train.seed;

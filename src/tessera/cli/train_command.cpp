@@ -8,6 +8,7 @@
 #include "tessera/cli/options.h"
 #include "tessera/core/error.h"
 #include "tessera/data/load.h"
+#include "tessera/metrics/language_model.h"
 #include "tessera/metrics/memory_tracker.h"
 #include "tessera/models/regularizers.h"
 #include "tessera/models/staged_model.h"
@@ -37,6 +38,11 @@ Args with_recorded_args(const Args& args) {
 }
 
 void print_summary(const train::TrainSummary& s, const std::string& run_dir) {
+  if (s.extra.contains("test_bits_per_byte"))
+    std::printf("validation %.4f bits/byte (perplexity %.3f)  |  %.0f tokens/s\n",
+                s.extra["test_bits_per_byte"].get<double>(),
+                s.extra["test_perplexity"].get<double>(),
+                s.extra["tokens_per_second"].get<double>());
   std::printf(
       "test accuracy %.2f%%  test loss %.4f  |  %lld epochs in %.1f s (%.0f samples/s)  |  "
       "peak tensor memory %.1f MiB  |  %.3g training FLOPs\n",
@@ -83,6 +89,8 @@ int train_alone(const Args& args, CommonOptions& options, bool resume,
     nlohmann::json json = train::to_json(summary);
     json["threads"] = threads;
     json["parameters"] = models::parameter_count(*model);
+    if (data.test.windows)
+      json["test_unigram_bits_per_byte"] = metrics::unigram_bits(data.test.windows->tokens);
     run->write_json("summary.json", json);
   }
   print_summary(summary, options.run_dir);
@@ -112,7 +120,9 @@ int train_command(const Args& raw_args) {
                   "PNN model; the model flags must describe the same network), with a fresh "
                   "optimizer and schedule");
   if (!parse(*app, args)) return 0;
+  // Method defaults first, then the family's own (a llama's schedule is its family's choice).
   apply_measured_defaults(*app, dist_flags, options.train);
+  apply_family_defaults(*app, options);
   require(init_from.empty() || !resume, "--init-from and --resume exclude each other");
   const DistMode mode = parse_dist_mode(dist_flags.mode);
   require(init_from.empty() || mode == DistMode::None,

@@ -21,7 +21,7 @@ void validate(const Dataset& dataset, const BatchOptions& options) {
               std::to_string(options.rank));
   require(options.augmentation.crop_padding >= 0,
           "crop padding must be >= 0, got " + std::to_string(options.augmentation.crop_padding));
-  require(!options.augmentation.enabled() || dataset.inputs.dim() == 4,
+  require(!options.augmentation.enabled() || (!dataset.windows && dataset.inputs.dim() == 4),
           "augmentation needs image inputs [N, C, H, W]; data set '" + dataset.name +
               "' has samples of shape " + to_string(dataset.sample_shape()));
 }
@@ -61,6 +61,8 @@ void BatchIterator::start_epoch(int64_t epoch) {
   const int64_t total = total_size(samples, options_);
   const torch::Tensor padded = order.index_select(0, torch::arange(total).remainder(samples));
   shard_indices_ = padded.slice(0, options_.rank, total, options_.world_size).contiguous();
+  // Token windows: the epoch's start offsets (the same on every rank); sample i is window i.
+  if (dataset_.windows) window_offsets_ = dataset_.windows->offsets(options_.seed, epoch);
 }
 
 int64_t BatchIterator::shard_size() const {
@@ -80,6 +82,10 @@ bool BatchIterator::next(Batch& batch) {
   const int64_t end = std::min(position_ + options_.batch_size, shard_size());
   const torch::Tensor indices = shard_indices_.slice(0, position_, end);
   position_ = end;
+  if (dataset_.windows) {
+    dataset_.windows->cut(window_offsets_.index_select(0, indices), batch.inputs, batch.labels);
+    return true;
+  }
   batch.inputs = dataset_.inputs.index_select(0, indices);
   batch.labels = dataset_.labels.index_select(0, indices);
   if (options_.augmentation.enabled()) {

@@ -30,8 +30,8 @@ struct BatchOptions {
 BatchOptions in_order(int64_t batch_size);
 
 struct Batch {
-  torch::Tensor inputs;  // [B, ...]
-  torch::Tensor labels;  // [B]
+  torch::Tensor inputs;  // [B, ...]; token windows: int64 [B, T]
+  torch::Tensor labels;  // [B]; token windows: int64 [B, T], the next token at every position
 };
 
 // Sharding follows torch's DistributedSampler: the epoch's permutation (identical on every rank)
@@ -58,7 +58,8 @@ class BatchIterator {
  private:
   const Dataset& dataset_;
   BatchOptions options_;
-  torch::Tensor shard_indices_;  // int64, this rank's sample indices for the current epoch
+  torch::Tensor shard_indices_;   // int64, this rank's sample indices for the current epoch
+  torch::Tensor window_offsets_;  // token windows: where each window of the epoch starts
   int64_t position_ = 0;
   int64_t epoch_ = 0;
 };

@@ -8,6 +8,7 @@
 #include "tessera/data/cifar.h"
 #include "tessera/data/idx.h"
 #include "tessera/data/synthetic.h"
+#include "tessera/data/text_corpus.h"
 
 namespace tessera::data {
 
@@ -51,6 +52,25 @@ TrainTest load_synthetic(const DataConfig& config) {
   return make_synthetic(synthetic);
 }
 
+TrainTest load_text(const DataConfig& config) {
+  TextConfig text;
+  text.path = !config.path.empty()  ? config.path
+              : !config.dir.empty() ? config.dir
+                                    : kDefaultTextCorpus;
+  text.seq_len = config.seq_len;
+  text.validation_fraction = config.text_validation_fraction;
+  try {
+    return load_text_corpus(text);
+  } catch (const UsageError&) {
+    throw;
+  } catch (const Error& error) {
+    if (text.path != kDefaultTextCorpus || std::filesystem::exists(text.path)) throw;
+    throw Error(std::string(error.what()) +
+                "; install the Debian package fortunes (apt-get install fortunes) or give "
+                "--data-path FILE|DIR");
+  }
+}
+
 using Loader = std::function<TrainTest(const DataConfig&)>;
 
 const std::map<std::string, Loader>& loaders() {
@@ -62,6 +82,7 @@ const std::map<std::string, Loader>& loaders() {
       {"cifar10", [](const DataConfig& c) { return read_cifar10_dir(required_dir(c)); }},
       {"cifar100", load_cifar100},
       {"synthetic", load_synthetic},
+      {"text", load_text},
   };
   return kLoaders;
 }
@@ -69,6 +90,12 @@ const std::map<std::string, Loader>& loaders() {
 // Keeps the first `limit` samples (0: all).
 void keep_first(Dataset& dataset, int64_t limit) {
   if (limit == 0 || limit >= dataset.size()) return;
+  if (dataset.windows) {  // fewer windows per epoch over the same tokens
+    auto windows = std::make_shared<TokenWindows>(*dataset.windows);
+    windows->count = limit;
+    dataset.windows = std::move(windows);
+    return;
+  }
   // Contiguous copies, so the full tensors are freed.
   dataset.inputs = dataset.inputs.slice(0, 0, limit).clone();
   dataset.labels = dataset.labels.slice(0, 0, limit).clone();
@@ -90,6 +117,7 @@ TrainTest load_dataset(const DataConfig& config) {
   TrainTest data = found->second(config);
   keep_first(data.train, config.limit_train);
   keep_first(data.test, config.limit_test);
+  if (data.train.windows) return data;  // tokens are not normalised
   // Statistics of the (possibly limited) training split, applied to both splits.
   const Normalization stats = channel_statistics(data.train.inputs);
   normalize_in_place(data.train.inputs, stats);

@@ -9,7 +9,7 @@
 namespace tessera::data {
 
 struct DataConfig {
-  // fashion-mnist | mnist | emnist | cifar10 | cifar100 | synthetic
+  // fashion-mnist | mnist | emnist | cifar10 | cifar100 | synthetic | text
   std::string name = "fashion-mnist";
   // Directory with the files; empty: the default for the data set
   // (/usr/share/datasets/fashion-mnist for fashion-mnist).
@@ -24,7 +24,12 @@ struct DataConfig {
   int64_t synthetic_classes = 10;
   Shape synthetic_shape = {1, 28, 28};
   uint64_t synthetic_seed = 0;
-  // Keep only the first N training / test samples (0 = all); for quick runs.
+  // text (text_corpus.h): the corpus, a file or a directory (empty: `dir`, else the fortunes),
+  // the window length in tokens and the fraction of documents held out for validation.
+  std::string path;
+  int64_t seq_len = 128;
+  double text_validation_fraction = 0.05;
+  // Keep only the first N training / test samples (0 = all); for quick runs. For text: windows.
   int64_t limit_train = 0;
   int64_t limit_test = 0;
 };

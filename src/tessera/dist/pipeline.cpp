@@ -185,7 +185,8 @@ train::EvalResult PipelineTrainer::evaluate(const data::Dataset& dataset) {
   torch::NoGradGuard no_grad;
   partition_->eval();
   data::BatchIterator batches(dataset, data::in_order(config_.eval_batch_size));
-  std::vector<double> totals = {0.0, 0.0, 0.0};  // loss sum, correct, samples (last rank)
+  // Loss sum, correct, samples, predictions (samples, or a sequence's positions) (last rank).
+  std::vector<double> totals = {0.0, 0.0, 0.0, 0.0};
   data::Batch batch;
   int64_t index = 0;
   while (batches.next(batch)) {
@@ -195,8 +196,9 @@ train::EvalResult PipelineTrainer::evaluate(const data::Dataset& dataset) {
     const double n = static_cast<double>(batch.labels.size(0));
     totals[0] += objective_->loss(out, batch).item<double>() * n;
     if (objective_->is_classification())
-      totals[1] += static_cast<double>(out.argmax(1).eq(batch.labels).sum().item<int64_t>());
+      totals[1] += static_cast<double>(out.argmax(-1).eq(batch.labels).sum().item<int64_t>());
     totals[2] += n;
+    totals[3] += static_cast<double>(batch.labels.numel());
   }
   partition_->train();
   sum_over_ranks(group_, totals);
@@ -204,7 +206,7 @@ train::EvalResult PipelineTrainer::evaluate(const data::Dataset& dataset) {
   result.samples = static_cast<int64_t>(totals[2]);
   if (result.samples > 0) {
     result.loss = totals[0] / totals[2];
-    result.accuracy = totals[1] / totals[2];
+    result.accuracy = totals[1] / totals[3];
   }
   return result;
 }
@@ -335,6 +337,9 @@ train::TrainSummary PipelineTrainer::fit(const data::Dataset& train, const data:
   summary.wall_seconds = wall.seconds();
   summary.train_seconds = train_seconds;
   summary.samples_per_second = train_seconds > 0 ? samples / train_seconds : 0.0;
+  summary.extra = objective_->extra_metrics(
+      summary.test.samples > 0 ? std::optional<double>(summary.test.loss) : std::nullopt,
+      summary.samples_per_second);
   return summary;
 }
 

@@ -12,5 +12,6 @@ std::unique_ptr<Architecture> make_mlp_architecture();
 std::unique_ptr<Architecture> make_resnet_architecture();
 std::unique_ptr<Architecture> make_wrn_architecture();
 std::unique_ptr<Architecture> make_vit_architecture();
+std::unique_ptr<Architecture> make_llama_architecture();
 
 }  // namespace tessera::models

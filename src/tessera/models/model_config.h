@@ -19,9 +19,9 @@ namespace tessera::models {
 using Subnet = std::map<std::string, std::vector<int64_t>>;
 
 struct ModelConfig {
-  std::string arch = "mlp";         // mlp | resnet | wrn | vit
-  Shape input_shape = {1, 28, 28};  // one sample: channels, height, width
-  int64_t num_classes = 10;
+  std::string arch = "mlp";         // mlp | resnet | wrn | vit | llama
+  Shape input_shape = {1, 28, 28};  // one sample: channels, height, width; llama: {seq_len}
+  int64_t num_classes = 10;         // llama: the vocabulary (256 byte tokens)
 
   // mlp: hidden layer widths and their activation (relu | gelu | tanh).
   std::vector<int64_t> hidden = {1024, 1024, 1024, 1024, 1024};
@@ -33,7 +33,7 @@ struct ModelConfig {
   int64_t depth = 0;
   double width = 0;
 
-  // vit only.
+  // vit and llama (width, heads, MLP hidden width; llama's MLP is SwiGLU).
   int64_t patch_size = 4;
   int64_t embed_dim = 128;
   int64_t num_heads = 4;

@@ -14,6 +14,7 @@ const std::vector<std::unique_ptr<Architecture>>& registry() {
     list->push_back(make_resnet_architecture());
     list->push_back(make_wrn_architecture());
     list->push_back(make_vit_architecture());
+    list->push_back(make_llama_architecture());
     return list;
   }();
   return *families;

@@ -63,13 +63,16 @@ data::Dataset hand_over(models::StagedModel& partition, const data::Dataset& inp
                         const HandoverOptions& options) {
   validate(options);
   const torch::Device device(options.device);
-  std::vector<int64_t> sizes = with_batch(input.size(), partition->output_shape());
+  // Token windows are handed over as fixed windows (at multiples of seq_len, as evaluation's):
+  // the next partition trains on the same windows every epoch, in a new order.
+  const data::Dataset source = input.windows ? data::fixed_windows(input) : input;
+  std::vector<int64_t> sizes = with_batch(source.size(), partition->output_shape());
   const int64_t bytes = numel(sizes) * static_cast<int64_t>(sizeof(float));
   const bool to_file =
       options.store == "file" || (options.store == "auto" && bytes > available_memory_bytes() / 2);
   data::Dataset output;
   output.name = input.name + "@stage" + std::to_string(partition->end_stage());
-  output.labels = input.labels;
+  output.labels = source.labels;
   output.num_classes = input.num_classes;
   output.inputs =
       to_file ? mapped_tensor(options.file, sizes) : data::empty_large(sizes, torch::kFloat32);
@@ -77,9 +80,9 @@ data::Dataset hand_over(models::StagedModel& partition, const data::Dataset& inp
   torch::NoGradGuard no_grad;
   const bool was_training = partition->is_training();
   partition->eval();
-  for (int64_t start = 0; start < input.size(); start += options.batch_size) {
-    const int64_t end = std::min(start + options.batch_size, input.size());
-    const torch::Tensor batch = input.inputs.slice(0, start, end).to(device);
+  for (int64_t start = 0; start < source.size(); start += options.batch_size) {
+    const int64_t end = std::min(start + options.batch_size, source.size());
+    const torch::Tensor batch = source.inputs.slice(0, start, end).to(device);
     output.inputs.slice(0, start, end).copy_(partition->forward(batch).to(torch::kCPU));
   }
   partition->train(was_training);

@@ -17,9 +17,11 @@ ModelParallelBytes measure_model_parallel_bytes(const models::ModelConfig& model
                                                 const data::Dataset& train_set, int64_t steps,
                                                 const std::string& scratch_dir) {
   require(steps >= 1, "model-parallel baseline: at least one step");
-  const int64_t samples = std::min(train_set.size(), steps * train.batch_size);
-  const data::Dataset subset{train_set.name, train_set.inputs.narrow(0, 0, samples),
-                             train_set.labels.narrow(0, 0, samples), train_set.num_classes};
+  // Token windows are cut into stored samples first.
+  const data::Dataset source = train_set.windows ? data::fixed_windows(train_set) : train_set;
+  const int64_t samples = std::min(source.size(), steps * train.batch_size);
+  const data::Dataset subset{source.name, source.inputs.narrow(0, 0, samples),
+                             source.labels.narrow(0, 0, samples), source.num_classes};
   train.epochs = 1;
   train.device = "cpu";
   train.quiet = true;

@@ -18,21 +18,31 @@ PartitionObjective::PartitionObjective(PartitionTargets targets, const torch::De
   if (targets_.target_sil.defined()) targets_.target_sil = targets_.target_sil.to(device);
 }
 
+torch::Tensor sil_rows(const torch::Tensor& sil, const torch::Tensor& labels) {
+  std::vector<int64_t> shape = labels.sizes().vec();
+  shape.insert(shape.end(), sil.sizes().begin() + 1, sil.sizes().end());
+  return sil.index_select(0, labels.flatten()).view(shape);
+}
+
 torch::Tensor PartitionObjective::inputs(const data::Batch& batch, bool training) {
   if (!targets_.input_sil.defined()) return batch.inputs;
-  torch::Tensor rows = targets_.input_sil.index_select(0, batch.labels);
+  torch::Tensor rows = sil_rows(targets_.input_sil, batch.labels);
   if (!training || targets_.input_noise == 0) return rows;
   const torch::Tensor noise = at::normal(0.0, targets_.input_noise, rows.sizes(), noise_generator_);
   return rows + noise.to(rows.device());
 }
 
 torch::Tensor PartitionObjective::loss(const torch::Tensor& outputs, const data::Batch& batch) {
+  // A sequence's every position is a sample of its own (labels [B, T]).
+  const int64_t sample_dims = batch.labels.dim();
   if (!targets_.target_sil.defined())
-    return torch::nn::functional::cross_entropy(outputs, batch.labels);
-  const torch::Tensor target = targets_.target_sil.index_select(0, batch.labels);
+    return torch::nn::functional::cross_entropy(outputs.flatten(0, sample_dims - 1),
+                                                batch.labels.flatten());
+  const torch::Tensor target = sil_rows(targets_.target_sil, batch.labels);
   if (targets_.loss == "mse") return torch::mse_loss(outputs, target);
   const torch::Tensor similarity =
-      torch::cosine_similarity(outputs.flatten(1), target.flatten(1), /*dim=*/1);
+      torch::cosine_similarity(outputs.flatten(0, sample_dims - 1).flatten(1),
+                               target.flatten(0, sample_dims - 1).flatten(1), /*dim=*/1);
   return (1.0 - similarity).mean();
 }
 

@@ -21,6 +21,10 @@ struct PartitionTargets {
   uint64_t seed = 0;         // of the noise
 };
 
+// The SIL rows of `labels`: [B, ...] for labels [B]; for a sequence's labels [B, T] (the next
+// token of every position), one row per position, [B, T, ...].
+torch::Tensor sil_rows(const torch::Tensor& sil, const torch::Tensor& labels);
+
 // Throws UsageError for an unknown loss or a negative noise.
 void validate(const PartitionTargets& targets);
 

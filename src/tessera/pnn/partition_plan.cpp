@@ -58,8 +58,13 @@ void step_stage(const models::ModelConfig& config, int64_t stage, int64_t batch_
   models::StagedModel model(config, stage, stage + 1);
   model->to(device);
   auto step = train::make_optimizer(model->parameters(), optimizer);
+  const Shape shape = with_batch(batch_size, arch.boundary_shape(config, stage));
+  // A language model's first stage takes token ids.
   const torch::Tensor input =
-      torch::randn(with_batch(batch_size, arch.boundary_shape(config, stage)), device);
+      config.arch == "llama" && stage == 0
+          ? torch::randint(0, config.num_classes, shape,
+                           torch::TensorOptions(torch::kLong).device(device))
+          : torch::randn(shape, device);
   model->forward(input).square().mean().backward();
   step->step();
 }

@@ -33,9 +33,16 @@ std::vector<torch::Tensor> make_sils(const PnnSetup& setup, const PartitionPlan&
   const models::Architecture& arch = models::architecture(setup.model.arch);
   std::vector<torch::Tensor> sils;
   const std::vector<int64_t> cuts = plan.cuts();
-  for (size_t k = 0; k < cuts.size(); ++k)
-    sils.push_back(make_sil(setup.pnn.sil, setup.model.num_classes,
-                            arch.boundary_shape(setup.model, cuts[k]), static_cast<int64_t>(k)));
+  // A language model classifies every position: its label rows are one position's activation
+  // ([D] of [T, D]), and a position's synthetic label is S[the byte it must predict].
+  const bool per_position =
+      arch.boundary_shape(setup.model, arch.num_stages(setup.model)).size() > 1;
+  for (size_t k = 0; k < cuts.size(); ++k) {
+    Shape shape = arch.boundary_shape(setup.model, cuts[k]);
+    if (per_position) shape.erase(shape.begin());
+    sils.push_back(
+        make_sil(setup.pnn.sil, setup.model.num_classes, shape, static_cast<int64_t>(k)));
+  }
   return sils;
 }
 

@@ -27,13 +27,15 @@ std::pair<torch::Tensor, torch::Tensor> outputs_and_targets(
   while (seen < max_samples && batches.next(batch)) {
     batch.inputs = batch.inputs.to(device);
     batch.labels = batch.labels.to(device);
+    // One row per sample, or per position of a sequence (each regresses its own SIL row).
+    const int64_t row = target_sil[0].numel();
     outputs.push_back(model->forward(objective.inputs(batch, /*training=*/false))
-                          .flatten(1)
+                          .reshape({-1, row})
                           .to(torch::kCPU, torch::kFloat64));
-    targets.push_back(target_sil.index_select(0, batch.labels.to(target_sil.device()))
-                          .flatten(1)
+    targets.push_back(sil_rows(target_sil, batch.labels.to(target_sil.device()))
+                          .reshape({-1, row})
                           .to(torch::kCPU, torch::kFloat64));
-    seen += batch.labels.size(0);
+    seen += outputs.back().size(0);
   }
   if (was_training) model->train();
   require(seen > 0, "measuring a partition's fit needs at least one sample");

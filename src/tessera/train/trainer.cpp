@@ -5,6 +5,7 @@
 
 #include "tessera/core/error.h"
 #include "tessera/metrics/flops.h"
+#include "tessera/metrics/language_model.h"
 #include "tessera/metrics/measurement_scope.h"
 #include "tessera/metrics/memory_tracker.h"
 #include "tessera/metrics/progress.h"
@@ -58,7 +59,8 @@ nlohmann::json history_json(const std::vector<EvalPoint>& history) {
 }
 }  // namespace
 
-nlohmann::json to_json(const TrainSummary& s) {
+namespace {
+nlohmann::json summary_fields(const TrainSummary& s) {
   return {{"test_accuracy", s.test.accuracy},
           {"test_loss", s.test.loss},
           {"train_accuracy", s.last_train.accuracy},
@@ -77,6 +79,19 @@ nlohmann::json to_json(const TrainSummary& s) {
           {"train_seconds", s.train_seconds},
           {"samples_per_second", s.samples_per_second},
           {"history", history_json(s.history)}};
+}
+}  // namespace
+
+nlohmann::json to_json(const TrainSummary& s) {
+  nlohmann::json json = summary_fields(s);
+  if (s.extra.is_object()) json.update(s.extra);  // the objective's figures
+  // A language model's test figures follow test_loss, which a caller may have set after fit()
+  // (SDP: the assembled model's evaluation).
+  if (s.extra.contains("seq_len") && s.test.samples > 0) {
+    json["test_bits_per_byte"] = metrics::bits_per_token(s.test.loss);
+    json["test_perplexity"] = metrics::perplexity(s.test.loss);
+  }
+  return json;
 }
 
 torch::Device parse_device(const std::string& name) {
@@ -192,6 +207,7 @@ EvalResult Trainer::evaluate(const data::Dataset& dataset) {
   data::BatchIterator batches(dataset, data::in_order(config_.eval_batch_size));
   double loss_sum = 0.0;
   int64_t correct = 0;
+  int64_t predictions = 0;  // samples, or positions of sequences
   EvalResult result;
   data::Batch batch;
   while (batches.next(batch)) {
@@ -201,13 +217,14 @@ EvalResult Trainer::evaluate(const data::Dataset& dataset) {
     const int64_t n = batch.labels.size(0);
     loss_sum += objective_->loss(outputs, batch).item<double>() * static_cast<double>(n);
     if (objective_->is_classification())
-      correct += outputs.argmax(1).eq(batch.labels).sum().item<int64_t>();
+      correct += outputs.argmax(-1).eq(batch.labels).sum().item<int64_t>();
+    predictions += batch.labels.numel();
     result.samples += n;
   }
   model_->train();
   if (result.samples > 0) {
     result.loss = loss_sum / static_cast<double>(result.samples);
-    result.accuracy = static_cast<double>(correct) / static_cast<double>(result.samples);
+    result.accuracy = static_cast<double>(correct) / static_cast<double>(predictions);
   }
   return result;
 }
@@ -291,6 +308,9 @@ void Trainer::log_epoch(int64_t epoch, const EvalResult& train,
                            {"samples_per_second", samples_per_second}};
   std::string line =
       "epoch " + std::to_string(epoch) + ": train loss " + std::to_string(train.loss).substr(0, 6);
+  const nlohmann::json extra = objective_->extra_metrics(
+      test ? std::optional<double>(test->loss) : std::nullopt, samples_per_second);
+  record.update(extra);
   if (test) {
     record["test_loss"] = test->loss;
     record["test_accuracy"] = test->accuracy;
@@ -299,6 +319,12 @@ void Trainer::log_epoch(int64_t epoch, const EvalResult& train,
       char accuracy[32];
       std::snprintf(accuracy, sizeof accuracy, "  test acc %.2f%%", 100.0 * test->accuracy);
       line += accuracy;
+    }
+    if (extra.contains("test_bits_per_byte")) {
+      char bits[48];
+      std::snprintf(bits, sizeof bits, "  %.3f bits/byte",
+                    extra["test_bits_per_byte"].get<double>());
+      line += bits;
     }
   }
   if (run_ != nullptr) run_->log(record);
@@ -389,6 +415,9 @@ TrainSummary Trainer::fit(const data::Dataset& train, const data::Dataset* test,
   summary.train_seconds = train_seconds_;
   summary.samples_per_second =
       train_seconds_ > 0 ? static_cast<double>(train_samples_) / train_seconds_ : 0.0;
+  summary.extra =
+      objective_->extra_metrics(last_test ? std::optional<double>(summary.test.loss) : std::nullopt,
+                                summary.samples_per_second);
   return summary;
 }
 

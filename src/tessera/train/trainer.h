@@ -77,6 +77,7 @@ struct TrainSummary {
   double train_seconds = 0.0;  // optimizer steps only
   double samples_per_second = 0.0;
   std::vector<EvalPoint> history;  // every test evaluation of this fit, in order
+  nlohmann::json extra;  // the objective's figures (language models: bits per byte, tokens/s)
 };
 
 nlohmann::json to_json(const TrainSummary& summary);
