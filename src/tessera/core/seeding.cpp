@@ -16,4 +16,9 @@ at::Generator make_generator(uint64_t seed) {
   return at::detail::createCPUGenerator(seed);
 }
 
+std::unique_lock<std::recursive_mutex> lock_global_generator() {
+  static std::recursive_mutex mutex;
+  return std::unique_lock<std::recursive_mutex>(mutex);
+}
+
 }  // namespace tessera

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <mutex>
 
 #include <torch/torch.h>
 
@@ -15,5 +16,12 @@ uint64_t mix_seed(uint64_t seed, uint64_t value);
 
 // A fresh CPU generator in a fixed state for `seed`.
 at::Generator make_generator(uint64_t seed);
+
+// Building a module draws from libtorch's global generator (its layers take no generator of their
+// own). Hold this lock from torch::manual_seed(...) until the model is built, and around any other
+// module construction, so that workers that are threads of one process (the in-process tests, a
+// library user's threads) never interleave their draws. Recursive: a locked region may call
+// another that locks.
+std::unique_lock<std::recursive_mutex> lock_global_generator();
 
 }  // namespace tessera

@@ -1,5 +1,6 @@
 #include "tessera/dist/ddp_run.h"
 
+#include "tessera/core/seeding.h"
 #include "tessera/dist/data_parallel.h"
 #include "tessera/models/staged_model.h"
 
@@ -9,8 +10,12 @@ RunResult run_ddp(const DdpSetup& setup, ProcessGroup& group, const data::TrainT
   train::TrainConfig config = setup.train;
   config.rank = group.rank();
   config.world_size = group.size();
-  torch::manual_seed(config.seed);
-  models::StagedModel model = models::build_model(setup.model);
+  models::StagedModel model(nullptr);
+  {
+    const auto rng_lock = lock_global_generator();
+    torch::manual_seed(config.seed);
+    model = models::build_model(setup.model);
+  }
   train::Trainer trainer(model, std::make_shared<train::Classification>(), config, setup.run);
   auto ddp = std::make_shared<DataParallel>(group, setup.reducer);
   trainer.set_worker_sync(ddp);

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "tessera/core/error.h"
+#include "tessera/core/seeding.h"
 #include "tessera/metrics/flops.h"
 #include "tessera/metrics/measurement_scope.h"
 #include "tessera/metrics/memory_tracker.h"
@@ -97,6 +98,7 @@ PipelineTrainer::PipelineTrainer(ProcessGroup group, const models::ModelConfig& 
   last_ = group_.rank() + 1 == group_.size();
   // The whole model exists only while its share is copied, so every rank starts from exactly
   // the parameters a single worker with the same seed would have.
+  const auto rng_lock = lock_global_generator();
   torch::manual_seed(config_.seed);
   models::StagedModel full = models::build_model(model);
   partition_ = models::build_model(model, begin, end);

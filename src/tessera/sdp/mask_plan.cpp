@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include "tessera/core/error.h"
+#include "tessera/core/seeding.h"
 #include "tessera/core/shape.h"
 #include "tessera/models/staged_model.h"
 
@@ -257,6 +258,7 @@ std::string describe(const MaskPlan& plan, const models::ModelConfig& model) {
   const int64_t full_params = [&] {
     models::ModelConfig full = model;
     full.subnet.clear();
+    const auto rng_lock = lock_global_generator();
     auto m = models::build_model(full);
     return models::parameter_count(*m);
   }();
@@ -266,7 +268,11 @@ std::string describe(const MaskPlan& plan, const models::ModelConfig& model) {
   for (int64_t w = 0; w < plan.config.workers; ++w) {
     models::ModelConfig sub = model;
     sub.subnet = plan.subnet(w);
-    auto m = models::build_model(sub);
+    models::StagedModel m(nullptr);
+    {
+      const auto rng_lock = lock_global_generator();
+      m = models::build_model(sub);
+    }
     const int64_t params = models::parameter_count(*m);
     int64_t units = 0;
     int64_t total = 0;

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "tessera/core/error.h"
+#include "tessera/core/seeding.h"
 #include "tessera/models/subnet.h"
 
 namespace tessera::sdp {
@@ -32,6 +33,7 @@ std::vector<torch::Tensor> tensors_of(
 
 models::StagedModel build_worker_model(const models::ModelConfig& model,
                                        const models::Subnet& subnet, uint64_t seed) {
+  const auto rng_lock = lock_global_generator();
   if (subnet.empty()) {
     torch::manual_seed(seed);
     return models::build_model(model);
@@ -74,8 +76,12 @@ models::StagedModel assemble_full_model(dist::ProcessGroup& world, torch::nn::Mo
     world.send(mine, 0, /*tag=*/7);
     return models::StagedModel(nullptr);
   }
-  torch::manual_seed(seed);
-  models::StagedModel full = models::build_model(model);
+  models::StagedModel full(nullptr);
+  {
+    const auto rng_lock = lock_global_generator();
+    torch::manual_seed(seed);
+    full = models::build_model(model);
+  }
   const torch::Device device = mine.empty() ? torch::Device(torch::kCPU) : mine[0].device();
   full->to(device);
   auto full_params = full->named_parameters();
@@ -93,7 +99,11 @@ models::StagedModel assemble_full_model(dist::ProcessGroup& world, torch::nn::Mo
   for (int64_t rank = world.size() - 1; rank >= 1; --rank) {
     models::ModelConfig sub_config = model;
     sub_config.subnet = plan.subnet(rank);
-    models::StagedModel buffer = models::build_model(sub_config);
+    models::StagedModel buffer(nullptr);
+    {
+      const auto rng_lock = lock_global_generator();
+      buffer = models::build_model(sub_config);
+    }
     buffer->to(device);
     auto buffer_state = float_state(*buffer);
     std::vector<torch::Tensor> received = tensors_of(buffer_state);
