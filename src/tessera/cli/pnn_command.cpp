@@ -116,10 +116,8 @@ std::vector<std::string> finish(const CLI::App& app, PnnFlags& flags) {
   config.partition_lrs = optional_double_list(flags.partition_lrs, "--partition-lr");
   const std::vector<std::string> schedules = split(flags.schedules);
   require(!schedules.empty(), "--pnn-schedule needs sequential and/or parallel");
-  for (const auto& schedule : schedules) {
-    config.schedule = schedule;
-    pnn::validate(config);
-  }
+  for (const auto& schedule : schedules) pnn::parse_pnn_schedule(schedule);
+  pnn::validate(config);
   require(!options.run_dir.empty(),
           "tessera pnn needs --run-dir (partitions, SILs and the joined model are written there)");
   return schedules;
@@ -170,7 +168,7 @@ nlohmann::json run_schedules(const Args& args, const std::vector<std::string>& s
   nlohmann::json results = nlohmann::json::object();
   for (const auto& schedule : schedules) {
     if (!setup.train.quiet) std::fprintf(stderr, "== pnn %s ==\n", schedule.c_str());
-    setup.pnn.schedule = schedule;
+    setup.pnn.schedule = pnn::parse_pnn_schedule(schedule);
     setup.run_dir = run_dir + "/" + schedule;
     setup.worker_command = [&args, &setup](int64_t partition) {
       return worker_command(args, setup.run_dir, partition, setup.plan.size());
@@ -264,7 +262,7 @@ int pnn_worker_command(const Args& raw_args) {
   train::parse_device(flags.options.train.device);
   const data::TrainTest data = load_data_for_model(flags.options, /*verbose=*/false);
   pnn::PnnSetup setup = make_setup(flags);
-  setup.pnn.schedule = "parallel";
+  setup.pnn.schedule = pnn::PnnSchedule::Parallel;
   setup.run_dir = flags.options.run_dir;
   // The plan the coordinator decided, not one of our own.
   setup.plan = pnn::plan_from_json(train::read_json_file(pnn::plan_path(setup.run_dir)));

@@ -38,7 +38,7 @@ ComparisonRow conventional_row(const train::TrainSummary& summary, int64_t forwa
 
 ComparisonRow pnn_row(const PnnResult& result, double target) {
   ComparisonRow row;
-  row.name = "pnn " + result.schedule;
+  row.name = std::string("pnn ") + schedule_name(result.schedule);
   row.joined_accuracy = result.joined.accuracy;
   row.accuracy = result.recovered.accuracy;
   row.train_flops = result.train_flops;

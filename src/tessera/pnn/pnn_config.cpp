@@ -5,13 +5,17 @@
 
 namespace tessera::pnn {
 
-std::vector<std::string> schedule_names() {
-  return {"sequential", "parallel"};
+PnnSchedule parse_pnn_schedule(const std::string& name) {
+  if (name == "sequential") return PnnSchedule::Sequential;
+  if (name == "parallel") return PnnSchedule::Parallel;
+  throw UsageError("unknown --pnn-schedule '" + name + "' (known: sequential, parallel)");
+}
+
+const char* schedule_name(PnnSchedule schedule) {
+  return schedule == PnnSchedule::Sequential ? "sequential" : "parallel";
 }
 
 void validate(const PnnConfig& config) {
-  require(config.schedule == "sequential" || config.schedule == "parallel",
-          "unknown --pnn-schedule '" + config.schedule + "' (known: sequential, parallel)");
   require(!config.cuts.empty() || config.partitions >= 2, "--partitions must be at least 2");
   validate(config.sil);
   PartitionTargets targets;
@@ -32,7 +36,7 @@ void validate(const PnnConfig& config) {
 nlohmann::json to_json(const PnnConfig& c) {
   return {{"cuts", c.cuts},
           {"partitions", c.partitions},
-          {"schedule", c.schedule},
+          {"schedule", schedule_name(c.schedule)},
           {"sil", c.sil.generator},
           {"sil_kappa", c.sil.kappa},
           {"sil_seed", c.sil.seed},

@@ -13,10 +13,17 @@
 
 namespace tessera::pnn {
 
+// Sequential: the paper's, one partition after another on the previous one's outputs. Parallel:
+// ours, every partition at once on its own worker, later ones on the previous cut's labels.
+enum class PnnSchedule { Sequential, Parallel };
+// "sequential" / "parallel" -> the schedule; UsageError naming --pnn-schedule otherwise.
+PnnSchedule parse_pnn_schedule(const std::string& name);
+const char* schedule_name(PnnSchedule schedule);
+
 struct PnnConfig {
   std::vector<int64_t> cuts;  // stage indices; empty: `partitions` balanced by measured memory
   int64_t partitions = 2;
-  std::string schedule = "sequential";  // sequential | parallel
+  PnnSchedule schedule = PnnSchedule::Sequential;
   SilConfig sil;
   std::string sil_loss = "mse";  // mse | cosine
   double sil_noise = 0.1;        // parallel schedule: std of the noise on S_{i-1}[y] inputs
@@ -29,7 +36,6 @@ struct PnnConfig {
   std::string handover = "auto";  // sequential: memory | file | auto
 };
 
-std::vector<std::string> schedule_names();
 // Throws UsageError naming the flag for anything impossible that does not need the model.
 void validate(const PnnConfig& config);
 nlohmann::json to_json(const PnnConfig& config);

@@ -50,7 +50,7 @@ nlohmann::json to_json(const PnnResult& r) {
   nlohmann::json curve = nlohmann::json::array();
   for (const auto& point : r.curve)
     curve.push_back({{"flops", point.flops}, {"accuracy", point.accuracy}, {"phase", point.phase}});
-  return {{"schedule", r.schedule},
+  return {{"schedule", schedule_name(r.schedule)},
           {"cuts", r.plan.cuts()},
           {"partitions", r.partitions},
           {"joined_test_accuracy", r.joined.accuracy},
@@ -222,7 +222,7 @@ void join_and_recover(const PnnSetup& setup, const PartitionPlan& plan, const da
                           {"end_stage", joined->end_stage()},
                           {"epoch", setup.pnn.recovery_epochs},
                           {"step", 0},
-                          {"pnn_schedule", setup.pnn.schedule}});
+                          {"pnn_schedule", schedule_name(setup.pnn.schedule)}});
 }
 
 }  // namespace
@@ -239,7 +239,7 @@ PnnResult run_pnn(const PnnSetup& setup, const data::TrainTest& data) {
   const std::vector<torch::Tensor> sils = make_sils(setup, result.plan);
   torch::save(sils, setup.run_dir + "/sil.pt");
 
-  if (setup.pnn.schedule == "sequential")
+  if (setup.pnn.schedule == PnnSchedule::Sequential)
     train_sequentially(setup, result.plan, sils, data, result);
   else
     train_in_parallel(setup, result.plan, data, result);

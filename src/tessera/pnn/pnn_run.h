@@ -49,7 +49,7 @@ struct CurvePoint {
 };
 
 struct PnnResult {
-  std::string schedule;
+  PnnSchedule schedule = PnnSchedule::Sequential;
   PartitionPlan plan;
   std::vector<nlohmann::json> partitions;  // each partition's report (train_partition)
   train::EvalResult joined;                // the joined model before recovery
