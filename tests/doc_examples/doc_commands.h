@@ -158,6 +158,10 @@ struct SmokeSize {
   int64_t limit_train = 2000;       // the default MLP
   int64_t conv_limit_train = 6000;  // other families (convolutions, attention) learn slower
   int64_t limit_test = 1000;
+  // A language model's samples are windows of --seq-len bytes (128 by default): 40 steps of its
+  // default batch of 32, and 16 windows to evaluate.
+  int64_t text_limit_train = 1280;
+  int64_t text_limit_test = 16;
 };
 
 // The command as the test runs it: the same flags, but one epoch (two when resuming), at most
@@ -169,8 +173,11 @@ inline std::string smoke_version(const DocCommand& command, const SmokeSize& siz
   std::vector<std::string> out;
   const bool resume = has_word(in, "--resume");
   const std::string model = flag_value(in, "--model");
-  const int64_t limit_train =
-      model.empty() || model == "mlp" ? size.limit_train : size.conv_limit_train;
+  const bool text = model == "llama" || flag_value(in, "--data") == "text";
+  const int64_t limit_train = text                              ? size.text_limit_train
+                              : model.empty() || model == "mlp" ? size.limit_train
+                                                                : size.conv_limit_train;
+  const int64_t limit_test = text ? size.text_limit_test : size.limit_test;
   auto path = [&](const std::string& p) {
     return size.scratch + "/" + (p.rfind("/", 0) == 0 ? p.substr(1) : p);
   };
@@ -183,7 +190,7 @@ inline std::string smoke_version(const DocCommand& command, const SmokeSize& siz
     if (!training) return;
     if (!has_epochs) out.insert(out.end(), {"--epochs", resume ? "2" : "1"});
     if (!has_limit_train) out.insert(out.end(), {"--limit-train", std::to_string(limit_train)});
-    if (!has_limit_test) out.insert(out.end(), {"--limit-test", std::to_string(size.limit_test)});
+    if (!has_limit_test) out.insert(out.end(), {"--limit-test", std::to_string(limit_test)});
     if (!has_quiet) out.push_back("--quiet");
   };
   for (size_t i = 0; i < in.size(); ++i) {
@@ -197,7 +204,7 @@ inline std::string smoke_version(const DocCommand& command, const SmokeSize& siz
       out.push_back(w);
     } else if (w == "eval" && !out.empty() && out.back() == size.binary) {
       out.push_back(w);
-      out.insert(out.end(), {"--limit-test", std::to_string(size.limit_test)});
+      out.insert(out.end(), {"--limit-test", std::to_string(limit_test)});
     } else if (w == "--epochs" && has_next) {
       out.insert(out.end(), {w, resume ? "2" : "1"});
       has_epochs = true;
@@ -207,7 +214,7 @@ inline std::string smoke_version(const DocCommand& command, const SmokeSize& siz
       has_limit_train = true;
       ++i;
     } else if (w == "--limit-test" && has_next) {
-      out.insert(out.end(), {w, std::to_string(size.limit_test)});
+      out.insert(out.end(), {w, std::to_string(limit_test)});
       has_limit_test = true;
       ++i;
     } else if ((w == "--run-dir" || w == "--checkpoint" || w == "--output") && has_next) {
