@@ -162,3 +162,22 @@ TEST(MultiHost, NoRouteToTheMasterIsANamedErrorOnEveryHost) {
   }
   EXPECT_LT(r.seconds, 60) << r.output;
 }
+
+TEST(MultiHost, AnInterfaceNamedWithDistIfaceOverridesTheRoute) {
+  if (!is_root()) GTEST_SKIP() << "needs root to make network namespaces (CI runs as root)";
+  // eth0 is each host's link: the run goes through it.
+  std::string dir = fresh_dir("dist_multihost_iface");
+  auto r = cluster("--hosts 2 --out " + dir + "/eth0",
+                   "tessera train --dist ddp --dist-iface eth0 " + kTinyRun);
+  if (r.code == kUnavailable) GTEST_SKIP() << r.output;
+  EXPECT_EQ(r.code, 0) << r.output << host_logs(dir + "/eth0", 2);
+  // An interface the hosts do not have is what every worker tries, and names.
+  r = cluster("--hosts 2 --out " + dir + "/none",
+              "tessera train --dist ddp --dist-iface nosuch0 " + kTinyRun);
+  EXPECT_NE(r.code, 0) << r.output;
+  for (int host = 0; host < 2; ++host) {
+    const std::string log = slurp(dir + "/none/h" + std::to_string(host) + "/launch.log");
+    EXPECT_NE(log.find("interface 'nosuch0'"), std::string::npos) << log;
+  }
+  EXPECT_LT(r.seconds, 60) << r.output;
+}
