@@ -93,7 +93,10 @@ pids=()
 made=()  # namespaces made so far, removed in reverse
 cleanup() {
   local status=$?
-  trap - EXIT INT TERM
+  # Ignored, not reset: `timeout` and a terminal send their signal to the whole process group,
+  # often twice (the script, then the group); a second one must not end the cleanup halfway.
+  trap - EXIT
+  trap '' INT TERM
   set +e
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2> /dev/null; done
   for pid in "${pids[@]}"; do wait "$pid" 2> /dev/null; done
