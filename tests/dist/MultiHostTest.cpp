@@ -32,12 +32,27 @@ const std::string kTinyRun =
 // The script's exit status when namespaces cannot be made here.
 constexpr int kUnavailable = 77;
 
-// scripts/netns-cluster.sh with `options`, running `command` on every host. SIGTERM (never
-// SIGKILL first) if it overruns, so that its trap still removes the namespaces.
-Result cluster(const std::string& options, const std::string& command) {
-  return tessera::testing::run_command("timeout -k 30 240 bash " + std::string(TESSERA_SOURCE_DIR) +
-                                       "/scripts/netns-cluster.sh --tessera " + TESSERA_BINARY +
-                                       " --timeout 150 " + options + " -- " + command + " 2>&1");
+// The namespaces named in the script's output ("namespaces tsr-<pid>-h*") that still exist.
+std::string leftovers(const std::string& output) {
+  const size_t at = output.find("namespaces tsr-");
+  if (at == std::string::npos) return "";
+  const size_t begin = at + std::string("namespaces ").size();
+  const std::string id = output.substr(begin, output.find("-h*", begin) - begin);
+  return tessera::testing::run_command("ip netns list | grep '^" + id + "-'; ip -o link | grep '" +
+                                       id + "'")
+      .output;
+}
+
+// scripts/netns-cluster.sh with `options`, running `command` on every host; SIGTERM if it runs
+// past `limit` seconds (never SIGKILL first, so that its trap still removes the namespaces).
+// Checks that it left no namespace or link behind.
+Result cluster(const std::string& options, const std::string& command, int limit = 240) {
+  auto r = tessera::testing::run_command("timeout -k 30 " + std::to_string(limit) + " bash " +
+                                         std::string(TESSERA_SOURCE_DIR) +
+                                         "/scripts/netns-cluster.sh --tessera " + TESSERA_BINARY +
+                                         " --timeout 150 " + options + " -- " + command + " 2>&1");
+  EXPECT_EQ(leftovers(r.output), "") << r.output;
+  return r;
 }
 
 // The same command on one host (loopback) with `workers` workers.
@@ -180,4 +195,17 @@ TEST(MultiHost, AnInterfaceNamedWithDistIfaceOverridesTheRoute) {
     EXPECT_NE(log.find("interface 'nosuch0'"), std::string::npos) << log;
   }
   EXPECT_LT(r.seconds, 60) << r.output;
+}
+
+TEST(MultiHost, AStoppedClusterRemovesEverythingItMade) {
+  if (!is_root()) GTEST_SKIP() << "needs root to make network namespaces (CI runs as root)";
+  const std::string out = fresh_dir("dist_multihost_stop") + "/cluster";
+  // SIGTERM after 5 s, as Ctrl-C or a CI timeout would stop it, while the hosts still run.
+  const auto r = cluster("--hosts 2 --out " + out, "sh -c 'sleep 100'", 5);
+  if (r.code == kUnavailable) GTEST_SKIP() << r.output;
+  EXPECT_EQ(r.code, 124) << r.output;  // timeout's status for a command it stopped
+  EXPECT_NE(r.output.find("namespaces tsr-"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("netns-cluster: terminated"), std::string::npos) << r.output;
+  EXPECT_LT(r.seconds, 30) << r.output;
+  // cluster() checked that no namespace or link is left.
 }
