@@ -139,6 +139,8 @@ TEST(Rendezvous, ChooseGlooBindingIsAPureFunctionOfItsInputs) {
   EXPECT_EQ(b.address, "10.231.0.2");
   b = choose_gloo_binding("", "10.231.0.1", 4, 4, routes.lookup());
   EXPECT_EQ(b.address, "127.0.0.1");
+  b = choose_gloo_binding("", "10.231.0.1", 1, -1, routes.lookup());  // nobody to reach
+  EXPECT_EQ(b.address, "127.0.0.1");
   b = choose_gloo_binding("eth0", "10.231.0.1", 4, 2, routes.lookup());
   EXPECT_EQ(b.iface, "eth0");
   EXPECT_EQ(b.address, "");

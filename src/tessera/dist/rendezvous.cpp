@@ -162,7 +162,7 @@ GlooBinding choose_gloo_binding(const std::string& iface, const std::string& mas
                                 const RouteLookup& route) {
   if (!iface.empty())
     return {iface, "", "interface " + iface + " (--dist-iface or GLOO_SOCKET_IFNAME)"};
-  if (local_world_size == world_size)
+  if (world_size == 1 || local_world_size == world_size)
     return {"", "127.0.0.1",
             "loopback: all " + std::to_string(world_size) +
                 " workers run on this host (LOCAL_WORLD_SIZE == WORLD_SIZE)"};

@@ -59,7 +59,8 @@ struct GlooBinding {
 
 // The binding for a worker, first rule that applies:
 // 1. `iface` (--dist-iface, else $GLOO_SOCKET_IFNAME) if given;
-// 2. 127.0.0.1 if every worker runs on this host (local_world_size == world_size);
+// 2. 127.0.0.1 if every worker runs on this host (local_world_size == world_size, or a world of
+//    one);
 // 3. 127.0.0.1 if the master is a loopback address (every node is on this machine);
 // 4. the source address of the route to the master, `route(master_addr)`: on the master's own
 //    node that is the master address itself, on the others the address of the interface that
