@@ -289,8 +289,13 @@ ProcessGroup::ProcessGroup(Store store, int64_t rank, int64_t size, GroupOptions
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
+    // Which side was wrong is not always clear from c10d's message: say where this one bound.
+    const std::string bound =
+        options.iface.empty() ? "address " + options.address : "interface " + options.iface;
     throw Error("rank " + std::to_string(rank) + ": connecting the " + std::to_string(size) +
-                " workers failed: " + c10d_message(e));
+                " workers failed: " + c10d_message(e) + " (this worker's Gloo transport is bound " +
+                "to " + bound + ", which every other worker must reach; choose the interface " +
+                "with --dist-iface or GLOO_SOCKET_IFNAME)");
   }
   impl->peers = std::make_shared<std::vector<PeerInfo>>();
   for (int64_t r = 0; r < size; ++r)

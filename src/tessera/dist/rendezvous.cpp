@@ -1,11 +1,15 @@
 #include "tessera/dist/rendezvous.h"
 
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cmath>
+#include <cstring>
+#include <memory>
 
 #include "tessera/core/error.h"
 
@@ -39,10 +43,11 @@ int64_t flag_or_env(int64_t flag, const Environment& env, const std::string& nam
   throw UsageError(name + " is not set: " + hint);
 }
 
-std::string this_host() {
-  char name[256] = {};
-  if (gethostname(name, sizeof name - 1) != 0) return "127.0.0.1";
-  return name;
+// A socket address as text ("10.0.0.1", "fd00::2").
+std::string numeric_host(const sockaddr* address, socklen_t length) {
+  char text[NI_MAXHOST] = {};
+  if (getnameinfo(address, length, text, sizeof text, nullptr, 0, NI_NUMERICHOST) != 0) return "?";
+  return text;
 }
 
 std::string where(const Rendezvous& r) {
@@ -122,7 +127,61 @@ bool is_loopback(const std::string& address) {
   return address == "localhost" || address == "::1" || address.rfind("127.", 0) == 0;
 }
 
-Rendezvous resolve_rendezvous(const DistConfig& config, const Environment& env) {
+std::string route_source_address(const std::string& host) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_DGRAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  // Any port will do: connecting a UDP socket only picks the route and the source address.
+  const int status = getaddrinfo(host.c_str(), "9", &hints, &found);
+  if (status != 0) throw Error("cannot resolve '" + host + "': " + gai_strerror(status));
+  const std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> owner(found, freeaddrinfo);
+  std::string failures;
+  for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    const int fd = socket(a->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      failures += std::string(failures.empty() ? "" : "; ") + "socket: " + std::strerror(errno);
+      continue;
+    }
+    sockaddr_storage local{};
+    socklen_t length = sizeof local;
+    const bool ok = connect(fd, a->ai_addr, a->ai_addrlen) == 0 &&
+                    getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length) == 0;
+    const int error = errno;
+    close(fd);
+    if (ok) return numeric_host(reinterpret_cast<const sockaddr*>(&local), length);
+    failures += std::string(failures.empty() ? "" : "; ") +
+                numeric_host(a->ai_addr, a->ai_addrlen) + ": " + std::strerror(error);
+  }
+  throw Error("no route from this host to '" + host + "' (" + failures + ")");
+}
+
+GlooBinding choose_gloo_binding(const std::string& iface, const std::string& master_addr,
+                                int64_t world_size, int64_t local_world_size,
+                                const RouteLookup& route) {
+  if (!iface.empty())
+    return {iface, "", "interface " + iface + " (--dist-iface or GLOO_SOCKET_IFNAME)"};
+  if (world_size == 1 || local_world_size == world_size)
+    return {"", "127.0.0.1",
+            "loopback: all " + std::to_string(world_size) +
+                " workers run on this host (LOCAL_WORLD_SIZE == WORLD_SIZE)"};
+  if (is_loopback(master_addr))
+    return {"", "127.0.0.1", "loopback: MASTER_ADDR=" + master_addr + " is a loopback address"};
+  try {
+    const std::string source = route(master_addr);
+    return {"", source,
+            source + ": this host's address on the route to MASTER_ADDR=" + master_addr};
+  } catch (const Error& e) {
+    throw Error("cannot choose the address the Gloo transport binds to: " + std::string(e.what()) +
+                ". MASTER_ADDR must be an address of rank 0's host that " +
+                "this host can reach; or name the interface with --dist-iface or " +
+                "GLOO_SOCKET_IFNAME");
+  }
+}
+
+Rendezvous resolve_rendezvous(const DistConfig& config, const Environment& env,
+                              const RouteLookup& route) {
   require(config.timeout_seconds > 0 && std::isfinite(config.timeout_seconds),
           "--dist-timeout must be a positive number of seconds");
   const bool file_init = config.init.rfind("file:", 0) == 0;
@@ -137,6 +196,12 @@ Rendezvous resolve_rendezvous(const DistConfig& config, const Environment& env) 
           "RANK=" + std::to_string(r.rank) +
               " is outside [0, WORLD_SIZE=" + std::to_string(r.world_size) + ")");
   r.local_rank = flag_or_env(config.local_rank, env, "LOCAL_RANK", r.rank, hint);
+  if (!lookup(env, "LOCAL_WORLD_SIZE").empty()) {
+    r.local_world_size = parse_int(lookup(env, "LOCAL_WORLD_SIZE"), "LOCAL_WORLD_SIZE");
+    require(r.local_world_size >= 1 && r.local_world_size <= r.world_size,
+            "LOCAL_WORLD_SIZE=" + std::to_string(r.local_world_size) +
+                " is outside [1, WORLD_SIZE=" + std::to_string(r.world_size) + "]");
+  }
   r.group.timeout = std::chrono::milliseconds(static_cast<int64_t>(config.timeout_seconds * 1e3));
   r.group.device = config.device;
   r.group.iface = config.iface.empty() ? lookup(env, "GLOO_SOCKET_IFNAME") : config.iface;
@@ -155,8 +220,11 @@ Rendezvous resolve_rendezvous(const DistConfig& config, const Environment& env) 
   r.agent_store = lookup(env, "TORCHELASTIC_USE_AGENT_STORE") == "True";
   if (r.agent_store && !lookup(env, "TORCHELASTIC_RESTART_COUNT").empty())
     r.restart_count = lookup(env, "TORCHELASTIC_RESTART_COUNT");
-  // One host: the loopback device. Several: this host's address, as c10d's default device does.
-  r.group.address = is_loopback(r.master_addr) ? "127.0.0.1" : this_host();
+  const GlooBinding binding =
+      choose_gloo_binding(r.group.iface, r.master_addr, r.world_size, r.local_world_size, route);
+  r.group.iface = binding.iface;
+  r.group.address = binding.address.empty() ? r.group.address : binding.address;
+  r.binding_reason = binding.reason;
   return r;
 }
 
