@@ -9,6 +9,7 @@ packages=(
   libgtest-dev zlib1g-dev libcli11-dev nlohmann-json3-dev
   dataset-fashion-mnist                          # the default data set
   fortunes                                       # the default text corpus (--data text)
+  iproute2                                       # ip and tc: the namespaced hosts of the multi-host tests
 )
 
 missing=()
