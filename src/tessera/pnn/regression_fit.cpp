@@ -16,10 +16,7 @@ std::pair<torch::Tensor, torch::Tensor> outputs_and_targets(
   torch::NoGradGuard no_grad;
   const bool was_training = model->is_training();
   model->eval();
-  data::BatchOptions options;
-  options.batch_size = 256;
-  options.shuffle = false;
-  data::BatchIterator batches(dataset, options);
+  data::BatchIterator batches(dataset, data::in_order(256));
   std::vector<torch::Tensor> outputs;
   std::vector<torch::Tensor> targets;
   int64_t seen = 0;
