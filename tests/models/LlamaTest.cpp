@@ -109,6 +109,21 @@ TEST(LlamaTest, RotaryEmbeddingMatchesDirectComputation) {
   EXPECT_NEAR(near, far, 1e-9);
 }
 
+// The cached table must give exactly what the direct computation gives, also after it grows
+// (a KV-cached generation reaching past the training length) and for another dtype.
+TEST(LlamaTest, RotaryTableIsBitIdenticalToDirectComputation) {
+  torch::manual_seed(6);
+  RotaryTable table;
+  for (const auto& [offset, tokens] :
+       std::vector<std::pair<int64_t, int64_t>>{{0, 16}, {3, 5}, {16, 1}, {20, 40}, {0, 64}}) {
+    const torch::Tensor x = torch::randn({2, 3, tokens, 8});
+    EXPECT_TRUE(torch::equal(table.apply(x, offset), apply_rotary(x, offset)))
+        << "offset " << offset << ", tokens " << tokens;
+  }
+  const torch::Tensor x64 = torch::randn({1, 2, 9, 8}, torch::kFloat64);
+  EXPECT_TRUE(torch::equal(table.apply(x64, 30), apply_rotary(x64, 30)));
+}
+
 // Zeroes, in the full model, what the subnet leaves out, on the entries that scale a unit's
 // output (a head's proj columns, a hidden unit's down column, a dropped branch's last map).
 void zero_units_not_held(std::map<std::string, torch::Tensor>& params, const Subnet& subnet,

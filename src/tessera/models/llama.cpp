@@ -1,5 +1,6 @@
 #include "tessera/models/llama.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <memory>
@@ -41,8 +42,8 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, LayerCach
   };
   // Scaling q before the product is the same as scaling the scores, on T x hd values, not T^2.
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim_));
-  const torch::Tensor queries = apply_rotary(split(q(h)), offset) * scale;
-  torch::Tensor keys = apply_rotary(split(k(h)), offset);
+  const torch::Tensor queries = rotary_.apply(split(q(h)), offset) * scale;
+  torch::Tensor keys = rotary_.apply(split(k(h)), offset);
   torch::Tensor values = split(v(h));
   if (cache != nullptr) {
     if (cache->keys.defined()) {
@@ -52,15 +53,23 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, LayerCach
     cache->keys = keys;
     cache->values = values;
   }
-  const int64_t seen = keys.size(2);
-  // Query t (at position offset + t) sees keys 0 .. offset + t.
-  const torch::Tensor future =
-      torch::ones({tokens, seen}, torch::TensorOptions().dtype(torch::kBool).device(x.device()))
-          .triu(offset + 1);
   const torch::Tensor scores = queries.matmul(keys.transpose(-2, -1))
-                                   .masked_fill(future, -std::numeric_limits<float>::infinity());
+                                   .masked_fill(future_mask(offset, tokens, x.device()),
+                                                -std::numeric_limits<float>::infinity());
   const torch::Tensor mixed = torch::softmax(scores, -1).matmul(values);  // [B, H, T, hd]
   return proj(mixed.transpose(1, 2).reshape({batch, tokens, heads_ * head_dim_}));
+}
+
+torch::Tensor CausalSelfAttentionImpl::future_mask(int64_t offset, int64_t tokens,
+                                                   const torch::Device& device) {
+  const int64_t seen = offset + tokens;  // keys 0 .. seen - 1
+  if (!future_.defined() || future_.size(0) < seen || future_.device() != device) {
+    const int64_t capacity = std::max(seen, future_.defined() ? 2 * future_.size(0) : seen);
+    future_ =
+        torch::ones({capacity, capacity}, torch::TensorOptions().dtype(torch::kBool).device(device))
+            .triu(1);
+  }
+  return future_.narrow(0, offset, tokens).narrow(1, 0, seen);
 }
 
 SwiGluImpl::SwiGluImpl(int64_t dim, int64_t hidden, double dropout_p)

@@ -21,6 +21,7 @@
 
 #include "tessera/models/architecture.h"
 #include "tessera/models/regularizers.h"
+#include "tessera/models/rotary.h"
 #include "tessera/models/staged_model.h"
 
 namespace tessera::models {
@@ -59,8 +60,14 @@ class CausalSelfAttentionImpl : public torch::nn::Module {
   torch::nn::Linear q, k, v, proj;
 
  private:
+  // True where query t (at position offset + t) must not see key s: s > offset + t. Rows
+  // [offset, offset + tokens) of one cached upper-triangular mask, grown when a call needs more.
+  torch::Tensor future_mask(int64_t offset, int64_t tokens, const torch::Device& device);
+
   int64_t heads_;
   int64_t head_dim_;
+  RotaryTable rotary_;
+  torch::Tensor future_;  // [capacity, capacity] bool, true above the diagonal
 };
 TORCH_MODULE(CausalSelfAttention);
 

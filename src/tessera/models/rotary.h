@@ -16,4 +16,21 @@ constexpr double kRotaryBase = 10000.0;
 //   (a, b) -> (a cos - b sin, a sin + b cos).
 torch::Tensor apply_rotary(const torch::Tensor& x, int64_t offset, double base = kRotaryBase);
 
+// The same rotation with the cos and sin tables computed once, for positions [0, capacity), and
+// sliced per call: recomputing them (in float64) in every attention layer of every step is work a
+// training step need not do. Results are bit-identical to apply_rotary. The table grows
+// (doubling) when a call reaches past its capacity, and is rebuilt for another dtype or device.
+class RotaryTable {
+ public:
+  explicit RotaryTable(double base = kRotaryBase) : base_(base) {}
+
+  torch::Tensor apply(const torch::Tensor& x, int64_t offset);
+
+ private:
+  void ensure(int64_t positions, int64_t head_dim, const torch::Tensor& like);
+
+  double base_;
+  torch::Tensor cos_, sin_;  // [capacity, head_dim / 2], x's dtype and device
+};
+
 }  // namespace tessera::models
