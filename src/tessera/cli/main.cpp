@@ -5,6 +5,7 @@
 
 #include "tessera/cli/commands.h"
 #include "tessera/core/error.h"
+#include "tessera/core/malloc_tuning.h"
 #include "tessera/metrics/memory_tracker.h"
 
 namespace tessera::cli {
@@ -41,6 +42,7 @@ void print_usage(std::ostream& out) {
 int main(int argc, char** argv) {
   // Count tensor memory from the very first allocation.
   metrics::install_memory_tracker();
+  keep_freed_memory_for_reuse();
   if (argc < 2) {
     print_usage(std::cerr);
     return 2;
