@@ -2,8 +2,9 @@
 # Builds examples/ against an installed tessera as a user would, and runs it on tiny data: installs
 # BUILD_DIR into a fresh prefix under BUILD_DIR/example-test, configures and builds the example
 # with find_package(tessera) there (one translation unit, no precompiled header), runs its three
-# trainings (conventional, PNN, SDP) and checks that each wrote its summary and checkpoint. Prints
-# how long each step took. Run by ctest as ExampleProject.
+# trainings (conventional, PNN, SDP), checks that each wrote its summary and checkpoint, and that a
+# second run prints the same accuracies. Prints how long each step took. Run by ctest as
+# ExampleProject.
 # usage: scripts/test-example.sh BUILD_DIR [TRAIN_SAMPLES]
 set -euo pipefail
 build=$(cd "${1:?usage: test-example.sh BUILD_DIR [TRAIN_SAMPLES]}" && pwd)
@@ -34,4 +35,8 @@ done
 grep -q "^conventional: test accuracy" "$work/run.log"
 grep -q "^pnn: joined" "$work/run.log"
 grep -q "^sdp on 2 workers: test accuracy" "$work/run.log"
+# Deterministic by seed: a second run prints the same accuracies.
+"$work/build/own_network" "$samples" "$work/runs-again" >"$work/run-again.log" 2>/dev/null
+diff <(grep -E "^(conventional|pnn|sdp on)" "$work/run.log") \
+  <(grep -E "^(conventional|pnn|sdp on)" "$work/run-again.log")
 echo "example-test: OK"

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "tessera/core/error.h"
+#include "tessera/core/seeding.h"
 #include "tessera/dist/process_group.h"
 #include "tessera/metrics/memory_tracker.h"
 #include "tessera/models/architecture.h"
@@ -77,8 +78,13 @@ train::TrainSummary train_conventional(const models::ModelConfig& model,
   const models::ModelConfig resolved = fit_to_data(model, data);
   train::validate(train);
   const auto run = open_run(run_dir, "conventional", resolved, train);
-  train::Trainer trainer(models::build_model(resolved), std::make_shared<train::Classification>(),
-                         train, run.get());
+  models::StagedModel network{nullptr};
+  {  // the initial weights depend on the seed alone, as in `tessera train`
+    const auto lock = lock_global_generator();
+    torch::manual_seed(train.seed);
+    network = models::build_model(resolved);
+  }
+  train::Trainer trainer(network, std::make_shared<train::Classification>(), train, run.get());
   const train::TrainSummary summary = trainer.fit(data.train, &data.test);
   if (run) run->write_json("summary.json", train::to_json(summary));
   return summary;
