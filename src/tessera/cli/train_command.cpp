@@ -12,7 +12,7 @@
 #include "tessera/metrics/memory_tracker.h"
 #include "tessera/models/regularizers.h"
 #include "tessera/models/staged_model.h"
-#include "tessera/train/checkpoint.h"
+#include "tessera/train/model_file.h"
 #include "tessera/train/run_directory.h"
 #include "tessera/train/trainer.h"
 
@@ -61,7 +61,7 @@ int train_alone(const Args& args, CommonOptions& options, bool resume,
   const data::TrainTest data = load_data_for_model(options, !options.train.quiet);
   torch::manual_seed(options.train.seed);
   models::StagedModel model = models::build_model(options.model);
-  if (!init_from.empty()) train::load_checkpoint(init_from, *model, nullptr);
+  if (!init_from.empty()) train::load_model_file(init_from, *model);
   if (!options.train.quiet)
     std::fprintf(stderr, "model: %s%s, %lld parameters, %d threads\n", options.model.arch.c_str(),
                  models::regularizer_summary(options.model).c_str(),
@@ -115,10 +115,11 @@ int train_command(const Args& raw_args) {
   add_dist_flags(*app, dist_flags);
   app->add_option("--run-dir", options.run_dir, "directory for config, metrics, checkpoints");
   app->add_flag("--resume", resume, "continue the run in --run-dir from its last checkpoint");
-  app->add_option("--init-from", init_from,
-                  "start from the weights of this checkpoint (e.g. an assembled SDP or joined "
-                  "PNN model; the model flags must describe the same network), with a fresh "
-                  "optimizer and schedule");
+  app->add_option(
+      "--init-from", init_from,
+      "start from the weights of this checkpoint or safetensors file (e.g. an assembled "
+      "SDP or joined PNN model; the model flags must describe the same network), "
+      "with a fresh optimizer and schedule");
   if (!parse(*app, args)) return 0;
   // Method defaults first, then the family's own (a llama's schedule is its family's choice).
   apply_measured_defaults(*app, dist_flags, options.train);
