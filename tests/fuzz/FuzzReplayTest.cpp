@@ -1,6 +1,7 @@
 // Replays the fuzz harnesses' committed inputs without libFuzzer, so that every build runs them:
 // the seed corpus (tests/fuzz/corpus/<name>/) and every input a fuzzer ever crashed on
 // (tests/fuzz/regressions/<name>/, each fixed since). See fuzz_target.h and docs/robustness.md.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>

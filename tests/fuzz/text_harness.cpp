@@ -15,8 +15,6 @@
 namespace tessera::fuzz {
 namespace {
 
-namespace fs = std::filesystem;
-
 const char kFortunes[] =
     "Ein Käfer\n%\nA fortune\nof two lines\n%\n%\n  \n%\nna\xc3\xafve caf\xc3\xa9 \xe2\x82\xac "
     "\xf0\x9f\x98\x80\n%\r\nlast, no newline";
@@ -53,7 +51,7 @@ const data::TextConfig& fixed_corpus() {
 }
 
 std::string cache_file_path() {
-  for (const auto& entry : fs::directory_iterator(fixed_corpus().cache_dir))
+  for (const auto& entry : std::filesystem::directory_iterator(fixed_corpus().cache_dir))
     return entry.path().string();
   throw std::logic_error("the text reader wrote no cache file");
 }
@@ -84,8 +82,9 @@ bool read_text_input(const uint8_t* data, size_t size) {
         return true;
       case 1: {
         if (size < 3) return false;
+        // Each input is a new corpus: keep one cache file at a time.
         const std::string cache = scratch_dir() + "/cache";
-        fs::remove_all(cache);  // each input is a new corpus: keep one cache file at a time
+        std::filesystem::remove_all(cache);
         data::TextConfig config =
             corpus_config(write_scratch_file("corpus.txt", data + 3, size - 3), cache);
         config.seq_len = 1 + data[1] % 16;
@@ -95,9 +94,9 @@ bool read_text_input(const uint8_t* data, size_t size) {
       }
       default: {
         const data::TextConfig& config = fixed_corpus();
-        write_scratch_file(fs::path(cache_file_path()).filename().string(), data + 1, size - 1);
-        fs::rename(scratch_dir() + "/" + fs::path(cache_file_path()).filename().string(),
-                   cache_file_path());
+        // Written next to it, then renamed over it, as the reader writes its cache files.
+        const std::string replacement = write_scratch_file("replacement-cache", data + 1, size - 1);
+        std::filesystem::rename(replacement, cache_file_path());
         consume_windows(data::load_text_corpus(config));
         return true;
       }

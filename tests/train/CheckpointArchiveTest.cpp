@@ -1,6 +1,7 @@
 #include "tessera/train/checkpoint_archive.h"
 
 #include <gtest/gtest.h>
+#include <zlib.h>
 
 #include <cstring>
 #include <fstream>
@@ -38,6 +39,21 @@ void write_file(const std::string& path, const std::string& bytes) {
 
 void put_little_endian(std::string& bytes, size_t offset, uint64_t value, int count) {
   for (int i = 0; i < count; ++i) bytes[offset + i] = static_cast<char>(value >> (8 * i));
+}
+
+// Offset of the central directory entry whose name ends with `suffix`.
+size_t central_entry(const std::string& bytes, const std::string& suffix) {
+  for (size_t at = bytes.find("PK\x01\x02"); at != std::string::npos;
+       at = bytes.find("PK\x01\x02", at + 4)) {
+    const size_t name_bytes =
+        static_cast<uint8_t>(bytes[at + 28]) | (static_cast<uint8_t>(bytes[at + 29]) << 8);
+    const std::string name = bytes.substr(at + 46, name_bytes);
+    if (name.size() >= suffix.size() &&
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+      return at;
+  }
+  ADD_FAILURE() << "no directory entry ending in " << suffix;
+  return 0;
 }
 
 // Rejected by check_checkpoint_archive, and so by read_checkpoint_meta, with a message naming the
@@ -92,6 +108,19 @@ TEST(CheckpointArchiveTest, RejectsDamagedArchivesBeforeLibtorchReadsThem) {
   put_little_endian(bytes, directory + 24, 0x7ffffff0, 4);
   expect_rejected(path, bytes, "lies outside the archive");
 
+  // One flipped bit in the first tensor's data (libtorch would load it silently), and a local
+  // header naming another record.
+  const size_t first_local = good.find("PK\x03\x04");
+  const size_t first_data = first_local + 30 + static_cast<uint8_t>(good[first_local + 26]) +
+                            static_cast<uint8_t>(good[first_local + 28]) +
+                            (static_cast<uint8_t>(good[first_local + 29]) << 8);
+  bytes = good;
+  bytes[first_data] = static_cast<char>(bytes[first_data] ^ 1);
+  expect_rejected(path, bytes, "CRC-32 does not match");
+  bytes = good;
+  bytes[first_local + 30 + 1] = '%';
+  expect_rejected(path, bytes, "names another record");
+
   // A format version libtorch does not read (the version record holds "3\n" or similar); the
   // record's data follows its local header's name and extra field (libtorch pads with one).
   const size_t version_name = good.find("/version");
@@ -105,6 +134,12 @@ TEST(CheckpointArchiveTest, RejectsDamagedArchivesBeforeLibtorchReadsThem) {
   const size_t data = local + 30 + name_bytes + extra_bytes;
   bytes[data] = '9';
   bytes[data + 1] = '9';
+  // With the CRC-32 the directory records for it updated, so that only the version is wrong.
+  const size_t central = central_entry(bytes, "/version");
+  const size_t size = static_cast<uint8_t>(bytes[central + 24]);
+  put_little_endian(
+      bytes, central + 16,
+      crc32(0, reinterpret_cast<const Bytef*>(bytes.data() + data), static_cast<uInt>(size)), 4);
   expect_rejected(path, bytes, "format version");
 }
 
