@@ -19,7 +19,7 @@ targets() { ls tests/fuzz/*_harness.cpp | sed 's|.*/||; s|_harness.cpp$||'; }
 
 build() {
   cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ \
-    -DTESSERA_FUZZ=ON -DTESSERA_BUILD_TESTS=OFF -DTESSERA_BUILD_BENCH=OFF >/dev/null
+    -DTESSERA_FUZZ=ON -DTESSERA_WERROR=ON -DTESSERA_BUILD_TESTS=OFF -DTESSERA_BUILD_BENCH=OFF >/dev/null
   cmake --build build-fuzz --target $(for t in "$@"; do echo "fuzz_$t"; done)
 }
 
