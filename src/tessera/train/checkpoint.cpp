@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "tessera/core/error.h"
+#include "tessera/train/checkpoint_archive.h"
 
 namespace tessera::train {
 namespace {
@@ -83,6 +84,7 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model,
 namespace {
 torch::serialize::InputArchive open_archive(const std::string& path) {
   if (!std::filesystem::exists(path)) throw Error("checkpoint " + path + " does not exist");
+  check_checkpoint_archive(path);  // libtorch's reader only sees structurally sound archives
   torch::serialize::InputArchive archive;
   try {
     archive.load_from(path);
