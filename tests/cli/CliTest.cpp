@@ -146,10 +146,13 @@ TEST(Cli, DropoutAndDropPathAreRecordedAndOffAtEvaluation) {
       << r.output;
   r = run(resnet + " --epochs 1 --dropout 1");
   EXPECT_EQ(r.code, 2) << r.output;
-  EXPECT_NE(r.output.find("--dropout must be in [0, 1), got 1"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--dropout: must be a finite number in [0, 1), got '1'"),
+            std::string::npos)
+      << r.output;
   r = run(resnet + " --epochs 1 --drop-path=-0.5");
   EXPECT_EQ(r.code, 2) << r.output;
-  EXPECT_NE(r.output.find("--drop-path must be in [0, 1)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--drop-path: must be a finite number in [0, 1)"), std::string::npos)
+      << r.output;
 }
 
 namespace {

@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "tessera/cli/checked_flags.h"
 #include "tessera/cli/commands.h"
 #include "tessera/cli/options.h"
 #include "tessera/core/error.h"
@@ -28,7 +29,8 @@ int eval_command(const Args& raw_args) {
   add_data_flags(*app, options);
   add_runtime_flags(*app, options);
   app->add_option("--batch-size", options.train.eval_batch_size, "evaluation batch size")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(integer_in(1));
   if (!parse(*app, args)) return 0;
   options.finish();
   configure_threads(options.threads);

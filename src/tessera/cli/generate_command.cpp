@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "tessera/cli/checked_flags.h"
 #include "tessera/cli/commands.h"
 #include "tessera/cli/options.h"
 #include "tessera/core/error.h"
@@ -30,15 +31,21 @@ int generate_command(const Args& raw_args) {
                   "checkpoint (or safetensors file) of a whole llama model")
       ->required();
   app->add_option("--prompt", prompt, "text to continue (default: a newline)");
-  app->add_option("--tokens", config.tokens, "bytes to generate")->capture_default_str();
+  app->add_option("--tokens", config.tokens, "bytes to generate")
+      ->capture_default_str()
+      ->check(integer_in(0, 1 << 24));
   app->add_option("--temperature", config.temperature,
                   "sampling temperature (0: always the most likely byte)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(real_in({0.0, 1000.0, false, false}));
   app->add_option("--top-k", config.top_k, "sample among the k most likely bytes (0: all)")
-      ->capture_default_str();
-  app->add_option("--seed", config.seed, "seed of the sampler")->capture_default_str();
+      ->capture_default_str()
+      ->check(integer_in(0, 1 << 20));
+  app->add_option("--seed", config.seed, "seed of the sampler")
+      ->capture_default_str()
+      ->check(seed_value());
   app->add_option("--device", device, "cpu, cuda or cuda:N")->capture_default_str();
-  app->add_option("--threads", threads, "intra-op threads (0: cores)");
+  app->add_option("--threads", threads, "intra-op threads (0: cores)")->check(integer_in(0, 4096));
   if (!parse(*app, args)) return 0;
   configure_threads(threads);
   const torch::Device target = train::parse_device(device);

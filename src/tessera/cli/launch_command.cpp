@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "tessera/cli/checked_flags.h"
 #include "tessera/cli/commands.h"
 #include "tessera/cli/options.h"
 #include "tessera/core/error.h"
@@ -46,16 +47,24 @@ int launch_command(const Args& args) {
   LaunchFlags f;
   auto app = make_app("Start N local workers of a distributed run (torchrun's environment).",
                       "tessera launch");
-  app->add_option("-n,--nproc-per-node", f.workers, "workers on this node")->capture_default_str();
-  app->add_option("--nnodes", f.nnodes, "number of nodes")->capture_default_str();
-  app->add_option("--node-rank", f.node_rank, "this node's index")->capture_default_str();
+  app->add_option("-n,--nproc-per-node", f.workers, "workers on this node")
+      ->capture_default_str()
+      ->check(integer_in(1, 4096));
+  app->add_option("--nnodes", f.nnodes, "number of nodes")
+      ->capture_default_str()
+      ->check(integer_in(1, 1 << 16));
+  app->add_option("--node-rank", f.node_rank, "this node's index")
+      ->capture_default_str()
+      ->check(integer_in(0, (1 << 16) - 1));
   app->add_option("--master-addr", f.master_addr, "address of rank 0's node")
       ->capture_default_str();
   app->add_option("--master-port", f.master_port,
-                  "port of the rendezvous store (default: a free one; required with --nnodes > 1)");
+                  "port of the rendezvous store (default: a free one; required with --nnodes > 1)")
+      ->check(integer_in(0, 65535));
   app->add_option("--grace", f.grace_seconds,
                   "seconds between SIGTERM and SIGKILL when stopping workers")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(real_in({0.0, 3600.0, false, false}));
   app->footer("usage: tessera launch -n 2 -- tessera train --dist ddp ...");
   if (!parse(*app, own)) return 0;
   require(f.workers >= 1, "-n must be at least 1");

@@ -130,6 +130,7 @@ int train_command(const Args& raw_args) {
           "--init-from is for single-worker training (--dist none)");
   options.finish();
   train::validate(options.train);
+  check_dist_flags(dist_flags, options.train);
   if (mode != DistMode::None) return train_distributed(args, options, dist_flags, mode, resume);
   return train_alone(args, options, resume, init_from);
 }

@@ -80,6 +80,8 @@ PipelineTrainer::PipelineTrainer(ProcessGroup group, const models::ModelConfig& 
       micro_batches_(micro_batches),
       run_(run) {
   train::validate(config_);
+  nonfinite_ = train::NonfiniteGuard(train::parse_nonfinite_policy(config_.nonfinite),
+                                     config_.nonfinite_max_skips);
   require(micro_batches_ >= 1, "--micro-batches must be at least 1");
   require(config_.device == "cpu", "--dist pipeline runs on cpu only for now");
   if (ranges_.empty()) ranges_ = split_stages(model, group_.size());
@@ -163,9 +165,33 @@ double PipelineTrainer::train_step(const data::Batch& batch) {
     }
     if (!first_) send(stage_inputs[m].grad(), group_.rank() - 1, 2 * m + 1, /*training=*/true);
   }
+  last_step_skipped_ = skip_nonfinite_step(loss_sum);
+  if (last_step_skipped_) return loss_sum;
   clip_gradients();
   optimizer_->step();
   return loss_sum;
+}
+
+bool PipelineTrainer::skip_nonfinite_step(double loss) {
+  const bool gradient_here = !train::gradients_finite(partition_->parameters());
+  std::vector<double> ballot =
+      train::nonfinite_ballot(gradient_here || !std::isfinite(loss), group_.rank());
+  sum_over_ranks(group_, ballot);
+  step_comm_bytes_ +=
+      all_reduce_bytes(static_cast<int64_t>(sizeof(double) * ballot.size()), group_.size());
+  const train::NonfiniteVote vote = train::count_ballots(ballot);
+  if (!vote.any()) return nonfinite_.skip({}, vote, "");  // ends a run of skipped steps
+  const train::NonfiniteStep where{epoch_ + 1, step_ + 1, group_.rank(), loss, gradient_here};
+  const std::string kept =
+      run_ != nullptr ? "; " + run_->checkpoint_path() + " (if written) keeps the last good state"
+                      : "";
+  if (!nonfinite_.skip(where, vote, kept)) return false;
+  if (run_ != nullptr)
+    run_->log({{"type", "skipped_step"},
+               {"epoch", where.epoch},
+               {"step", where.step},
+               {"reason", train::describe(where, vote)}});
+  return true;
 }
 
 void PipelineTrainer::clip_gradients() {
@@ -288,6 +314,7 @@ train::TrainSummary PipelineTrainer::fit(const data::Dataset& train, const data:
   int64_t samples = 0;
   for (int64_t epoch = 0; epoch < config_.epochs; ++epoch) {
     metrics::Timer epoch_timer;
+    epoch_ = epoch;
     batches.start_epoch(epoch);
     // Rank 0's seed on every rank: they all see the same batches, and the layers, named by their
     // stage, draw distinct masks anyway.
@@ -300,8 +327,11 @@ train::TrainSummary PipelineTrainer::fit(const data::Dataset& train, const data:
                                train::scheduled_lr(config_.schedule, config_.optimizer.lr, step_,
                                                    total_steps, batches.batches_per_epoch()));
       const int64_t n = batch.labels.size(0);
-      totals[0] += train_step(batch) * static_cast<double>(n);
-      totals[1] += static_cast<double>(n);
+      const double loss = train_step(batch);
+      if (!last_step_skipped_) {  // a skipped step trained on nothing
+        totals[0] += loss * static_cast<double>(n);
+        totals[1] += static_cast<double>(n);
+      }
       ++step_;
     }
     const double seconds = epoch_timer.seconds();
@@ -336,6 +366,7 @@ train::TrainSummary PipelineTrainer::fit(const data::Dataset& train, const data:
   summary.train_samples = samples;
   summary.train_flops = metrics::training_flops(partition_->forward_flops()) * samples;
   train::record_measurements(summary, measured, baseline, *partition_, *optimizer_);
+  summary.nonfinite_skipped_steps = nonfinite_.skipped();
   summary.wall_seconds = wall.seconds();
   summary.train_seconds = train_seconds;
   summary.samples_per_second = train_seconds > 0 ? samples / train_seconds : 0.0;

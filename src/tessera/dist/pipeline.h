@@ -51,6 +51,9 @@ class PipelineTrainer {
                                     torch::Tensor* stage_input);
   void send(const torch::Tensor& tensor, int64_t dst, int64_t tag, bool training);
   void clip_gradients();
+  // After backward: every rank's ballot on a non-finite loss (last rank) or gradient, summed
+  // (16 bytes all-reduced, counted in step_comm_bytes), then --nonfinite applied alike.
+  bool skip_nonfinite_step(double loss);
   void log_epoch(int64_t epoch, const train::EvalResult& train,
                  const std::optional<train::EvalResult>& test, double seconds);
 
@@ -63,7 +66,10 @@ class PipelineTrainer {
   train::RunDirectory* run_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   int64_t step_ = 0;
+  int64_t epoch_ = 0;  // the epoch fit() is in (0-based), for messages
   int64_t step_comm_bytes_ = 0;
+  train::NonfiniteGuard nonfinite_{train::NonfinitePolicy::Stop, 1};
+  bool last_step_skipped_ = false;
   bool first_ = false;
   bool last_ = false;
 };

@@ -5,6 +5,7 @@
 #include "tessera/core/seeding.h"
 #include "tessera/pnn/regression_fit.h"
 #include "tessera/train/checkpoint.h"
+#include "tessera/train/nonfinite.h"
 #include "tessera/train/run_directory.h"
 
 namespace tessera::pnn {
@@ -33,7 +34,12 @@ PartitionOutcome train_partition(const PartitionJob& job, const data::Dataset& t
                               {"epoch", point.epoch}});
     });
   }
-  const train::TrainSummary summary = trainer.fit(train, test);
+  train::TrainSummary summary;
+  try {
+    summary = trainer.fit(train, test);
+  } catch (const train::NonfiniteError& e) {  // --nonfinite: which partition, too
+    throw train::NonfiniteError("partition " + std::to_string(job.index) + ": " + e.what());
+  }
   nlohmann::json report = train::to_json(summary);
   report["partition"] = job.index;
   report["begin_stage"] = model->begin_stage();

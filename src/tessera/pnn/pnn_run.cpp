@@ -13,6 +13,7 @@
 #include "tessera/pnn/handover.h"
 #include "tessera/pnn/join.h"
 #include "tessera/train/checkpoint.h"
+#include "tessera/train/nonfinite.h"
 #include "tessera/train/run_directory.h"
 
 namespace tessera::pnn {
@@ -205,7 +206,12 @@ void join_and_recover(const PnnSetup& setup, const PartitionPlan& plan, const da
     train::RunDirectory run(setup.run_dir + "/recovery", /*resume=*/false);
     train::Trainer trainer(joined, std::make_shared<train::Classification>(),
                            recovery_train_config(setup.pnn, setup.train), &run);
-    const train::TrainSummary summary = trainer.fit(data.train, &data.test);
+    train::TrainSummary summary;
+    try {
+      summary = trainer.fit(data.train, &data.test);
+    } catch (const train::NonfiniteError& e) {  // --nonfinite: in recovery, not a partition
+      throw train::NonfiniteError(std::string("recovery of the joined model: ") + e.what());
+    }
     result.recovered = summary.test;
     result.recovery = train::to_json(summary);
     run.write_json("summary.json", result.recovery);

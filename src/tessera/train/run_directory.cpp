@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "tessera/core/error.h"
+#include "tessera/core/file_io.h"
 
 namespace tessera::train {
 
@@ -22,21 +23,29 @@ void RunDirectory::log(const nlohmann::json& record) {
   metrics_->write(record);
 }
 
-void write_json_file(const std::string& path, const nlohmann::json& value) {
-  const std::string temporary = path + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::trunc);
-    out << value.dump(2) << "\n";
-    out.flush();
-    if (!out) {
-      std::error_code ignored;
-      std::filesystem::remove(temporary, ignored);
-      throw Error("cannot write " + path);
-    }
+void RunDirectory::drop_records_after(int64_t step) {
+  const std::string path = file("metrics.jsonl");
+  std::ifstream in(path);
+  std::string kept;
+  std::string line;
+  bool dropped = false;
+  while (std::getline(in, line)) {
+    const nlohmann::json record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    const bool later = record.is_object() && record.contains("step") &&
+                       record["step"].is_number_integer() && record["step"].get<int64_t>() > step;
+    if (later)
+      dropped = true;
+    else
+      kept += line + "\n";
   }
-  std::error_code error;
-  std::filesystem::rename(temporary, path, error);
-  if (error) throw Error("cannot move " + temporary + " to " + path + ": " + error.message());
+  if (!dropped) return;
+  metrics_.reset();
+  write_file_atomically(path, kept);
+  metrics_ = std::make_unique<metrics::JsonlWriter>(path, /*append=*/true);
+}
+
+void write_json_file(const std::string& path, const nlohmann::json& value) {
+  write_file_atomically(path, value.dump(2) + "\n");
 }
 
 nlohmann::json read_json_file(const std::string& path) {

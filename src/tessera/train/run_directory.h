@@ -24,6 +24,9 @@ class RunDirectory {
   // Writes `name` atomically (temporary file + rename), pretty-printed.
   void write_json(const std::string& name, const nlohmann::json& value) const;
   void log(const nlohmann::json& record);
+  // For a resumed run: drops the metrics.jsonl records of steps after `step` (those a stopped or
+  // failed run logged after its last checkpoint, which the resumed run repeats), atomically.
+  void drop_records_after(int64_t step);
 
  private:
   std::string path_;

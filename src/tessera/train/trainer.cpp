@@ -1,7 +1,9 @@
 #include "tessera/train/trainer.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <filesystem>
 
 #include "tessera/core/error.h"
 #include "tessera/metrics/flops.h"
@@ -27,6 +29,8 @@ nlohmann::json to_json(const TrainConfig& config) {
           {"log_every", config.log_every},
           {"evals_per_epoch", config.evals_per_epoch},
           {"drop_last", config.drop_last},
+          {"nonfinite", config.nonfinite},
+          {"nonfinite_max_skips", config.nonfinite_max_skips},
           {"augment_crop_padding", config.augmentation.crop_padding},
           {"augment_flip", config.augmentation.horizontal_flip},
           {"device", config.device},
@@ -43,6 +47,8 @@ void validate(const TrainConfig& config) {
   require(config.log_every >= 1, "--log-every must be at least 1");
   require(config.evals_per_epoch >= 1, "--evals-per-epoch must be at least 1");
   require(config.augmentation.crop_padding >= 0, "--augment-crop must be non-negative");
+  parse_nonfinite_policy(config.nonfinite);
+  require(config.nonfinite_max_skips >= 1, "--nonfinite-max-skips must be at least 1");
   validate(config.optimizer);
   validate(config.schedule);
 }
@@ -75,6 +81,7 @@ nlohmann::json summary_fields(const TrainSummary& s) {
           {"grad_bytes", s.grad_bytes},
           {"optimizer_state_bytes", s.optimizer_state_bytes},
           {"comm_bytes", s.comm_bytes},
+          {"nonfinite_skipped_steps", s.nonfinite_skipped_steps},
           {"wall_seconds", s.wall_seconds},
           {"train_seconds", s.train_seconds},
           {"samples_per_second", s.samples_per_second},
@@ -128,7 +135,8 @@ Trainer::Trainer(models::StagedModel model, std::shared_ptr<Objective> objective
       objective_(std::move(objective)),
       config_(std::move(config)),
       run_(run),
-      device_(parse_device(config_.device)) {
+      device_(parse_device(config_.device)),
+      nonfinite_(parse_nonfinite_policy(config_.nonfinite), config_.nonfinite_max_skips) {
   validate(config_);
   model_->to(device_);
   trained_ = model_->parameters();
@@ -176,6 +184,7 @@ int64_t Trainer::resume(const std::string& checkpoint_path) {
   step_ = meta.at("step").get<int64_t>();
   train_samples_ = meta.value("train_samples", int64_t{0});
   train_seconds_ = meta.value("train_seconds", 0.0);
+  if (run_ != nullptr) run_->drop_records_after(step_);
   return epochs_done_;
 }
 
@@ -186,19 +195,49 @@ double Trainer::train_step(const data::Batch& batch) {
   if (batch.labels.defined()) {
     torch::Tensor outputs = model_->forward(objective_->inputs(batch, /*training=*/true));
     torch::Tensor loss = objective_->loss(outputs, batch);
-    if (sync_) sync_->before_backward(batch.labels.size(0));
-    loss.backward();
     loss_value = loss.item<double>();
+    if (sync_) {
+      sync_->before_backward(batch.labels.size(0));
+      if (!std::isfinite(loss_value)) sync_->mark_nonfinite_loss();
+    }
+    loss.backward();
   } else {
     require(sync_ != nullptr, "train_step: empty batch");
     sync_->before_backward(0);
   }
   if (sync_) sync_->after_backward();
+  last_step_skipped_ = skip_nonfinite_step(loss_value);
+  if (last_step_skipped_) return loss_value;
   if (config_.clip_grad_norm > 0)
     torch::nn::utils::clip_grad_norm_(trained_, config_.clip_grad_norm);
   optimizer_->step();
   if (sync_) sync_->after_step();
   return loss_value;
+}
+
+bool Trainer::skip_nonfinite_step(double loss) {
+  const bool gradient_here = !gradients_finite(trained_);
+  const bool here = gradient_here || !std::isfinite(loss);
+  const NonfiniteVote vote = sync_ ? sync_->agree_nonfinite(here, config_.rank)
+                                   : NonfiniteVote{here ? 1 : 0, here ? config_.rank : -1};
+  if (!vote.any()) return nonfinite_.skip({}, vote, "");  // ends a run of skipped steps
+  const NonfiniteStep where{epoch_ + 1, step_ + 1, config_.rank, loss, gradient_here};
+  if (!nonfinite_.skip(where, vote, kept_after_stop())) return false;
+  if (run_ != nullptr)
+    run_->log({{"type", "skipped_step"},
+               {"epoch", where.epoch},
+               {"step", where.step},
+               {"reason", describe(where, vote)}});
+  if (!config_.quiet)
+    std::fprintf(stderr, "\nskipped the update: %s\n", describe(where, vote).c_str());
+  return true;
+}
+
+std::string Trainer::kept_after_stop() const {
+  if (run_ == nullptr) return "";
+  if (!std::filesystem::exists(run_->checkpoint_path()))
+    return "; no checkpoint had been written yet";
+  return "; " + run_->checkpoint_path() + " keeps the last good state";
 }
 
 EvalResult Trainer::evaluate(const data::Dataset& dataset) {
@@ -243,6 +282,7 @@ EvalResult Trainer::run_epoch(data::BatchIterator& batches, int64_t epoch, int64
   batches.start_epoch(epoch);
   models::seed_stochastic_layers(*model_,
                                  models::stochastic_layer_seed(config_.seed, config_.rank, epoch));
+  epoch_ = epoch;
   EvalResult result;
   double loss_sum = 0.0;
   int64_t step_in_epoch = 0;
@@ -261,15 +301,16 @@ EvalResult Trainer::run_epoch(data::BatchIterator& batches, int64_t epoch, int64
       batch.labels = batch.labels.to(device_);
     }
     const double loss = train_step(batch);
-    const int64_t n = batch.labels.defined() ? batch.labels.size(0) : 0;
-    loss_sum += loss * static_cast<double>(n);
+    // A skipped step trained on nothing: its samples and loss stay out of the epoch's figures.
+    const int64_t n = batch.labels.defined() && !last_step_skipped_ ? batch.labels.size(0) : 0;
+    if (!last_step_skipped_) loss_sum += loss * static_cast<double>(n);
     result.samples += n;
     ++step_;
     ++step_in_epoch;
     if (after_step_) after_step_({step_, total_steps, train_samples_ + result.samples});
     const double rate = static_cast<double>(result.samples) / epoch_timer.seconds();
     if (!config_.quiet) progress.step(step_in_epoch, loss, rate);
-    if (run_ != nullptr && step_ % config_.log_every == 0)
+    if (run_ != nullptr && step_ % config_.log_every == 0 && !last_step_skipped_)
       run_->log({{"type", "step"},
                  {"epoch", epoch + 1},
                  {"step", step_},
@@ -411,6 +452,7 @@ TrainSummary Trainer::fit(const data::Dataset& train, const data::Dataset* test,
   summary.train_samples = train_samples_;
   summary.train_flops = metrics::training_flops(model_->forward_flops()) * train_samples_;
   record_measurements(summary, measured, baseline, *model_, *optimizer_, copies_);
+  summary.nonfinite_skipped_steps = nonfinite_.skipped();
   summary.wall_seconds = wall.seconds();
   summary.train_seconds = train_seconds_;
   summary.samples_per_second =

@@ -36,6 +36,8 @@ struct TrainConfig {
   int64_t log_every = 100;       // steps between metrics.jsonl step records / log lines
   int64_t evals_per_epoch = 1;   // test evaluations per epoch, evenly spaced (the last at its end)
   bool drop_last = false;
+  std::string nonfinite = "stop";    // a non-finite loss or gradient: stop | skip (nonfinite.h)
+  int64_t nonfinite_max_skips = 10;  // skip: more non-finite steps in a row than this stop the run
   data::Augmentation augmentation;
   std::string device = "cpu";
   int64_t rank = 0;  // data shard of this worker
@@ -73,8 +75,9 @@ struct TrainSummary {
   int64_t grad_bytes = 0;
   int64_t optimizer_state_bytes = 0;
   int64_t comm_bytes = 0;
-  double wall_seconds = 0.0;   // whole fit, incl. evaluation
-  double train_seconds = 0.0;  // optimizer steps only
+  int64_t nonfinite_skipped_steps = 0;  // --nonfinite skip: steps whose update was skipped
+  double wall_seconds = 0.0;            // whole fit, incl. evaluation
+  double train_seconds = 0.0;           // optimizer steps only
   double samples_per_second = 0.0;
   std::vector<EvalPoint> history;  // every test evaluation of this fit, in order
   nlohmann::json extra;  // the objective's figures (language models: bits per byte, tokens/s)
@@ -145,8 +148,11 @@ class Trainer {
   }
 
   // One optimizer step on a batch; returns the loss. With a WorkerSync, an empty batch (no
-  // tensors) takes part in the step without samples and returns 0.
+  // tensors) takes part in the step without samples and returns 0. A non-finite loss or gradient
+  // (on any worker) throws NonfiniteError under --nonfinite stop; under skip the update is left
+  // out on every worker and last_step_skipped() says so.
   double train_step(const data::Batch& batch);
+  bool last_step_skipped() const { return last_step_skipped_; }
 
   models::StagedModel& model() { return model_; }
   torch::optim::Optimizer& optimizer() { return *optimizer_; }
@@ -159,6 +165,9 @@ class Trainer {
                        int64_t total_steps, const data::Dataset* test,
                        std::vector<EvalPoint>& history);
   EvalPoint evaluate_point(const data::Dataset& test, double epoch, int64_t samples);
+  // After backward: the workers' verdict on a non-finite loss or gradient, applied (nonfinite.h).
+  bool skip_nonfinite_step(double loss);
+  std::string kept_after_stop() const;
   void log_epoch(int64_t epoch, const EvalResult& train, const std::optional<EvalResult>& test,
                  double seconds, double samples_per_second);
 
@@ -173,6 +182,9 @@ class Trainer {
   std::shared_ptr<WorkerSync> sync_;
   int64_t epochs_done_ = 0;
   int64_t step_ = 0;
+  int64_t epoch_ = 0;  // the epoch run_epoch is in (0-based), for messages
+  NonfiniteGuard nonfinite_;
+  bool last_step_skipped_ = false;
   double train_seconds_ = 0.0;
   int64_t train_samples_ = 0;
   std::function<void(const EvalPoint&)> on_evaluation_;
