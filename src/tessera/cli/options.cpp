@@ -157,6 +157,10 @@ void add_train_flags(CLI::App& app, CommonOptions& o) {
       ->capture_default_str();
   app.add_option("--checkpoint-every", t.checkpoint_every, "epochs between checkpoints (0: at end)")
       ->capture_default_str();
+  app.add_option("--checkpoint-every-steps", t.checkpoint_every_steps,
+                 "also checkpoint every K optimizer steps, mid-epoch, so that a restart "
+                 "(tessera launch --max-restarts) loses at most K steps (0: off)")
+      ->capture_default_str();
   app.add_option("--log-every", t.log_every, "steps between log records")->capture_default_str();
   app.add_option("--evals-per-epoch", t.evals_per_epoch,
                  "test evaluations per epoch, evenly spaced (for accuracy-versus-FLOPs curves)")

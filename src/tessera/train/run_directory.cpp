@@ -49,4 +49,28 @@ nlohmann::json read_json_file(const std::string& path) {
   }
 }
 
+void drop_metrics_after_step(const std::string& path, int64_t step) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::string kept;
+  std::string line;
+  while (std::getline(in, line)) {
+    // A record cut short by the failure that stopped the run is dropped too.
+    const nlohmann::json record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (record.is_discarded()) continue;
+    if (record.contains("step") && record["step"].get<int64_t>() > step) continue;
+    kept += line + "\n";
+  }
+  in.close();
+  const std::string temporary = path + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::trunc);
+    out << kept;
+    if (!out) throw Error("cannot write " + temporary);
+  }
+  std::error_code error;
+  std::filesystem::rename(temporary, path, error);
+  if (error) throw Error("cannot move " + temporary + " to " + path + ": " + error.message());
+}
+
 }  // namespace tessera::train
