@@ -230,6 +230,11 @@ void add_train_flags(CLI::App& app, CommonOptions& o) {
   app.add_option("--checkpoint-every", t.checkpoint_every, "epochs between checkpoints (0: at end)")
       ->capture_default_str()
       ->check(integer_in(0, 1000000));
+  app.add_option("--checkpoint-every-steps", t.checkpoint_every_steps,
+                 "also checkpoint every K optimizer steps, mid-epoch, so that a restart "
+                 "(tessera launch --max-restarts) loses at most K steps (0: off)")
+      ->capture_default_str()
+      ->check(integer_in(0));
   app.add_option("--log-every", t.log_every, "steps between log records")
       ->capture_default_str()
       ->check(integer_in(1));

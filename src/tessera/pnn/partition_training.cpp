@@ -24,6 +24,7 @@ PartitionOutcome train_partition(const PartitionJob& job, const data::Dataset& t
   const torch::Device device = train::parse_device(job.train.device);
   auto objective = std::make_shared<PartitionObjective>(job.targets, device);
   train::Trainer trainer(model, objective, job.train, &run);
+  trainer.set_run_clock(job.clock);
   if (job.keep_snapshots) {
     auto evaluations = std::make_shared<int64_t>(0);
     trainer.on_evaluation([&job, model, evaluations](const train::EvalPoint& point) mutable {

@@ -24,24 +24,9 @@ void RunDirectory::log(const nlohmann::json& record) {
 }
 
 void RunDirectory::drop_records_after(int64_t step) {
-  const std::string path = file("metrics.jsonl");
-  std::ifstream in(path);
-  std::string kept;
-  std::string line;
-  bool dropped = false;
-  while (std::getline(in, line)) {
-    const nlohmann::json record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    const bool later = record.is_object() && record.contains("step") &&
-                       record["step"].is_number_integer() && record["step"].get<int64_t>() > step;
-    if (later)
-      dropped = true;
-    else
-      kept += line + "\n";
-  }
-  if (!dropped) return;
   metrics_.reset();
-  write_file_atomically(path, kept);
-  metrics_ = std::make_unique<metrics::JsonlWriter>(path, /*append=*/true);
+  drop_metrics_after_step(file("metrics.jsonl"), step);
+  metrics_ = std::make_unique<metrics::JsonlWriter>(file("metrics.jsonl"), /*append=*/true);
 }
 
 void write_json_file(const std::string& path, const nlohmann::json& value) {
@@ -56,6 +41,26 @@ nlohmann::json read_json_file(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {
     throw Error(path + " is not valid JSON: " + e.what());
   }
+}
+
+void drop_metrics_after_step(const std::string& path, int64_t step) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::string kept;
+  std::string line;
+  bool dropped = false;
+  while (std::getline(in, line)) {
+    // A record cut short by the failure that stopped the run is dropped too.
+    const nlohmann::json record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    const bool later = record.is_object() && record.contains("step") &&
+                       record["step"].is_number_integer() && record["step"].get<int64_t>() > step;
+    if (record.is_discarded() || later)
+      dropped = true;
+    else
+      kept += line + "\n";
+  }
+  in.close();
+  if (dropped) write_file_atomically(path, kept);
 }
 
 }  // namespace tessera::train

@@ -33,6 +33,10 @@ class RunDirectory {
   std::unique_ptr<metrics::JsonlWriter> metrics_;
 };
 
+// Drops the records of metrics.jsonl at `path` logged after optimizer step `step` (a run resumed
+// from that step logs them again). Nothing happens if the file does not exist.
+void drop_metrics_after_step(const std::string& path, int64_t step);
+
 // Writes `value` to `path` atomically. Throws tessera::Error naming the path on failure.
 void write_json_file(const std::string& path, const nlohmann::json& value);
 // Reads a JSON file; throws tessera::Error naming the path if missing or malformed.
