@@ -220,6 +220,14 @@ int64_t Trainer::resume_from_meta(const nlohmann::json& meta) {
   epoch_samples_ = meta.value("epoch_samples", int64_t{0});
   next_eval_ = meta.value("next_eval", int64_t{1});
   resumed_generators_ = meta.value("stochastic_generators", nlohmann::json::object());
+  if (meta.contains("stochastic_generators_by_rank")) {
+    const nlohmann::json& by_rank = meta.at("stochastic_generators_by_rank");
+    require(step_in_epoch_ == 0 || static_cast<int64_t>(by_rank.size()) == config_.world_size,
+            "resuming mid-epoch needs the checkpoint's number of workers (" +
+                std::to_string(by_rank.size()) + "), not " + std::to_string(config_.world_size));
+    if (config_.rank < static_cast<int64_t>(by_rank.size()))
+      resumed_generators_ = by_rank.at(static_cast<size_t>(config_.rank));
+  }
   history_ = history_from_json(meta.value("history", nlohmann::json::array()));
   clock_.add(meta.value("elapsed_seconds", 0.0));
   return epochs_done_;
@@ -317,8 +325,40 @@ bool Trainer::checkpoint_due_at_step() const {
   return config_.checkpoint_every_steps > 0 && step_ % config_.checkpoint_every_steps == 0;
 }
 
+namespace {
+// Every worker's `states` (a JSON value), in rank order, through the WorkerSync's sum: each worker
+// adds its text's bytes at its own offset. Data-parallel workers share one checkpoint, written by
+// rank 0, but each draws its own dropout masks.
+nlohmann::json gather_by_rank(WorkerSync& sync, const nlohmann::json& states, int64_t rank,
+                              int64_t world) {
+  const std::string text = states.dump();
+  std::vector<double> lengths(static_cast<size_t>(world), 0.0);
+  lengths[static_cast<size_t>(rank)] = static_cast<double>(text.size());
+  sync.sum(lengths);
+  std::vector<size_t> offsets = {0};
+  for (const double length : lengths)
+    offsets.push_back(offsets.back() + static_cast<size_t>(length));
+  std::vector<double> bytes(offsets.back(), 0.0);
+  for (size_t i = 0; i < text.size(); ++i)
+    bytes[offsets[static_cast<size_t>(rank)] + i] = static_cast<unsigned char>(text[i]);
+  sync.sum(bytes);
+  nlohmann::json all = nlohmann::json::array();
+  for (size_t r = 0; r < lengths.size(); ++r) {
+    std::string theirs;
+    for (size_t i = offsets[r]; i < offsets[r + 1]; ++i)
+      theirs += static_cast<char>(static_cast<unsigned char>(bytes[i]));
+    all.push_back(nlohmann::json::parse(theirs));
+  }
+  return all;
+}
+}  // namespace
+
 void Trainer::save() {
-  const nlohmann::json meta = checkpoint_meta();
+  nlohmann::json meta = checkpoint_meta();
+  // One checkpoint for all the workers of a WorkerSync (DDP): it holds every rank's generators.
+  if (sync_ && !checkpoint_saver_ && !meta["stochastic_generators"].empty())
+    meta["stochastic_generators_by_rank"] =
+        gather_by_rank(*sync_, meta["stochastic_generators"], config_.rank, config_.world_size);
   if (checkpoint_saver_)
     checkpoint_saver_(meta);
   else if (run_ != nullptr)
