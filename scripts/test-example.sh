@@ -18,6 +18,17 @@ start=$SECONDS
 cmake --install "$build" --prefix "$work/prefix" >"$work/install.log"
 echo "example-test: installed into $work/prefix in $((SECONDS - start)) s"
 
+# Every header of a module is in its <tessera/<module>.h> (src/tessera/<module>.h lists them).
+for dir in "$work/prefix/include/tessera"/*/; do
+  module=$(basename "$dir")
+  [ "$module" = cli ] && continue  # the command line's own, not a library module
+  for header in "$dir"*.h; do
+    line="#include \"tessera/$module/$(basename "$header")\""
+    grep -qF "$line" "$work/prefix/include/tessera/$module.h" ||
+      { echo "example-test: add $line to src/tessera/$module.h" >&2; exit 1; }
+  done
+done
+
 start=$SECONDS
 cmake -S "$source_dir/examples" -B "$work/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_PREFIX_PATH="$work/prefix" >"$work/configure.log"

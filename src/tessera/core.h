@@ -3,6 +3,7 @@
 #pragma once
 
 #include "tessera/core/error.h"
+#include "tessera/core/malloc_tuning.h"
 #include "tessera/core/seeding.h"
 #include "tessera/core/shape.h"
 #include "tessera/core/torch_compat.h"

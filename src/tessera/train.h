@@ -5,6 +5,7 @@
 
 #include "tessera/train/batch_norm_statistics.h"
 #include "tessera/train/checkpoint.h"
+#include "tessera/train/checkpoint_archive.h"
 #include "tessera/train/chunked_adam.h"
 #include "tessera/train/model_file.h"
 #include "tessera/train/objective.h"
