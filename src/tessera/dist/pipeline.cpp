@@ -179,7 +179,7 @@ bool PipelineTrainer::skip_nonfinite_step(double loss) {
   std::vector<double> ballot =
       train::nonfinite_ballot(gradient_here || !std::isfinite(loss), group_.rank());
   sum_over_ranks(group_, ballot);
-  step_comm_bytes_ +=
+  ballot_comm_bytes_ +=
       all_reduce_bytes(static_cast<int64_t>(sizeof(double) * ballot.size()), group_.size());
   const train::NonfiniteVote vote = train::count_ballots(ballot);
   if (!vote.any()) return nonfinite_.skip({}, vote, "");  // ends a run of skipped steps

@@ -52,6 +52,8 @@ class PipelineTrainer {
   // Bytes this rank sent for activations and gradients in training steps (not evaluation or
   // checkpoints).
   int64_t step_comm_bytes() const { return step_comm_bytes_; }
+  // Bytes this rank sent all-reducing --nonfinite ballots, one per training step.
+  int64_t ballot_comm_bytes() const { return ballot_comm_bytes_; }
   // Every rank calls it; rank 0 receives the whole model, the others an empty holder.
   models::StagedModel gather_full_model();
 
@@ -62,7 +64,7 @@ class PipelineTrainer {
   void send(const torch::Tensor& tensor, int64_t dst, int64_t tag, bool training);
   void clip_gradients();
   // After backward: every rank's ballot on a non-finite loss (last rank) or gradient, summed
-  // (16 bytes all-reduced, counted in step_comm_bytes), then --nonfinite applied alike.
+  // (16 bytes all-reduced, counted in ballot_comm_bytes), then --nonfinite applied alike.
   bool skip_nonfinite_step(double loss);
   void log_epoch(int64_t epoch, const train::EvalResult& train,
                  const std::optional<train::EvalResult>& test, double seconds, double elapsed);
@@ -89,6 +91,7 @@ class PipelineTrainer {
   metrics::RunClock clock_ = metrics::RunClock::since_process_start();
   std::string restart_dir_;
   int64_t step_comm_bytes_ = 0;
+  int64_t ballot_comm_bytes_ = 0;
   train::NonfiniteGuard nonfinite_{train::NonfinitePolicy::Stop, 1};
   bool last_step_skipped_ = false;
   bool first_ = false;

@@ -12,7 +12,9 @@ RunResult run_pipeline(const PipelineSetup& setup, ProcessGroup& group,
   if (setup.resume) pipeline.resume();
   RunResult result;
   result.summary = pipeline.fit(data.train, &data.test);
-  result.step_comm_bytes = pipeline.step_comm_bytes();
+  // The --nonfinite ballots are training traffic of this run too (not of model parallelism as
+  // such, which pnn's model-parallel baseline measures with step_comm_bytes alone).
+  result.step_comm_bytes = pipeline.step_comm_bytes() + pipeline.ballot_comm_bytes();
   nlohmann::json stages = nlohmann::json::array();
   for (const auto& [begin, end] : split_stages(setup.model, group.size()))
     stages.push_back({begin, end});

@@ -240,12 +240,17 @@ double Trainer::train_step(const data::Batch& batch) {
   if (batch.labels.defined()) {
     torch::Tensor outputs = model_->forward(objective_->inputs(batch, /*training=*/true));
     torch::Tensor loss = objective_->loss(outputs, batch);
-    loss_value = loss.item<double>();
     if (sync_) {
+      // DDP needs to know before backward (its all-reduce runs during it); alone, reading the
+      // loss after backward keeps a GPU busy meanwhile.
+      loss_value = loss.item<double>();
       sync_->before_backward(batch.labels.size(0));
       if (!std::isfinite(loss_value)) sync_->mark_nonfinite_loss();
+      loss.backward();
+    } else {
+      loss.backward();
+      loss_value = loss.item<double>();
     }
-    loss.backward();
   } else {
     require(sync_ != nullptr, "train_step: empty batch");
     sync_->before_backward(0);
