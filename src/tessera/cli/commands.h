@@ -14,6 +14,7 @@ int pnn_command(const Args& args);     // partitioned training with synthetic in
 int eval_command(const Args& args);    // evaluate a checkpoint on a data set
 int info_command(const Args& args);    // version, libtorch, threads, BLAS, devices
 int launch_command(const Args& args);  // start local workers of a distributed run
+int report_command(const Args& args);  // an HTML page comparing run directories
 // Hidden: one partition of `tessera pnn`'s parallel schedule, started by pnn_command.
 int pnn_worker_command(const Args& args);
 // continue a prompt with a language model checkpoint
