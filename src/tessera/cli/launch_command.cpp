@@ -1,6 +1,7 @@
 // `tessera launch -n N [--nnodes M --node-rank R --master-addr A --master-port P] -- tessera ...`:
 // starts this node's N workers with torchrun's environment, prefixes their output with the rank,
-// and stops them all when one fails (dist::launch_workers).
+// and stops them all when one fails (dist::launch_workers). On a terminal, each worker's progress
+// is one line redrawn in place.
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
@@ -8,6 +9,7 @@
 #include "tessera/cli/commands.h"
 #include "tessera/cli/options.h"
 #include "tessera/core/error.h"
+#include "tessera/dist/live_progress.h"
 #include "tessera/dist/local_launcher.h"
 #include "tessera/dist/rendezvous.h"
 
@@ -76,6 +78,8 @@ int launch_command(const Args& args) {
     workers.push_back({program, worker_env(f, local, port)});
   dist::LaunchOptions options;
   options.grace_seconds = f.grace_seconds;
+  // On a terminal, one live line per worker; in a pipe or a file, the workers' lines as they come.
+  options.live_progress = dist::is_live_terminal(options.stderr_fd);
   // The launcher numbers this node's workers from 0: on several nodes that is the local rank.
   if (f.nnodes > 1) options.label = "node " + std::to_string(f.node_rank) + " local rank";
   const dist::LaunchResult result = dist::launch_workers(workers, options);

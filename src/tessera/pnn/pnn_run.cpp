@@ -6,6 +6,7 @@
 
 #include "tessera/core/error.h"
 #include "tessera/core/seeding.h"
+#include "tessera/dist/live_progress.h"
 #include "tessera/metrics/flops.h"
 #include "tessera/metrics/measurement_scope.h"
 #include "tessera/metrics/timer.h"
@@ -154,6 +155,7 @@ void train_in_parallel(const PnnSetup& setup, const PartitionPlan& plan,
   for (int64_t i = 0; i < plan.size(); ++i) commands.push_back(setup.worker_command(i));
   dist::LaunchOptions options;
   options.label = "partition";
+  options.live_progress = dist::is_live_terminal(options.stderr_fd);
   const dist::LaunchResult launched = dist::launch_workers(commands, options);
   if (!launched.ok()) throw Error("parallel PNN: " + launched.failure);
 
