@@ -22,7 +22,7 @@ using tessera::testing::run_command;
 
 const char* const kData =
     "--data synthetic --synthetic-train 512 --synthetic-test 128 --synthetic-shape 1,8,8 "
-    "--hidden 32,32 --batch-size 64 --threads 1 --quiet --seed 3";
+    "--hidden 32,32 --batch-size 64 --lr 0.01 --log-every 2 --threads 1 --quiet --seed 3";
 
 // TESSERA_BROWSER, else Debian's chromium-headless-shell or chromium; "" if none.
 std::string find_browser() {
@@ -86,7 +86,7 @@ class ReportBrowser : public ::testing::Test {
     const std::string png = dir + "/" + name + ".png";
     std::filesystem::remove(png);
     const auto shot =
-        run_command(browser_command("--window-size=1920,3200 --screenshot=" + png, page) + " 2>&1");
+        run_command(browser_command("--window-size=1920,4400 --screenshot=" + png, page) + " 2>&1");
     EXPECT_EQ(shot.code, 0) << shot.output;
     EXPECT_TRUE(std::filesystem::exists(png)) << shot.output;
     if (std::filesystem::exists(png)) {
@@ -105,8 +105,8 @@ const std::vector<std::string> kEveryRunsCharts = {
 
 TEST_F(ReportBrowser, PlainTrainingRun) {
   const std::string dir = fresh_dir("report_browser_train");
-  run_tessera(std::string("train ") + kData + " --epochs 2 --evals-per-epoch 2 --log-every 2 " +
-              "--run-dir " + dir + "/mlp");
+  run_tessera(std::string("train ") + kData + " --epochs 2 --evals-per-epoch 2 " + "--run-dir " +
+              dir + "/mlp");
   run_tessera("report " + dir + "/mlp --out " + dir + "/report.html");
   const std::string dom = open_and_check(dir + "/report.html", kEveryRunsCharts, "train");
   EXPECT_NE(dom.find("data-label=\"mlp\""), std::string::npos);

@@ -91,7 +91,7 @@ TEST(ReportSvg, LinePlotHasItsSeriesLegendAndEscapedLabels) {
 TEST(ReportRead, TrainingRunFromItsFiles) {
   const std::string dir = fresh_dir("report_read_train") + "/run";
   write_train_run(dir, /*elapsed=*/false);
-  const Run run = read_training_run(dir, "run");
+  const report::Run run = read_training_run(dir, "run");
   ASSERT_EQ(run.evaluations.size(), 2u);
   EXPECT_DOUBLE_EQ(run.evaluations[1].train_samples, 200);
   EXPECT_DOUBLE_EQ(run.evaluations[1].train_flops, 2000);  // 10 FLOPs per sample
@@ -108,7 +108,7 @@ TEST(ReportRead, TrainingRunFromItsFiles) {
   EXPECT_DOUBLE_EQ(run.memory[0].rest(), 600);
 
   write_train_run(dir, /*elapsed=*/true);
-  const Run measured = read_training_run(dir, "run");
+  const report::Run measured = read_training_run(dir, "run");
   EXPECT_TRUE(measured.wall_measured);
   EXPECT_DOUBLE_EQ(measured.evaluations[1].wall_seconds, 13.0);
 }

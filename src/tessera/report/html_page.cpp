@@ -11,6 +11,8 @@ namespace {
 
 // At most this many plans of one SDP run are drawn (a run may redraw its plan every few steps).
 constexpr size_t kMaxPlansDrawn = 8;
+// A plan with more units is drawn with neighbouring units of a group sharing a cell.
+constexpr size_t kMaxGridColumns = 120;
 
 const char* const kStyle = R"(
 body { font-family: "DejaVu Sans", Verdana, Arial, sans-serif; margin: 16px 24px; color: #222;
@@ -31,11 +33,10 @@ svg.plot .title { font-size: 14px; font-weight: bold; }
 svg.plot .axis-label { font-size: 12px; fill: #444; }
 svg.plot .grid { stroke: #e6e6e6; }
 svg.plot .no-data { fill: #999; font-size: 14px; }
-svg.plot rect.held { fill: #4e79a7; }
-svg.plot rect.free { fill: #eee; }
-svg.plot rect.changed { stroke: #e15759; stroke-width: 2; }
+svg.plot rect.changed { stroke: #e15759; stroke-width: 1.5; }
 svg.plot .group-sep { stroke: #888; }
 svg.plot .group-label { font-size: 10px; fill: #555; }
+svg.plot .bar-total { font-size: 11px; fill: #333; }
 table { border-collapse: collapse; font-size: 13px; }
 th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
@@ -168,7 +169,7 @@ std::string communication_section(const ReportData& data) {
   chart.title = "bytes sent per optimizer step (all workers)";
   chart.y_label = "bytes per step";
   for (size_t i = 0; i < data.runs.size(); ++i) {
-    chart.segment_labels.push_back(data.runs[i].name);
+    chart.segment_labels.push_back(std::to_string(i + 1) + ": " + data.runs[i].name);
     chart.segment_colors.push_back(series_color(i));
   }
   for (size_t i = 0; i < data.runs.size(); ++i) {
@@ -226,30 +227,65 @@ std::string pnn_section(const ReportData& data) {
   return html.empty() ? "" : tag("h2", "PNN") + html;
 }
 
-// The grid of plan k of an SDP run, with the cells that differ from plan k - 1 outlined.
+// A plan's units in columns of `bin` neighbouring units of one group: per worker the fraction held,
+// and whether any unit of the column changed holder since `before` (null: the first plan).
+struct BinnedPlan {
+  std::vector<std::string> labels, groups;
+  std::vector<std::vector<double>> held;
+  std::vector<std::vector<bool>> changed;
+  int64_t newly_held = 0;
+};
+
+BinnedPlan bin_plan(const SdpPlan& plan, const SdpPlan* before, size_t bin) {
+  BinnedPlan out;
+  const size_t workers = plan.held.size();
+  out.held.resize(workers);
+  out.changed.resize(workers);
+  const bool compare = before != nullptr && before->unit_labels == plan.unit_labels &&
+                       before->held.size() == workers;
+  for (size_t begin = 0; begin < plan.unit_labels.size();) {
+    size_t end = begin;
+    while (end < plan.unit_labels.size() && end - begin < bin &&
+           plan.unit_groups[end] == plan.unit_groups[begin])
+      ++end;
+    out.labels.push_back(end - begin == 1
+                             ? plan.unit_labels[begin]
+                             : plan.unit_labels[begin] + " .. " + plan.unit_labels[end - 1]);
+    out.groups.push_back(plan.unit_groups[begin]);
+    for (size_t w = 0; w < workers; ++w) {
+      size_t held = 0;
+      bool changed = false;
+      for (size_t u = begin; u < end; ++u) {
+        held += plan.held[w][u];
+        const bool differs = compare && before->held[w][u] != plan.held[w][u];
+        changed = changed || differs;
+        out.newly_held += differs && plan.held[w][u];
+      }
+      out.held[w].push_back(static_cast<double>(held) / static_cast<double>(end - begin));
+      out.changed[w].push_back(changed);
+    }
+    begin = end;
+  }
+  return out;
+}
+
+// The grid of plan k of an SDP run, with the columns that differ from plan k - 1 outlined.
 std::string plan_grid(size_t run_index, size_t k, const Run& run) {
   const SdpPlan& plan = run.sdp_plans[k];
-  BoolGrid grid;
+  const size_t bin = (plan.unit_labels.size() + kMaxGridColumns - 1) / kMaxGridColumns;
+  const BinnedPlan binned = bin_plan(plan, k > 0 ? &run.sdp_plans[k - 1] : nullptr, bin);
+  UnitGrid grid;
   grid.id = "sdp-plan-" + std::to_string(run_index) + "-" + std::to_string(k);
-  grid.column_labels = plan.unit_labels;
-  grid.column_groups = plan.unit_groups;
-  grid.cells = plan.held;
-  int64_t moved = 0;
-  if (k > 0 && run.sdp_plans[k - 1].unit_labels == plan.unit_labels) {
-    const auto& before = run.sdp_plans[k - 1].held;
-    grid.changed = plan.held;
-    for (size_t w = 0; w < plan.held.size(); ++w)
-      for (size_t u = 0; u < plan.held[w].size(); ++u) {
-        const bool differs = w >= before.size() || before[w][u] != plan.held[w][u];
-        grid.changed[w][u] = differs;
-        moved += differs && plan.held[w][u];
-      }
-  }
+  grid.column_labels = binned.labels;
+  grid.column_groups = binned.groups;
+  grid.held = binned.held;
+  if (k > 0) grid.changed = binned.changed;
   for (size_t w = 0; w < plan.held.size(); ++w)
     grid.row_labels.push_back("worker " + std::to_string(w));
   grid.title = run.name + ": " + plan.label;
-  if (k > 0) grid.title += " (" + std::to_string(moved) + " units newly held, outlined)";
-  return bool_grid_svg(grid);
+  if (k > 0) grid.title += " (" + std::to_string(binned.newly_held) + " units newly held)";
+  if (bin > 1) grid.title += ", " + std::to_string(bin) + " units a cell";
+  return unit_grid_svg(grid);
 }
 
 std::string sdp_section(const ReportData& data) {
@@ -260,7 +296,9 @@ std::string sdp_section(const ReportData& data) {
     std::string grids;
     const size_t drawn = std::min(run.sdp_plans.size(), kMaxPlansDrawn);
     for (size_t k = 0; k < drawn; ++k) grids += plan_grid(i, k, run);
-    html += tag("h3", escape_xml(run.name) + ": plan (worker x unit; filled = held)") +
+    html += tag("h3", escape_xml(run.name) +
+                          ": plan (worker x unit; blue = held, shade = share of a cell's units "
+                          "held; red outline = changed since the plan before)") +
             tag("div", grids, "class=\"plots\"");
     if (drawn < run.sdp_plans.size())
       html += tag("p",

@@ -27,6 +27,11 @@ std::string seconds_or_dash(double seconds) {
   return text;
 }
 
+// -1 marks "not applicable" (the conventional row has no recovery).
+std::string bytes_or_dash(double bytes) {
+  return std::isfinite(bytes) && bytes >= 0 ? format_bytes(bytes) : "-";
+}
+
 PnnPartition partition_of(const nlohmann::json& p) {
   PnnPartition partition;
   partition.index = p.value("partition", int64_t{0});
@@ -118,9 +123,9 @@ PnnComparison comparison_of(const std::string& name, const nlohmann::json& summa
                           percent_or_dash(number_or_missing(row, "test_accuracy")),
                           format_si(number_or_missing(row, "train_flops")),
                           to_target < 0 ? "never" : format_si(to_target),
-                          format_bytes(number_or_missing(row, "peak_tensor_bytes")),
-                          format_bytes(number_or_missing(row, "recovery_peak_tensor_bytes")),
-                          format_bytes(number_or_missing(row, "comm_bytes")),
+                          bytes_or_dash(number_or_missing(row, "peak_tensor_bytes")),
+                          bytes_or_dash(number_or_missing(row, "recovery_peak_tensor_bytes")),
+                          bytes_or_dash(number_or_missing(row, "comm_bytes")),
                           seconds_or_dash(number_or_missing(row, "wall_seconds"))});
   }
   return table;

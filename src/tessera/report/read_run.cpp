@@ -116,21 +116,23 @@ void add_evaluations(Run& run, const nlohmann::json& summary,
         std::string(run.method == "sdp" ? " (workers' subnetworks may differ)" : ""));
 }
 
-// Training loss against samples: every step record, and every epoch's mean.
+// Training loss against samples: the step records (each one batch's loss) where the run logged
+// any, else the epochs' means (a run of fewer steps than --log-every logs no step).
 void add_train_loss(Run& run, const nlohmann::json& summary,
                     const std::vector<nlohmann::json>& records, double factor) {
   const double samples = factor * number_or_missing(summary, "train_samples");
   const double per_step = samples / number_or_missing(summary, "steps");
   const double per_epoch = samples / number_or_missing(summary, "epochs");
+  std::vector<std::pair<double, double>> steps, epochs;
   for (const auto& r : records) {
     const std::string type = r.value("type", "");
     if (type == "step")
-      run.train_loss.emplace_back(per_step * number_or_missing(r, "step"),
-                                  number_or_missing(r, "loss"));
+      steps.emplace_back(per_step * number_or_missing(r, "step"), number_or_missing(r, "loss"));
     else if (type == "epoch")
-      run.train_loss.emplace_back(per_epoch * number_or_missing(r, "epoch"),
-                                  number_or_missing(r, "train_loss"));
+      epochs.emplace_back(per_epoch * number_or_missing(r, "epoch"),
+                          number_or_missing(r, "train_loss"));
   }
+  run.train_loss = steps.empty() ? epochs : steps;
   std::stable_sort(run.train_loss.begin(), run.train_loss.end(),
                    [](const auto& a, const auto& b) { return a.first < b.first; });
 }

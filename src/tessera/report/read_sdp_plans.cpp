@@ -66,7 +66,7 @@ std::vector<SdpPlan> read_sdp_plans(const std::string& path) {
     for (const auto& [by_epoch, at, file] : changes)
       plans.push_back(plan_of(
           train::read_json_file(file),
-          by_epoch ? "from epoch " + std::to_string(at) : "after step " + std::to_string(at),
+          by_epoch ? "after epoch " + std::to_string(at) : "after step " + std::to_string(at),
           file));
   } catch (const nlohmann::json::exception& e) {
     throw Error(path + ": unexpected content in an SDP plan file: " + e.what());

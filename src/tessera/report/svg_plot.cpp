@@ -61,6 +61,8 @@ std::vector<double> ticks_for(const std::vector<double>& values, bool from_zero,
   }
   if (values.empty()) return {0.0, 1.0};
   if (from_zero) lo = std::min(lo, 0.0);
+  // Nothing but zeros (one worker sends no bytes): a plain 0..5 axis rather than one around 0.
+  if (from_zero && lo == 0.0 && hi <= 0.0) hi = 5.0;
   double unit = 1.0;
   while (bytes && std::max(std::abs(lo), std::abs(hi)) / unit >= 1024.0) unit *= 1024.0;
   std::vector<double> ticks = nice_ticks(lo / unit, hi / unit);
@@ -83,6 +85,16 @@ std::string open_svg(const std::string& id, double height, const std::string& ti
          text_element(kWidth / 2, 22, title, "middle", " class=\"title\"");
 }
 
+// A tick value with as many decimals as its step needs (2.305, 2.31 with a step of 0.005), and SI
+// prefixes from 1000 on.
+std::string format_tick(double value, double step) {
+  if (std::abs(value) >= 1000.0 || !(step > 0)) return format_si(value);
+  const int decimals = std::clamp(static_cast<int>(-std::floor(std::log10(step) + 1e-9)), 0, 9);
+  char text[32];
+  std::snprintf(text, sizeof text, "%.*f", decimals, value);
+  return text;
+}
+
 // Axes, grid lines and tick labels of a plot area [kLeft, kLeft + w] x [kTop, kTop + h].
 struct Axes {
   std::vector<double> x_ticks, y_ticks;
@@ -98,11 +110,12 @@ struct Axes {
 
 std::string draw_y_axis(const Axes& axes, const std::string& label, bool bytes) {
   std::string svg;
+  const double step = axes.y_ticks.size() > 1 ? axes.y_ticks[1] - axes.y_ticks[0] : 1.0;
   for (double t : axes.y_ticks) {
     const double y = axes.py(t);
     svg += "<line class=\"grid\" x1=\"" + number(kLeft) + "\" x2=\"" + number(kLeft + axes.w) +
            "\" y1=\"" + number(y) + "\" y2=\"" + number(y) + "\"/>";
-    svg += text_element(kLeft - 6, y + 4, bytes ? format_bytes(t) : format_si(t), "end");
+    svg += text_element(kLeft - 6, y + 4, bytes ? format_bytes(t) : format_tick(t, step), "end");
   }
   const double mid = kTop + axes.h / 2;
   svg += text_element(14, mid, label, "middle",
@@ -294,6 +307,10 @@ std::string stacked_bar_svg(const StackedBarChart& chart) {
              escape_xml(chart.bytes ? format_bytes(v) : format_si(v)) + "</title></rect>";
       base += v;
     }
+    // The total above the bar, so that the height need not be read off the axis.
+    if (base > 0)
+      svg += text_element(x, axes.py(base) - 4, chart.bytes ? format_bytes(base) : format_si(base),
+                          "middle", " class=\"bar-total\"");
     svg += text_element(x, bottom + 14, bar.label, "middle", " class=\"bar-label\"") + "</g>";
   }
   if (chart.bars.empty())
@@ -303,43 +320,52 @@ std::string stacked_bar_svg(const StackedBarChart& chart) {
   return svg + "</svg>";
 }
 
-std::string bool_grid_svg(const BoolGrid& grid) {
+std::string unit_grid_svg(const UnitGrid& grid) {
   const size_t rows = grid.row_labels.size();
   const size_t columns = grid.column_labels.size();
   const double label_width = 80;
   const double cell_w = std::clamp(
-      (kWidth - label_width - kRight) / static_cast<double>(std::max<size_t>(columns, 1)), 2.0,
+      (kWidth - label_width - kRight) / static_cast<double>(std::max<size_t>(columns, 1)), 1.0,
       24.0);
   const double cell_h = 18;
   const double top = kTop + 6;
-  const double height = top + cell_h * static_cast<double>(rows) + 40;
-  std::string svg = open_svg(grid.id, height, grid.title);
+  const double bottom = top + cell_h * static_cast<double>(rows);
+  std::string svg = open_svg(grid.id, bottom + 40, grid.title);
   std::string previous_group;
+  double label_end = 0;  // where the last group name drawn ends: names must not overlap
   for (size_t c = 0; c < columns; ++c) {
     const std::string& group = c < grid.column_groups.size() ? grid.column_groups[c] : "";
-    if (group == previous_group) continue;
+    if (c > 0 && group == previous_group) continue;
     previous_group = group;
-    // The group's name where it begins, and a separator line.
     const double x = label_width + cell_w * static_cast<double>(c);
     svg += "<line class=\"group-sep\" x1=\"" + number(x) + "\" x2=\"" + number(x) + "\" y1=\"" +
-           number(top - 4) + "\" y2=\"" + number(top + cell_h * static_cast<double>(rows) + 4) +
-           "\"/>";
-    svg += text_element(x + 2, top + cell_h * static_cast<double>(rows) + 18, group, "start",
-                        " class=\"group-label\"");
+           number(top - 4) + "\" y2=\"" + number(bottom + 4) + "\"/>";
+    if (x < label_end) continue;
+    svg += text_element(x + 2, bottom + 18, group, "start", " class=\"group-label\"");
+    label_end = x + 8 + 6.0 * static_cast<double>(group.size());
   }
   for (size_t r = 0; r < rows; ++r) {
     const double y = top + cell_h * static_cast<double>(r);
     svg += text_element(label_width - 6, y + cell_h * 0.7, grid.row_labels[r], "end");
     for (size_t c = 0; c < columns; ++c) {
-      const bool held = r < grid.cells.size() && c < grid.cells[r].size() && grid.cells[r][c];
+      const double held = r < grid.held.size() && c < grid.held[r].size() ? grid.held[r][c] : 0.0;
       const bool changed =
           r < grid.changed.size() && c < grid.changed[r].size() && grid.changed[r][c];
-      svg += "<rect class=\"" + std::string(held ? "held" : "free") + (changed ? " changed" : "") +
-             "\" x=\"" + number(label_width + cell_w * static_cast<double>(c)) + "\" y=\"" +
-             number(y) + "\" width=\"" + number(std::max(cell_w - 1, 1.0)) + "\" height=\"" +
-             number(cell_h - 2) + "\"><title>" + escape_xml(grid.row_labels[r]) + ", " +
-             escape_xml(grid.column_labels[c]) + (held ? ": held" : ": not held") +
-             (changed ? " (changed)" : "") + "</title></rect>";
+      char fill[16];
+      // From #eeeeee (none held) to #4e79a7 (all held).
+      const auto mix = [held](int none, int all) {
+        return static_cast<int>(std::lround(none + (all - none) * std::clamp(held, 0.0, 1.0)));
+      };
+      std::snprintf(fill, sizeof fill, "#%02x%02x%02x", mix(0xee, 0x4e), mix(0xee, 0x79),
+                    mix(0xee, 0xa7));
+      char percent[16];
+      std::snprintf(percent, sizeof percent, "%.0f%%", 100.0 * held);
+      svg += "<rect class=\"unit" + std::string(changed ? " changed" : "") + "\" x=\"" +
+             number(label_width + cell_w * static_cast<double>(c)) + "\" y=\"" + number(y) +
+             "\" width=\"" + number(std::max(cell_w - (cell_w > 3 ? 1 : 0), 0.5)) + "\" height=\"" +
+             number(cell_h - 2) + "\" fill=\"" + fill + "\"><title>" +
+             escape_xml(grid.row_labels[r]) + ", " + escape_xml(grid.column_labels[c]) +
+             ": holds " + percent + (changed ? " (changed)" : "") + "</title></rect>";
     }
   }
   return svg + "</svg>";

@@ -61,16 +61,18 @@ struct StackedBarChart {
 
 std::string stacked_bar_svg(const StackedBarChart& chart);
 
-struct BoolGrid {
+// Rows (workers) x columns (units, or bins of neighbouring units of one group): the fraction of the
+// column's units the row holds, drawn from light grey (none) to blue (all).
+struct UnitGrid {
   std::string id;
   std::string title;
   std::vector<std::string> row_labels;     // e.g. "worker 0"
-  std::vector<std::string> column_labels;  // e.g. "stage1.neurons:17"; shown when there is room
-  std::vector<std::string> column_groups;  // per column, the group it belongs to (ticks between)
-  std::vector<std::vector<bool>> cells;    // [row][column]
-  std::vector<std::vector<bool>> changed;  // same shape or empty: cells drawn with a dark outline
+  std::vector<std::string> column_labels;  // e.g. "stage1.neurons:17" (tooltips)
+  std::vector<std::string> column_groups;  // per column, its unit group (named below the grid)
+  std::vector<std::vector<double>> held;   // [row][column], 0..1
+  std::vector<std::vector<bool>> changed;  // same shape or empty: cells outlined in red
 };
 
-std::string bool_grid_svg(const BoolGrid& grid);
+std::string unit_grid_svg(const UnitGrid& grid);
 
 }  // namespace tessera::report
