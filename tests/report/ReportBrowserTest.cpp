@@ -127,6 +127,8 @@ TEST_F(ReportBrowser, SdpRunWithPlanChangesBesideDdp) {
   const std::string dom = open_and_check(dir + "/report.html", ids, "sdp");
   EXPECT_NE(dom.find("after epoch 1"), std::string::npos);
   EXPECT_NE(dom.find("data-label=\"rank 1\""), std::string::npos);
+  // Every rank recorded its memory's parts (summary.json ranks), not only its peak.
+  EXPECT_EQ(dom.find("parts not recorded"), std::string::npos);
   EXPECT_EQ(dom.find("sdp-plan-1-0"), std::string::npos) << "ddp has no plan";
 }
 
