@@ -13,6 +13,7 @@
 # STEPS x 32 windows, one epoch), THREADS (nproc), SEED (1), TESSERA (the binary, build/tessera),
 # PYTHON (/usr/bin/python3, which must import torch: apt-get install python3-torch). OUT_DIR
 # (default: a new temporary directory) keeps the logs and run directories.
+# Writes OUT_DIR/report.html (tessera report on tessera's runs) and prints its path.
 # Slow: about a minute per side and round for 200 steps on 2 cores; run it on a quiet machine.
 set -euo pipefail
 rounds=${ROUNDS:-3}
@@ -77,3 +78,7 @@ done
 # The median round's ratio (rounds sorted by ratio).
 tail -n +2 "$out/rounds.tsv" | sort -t$'\t' -k4,4g |
   awk -F'\t' '{ r[NR] = $4 } END { printf "median ratio tessera/pytorch: %s\n", r[int((NR + 1) / 2)] }'
+# tessera's runs side by side (bits per byte against samples, time, ...).
+tessera_dirs=()
+for round in $(seq 1 "$rounds"); do tessera_dirs+=("$out/tessera-$round"); done
+"$tessera" report "${tessera_dirs[@]}" --out "$out/report.html"

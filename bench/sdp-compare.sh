@@ -13,6 +13,7 @@
 # TESSERA (the binary, build/tessera), ONLY (a regex: run only the matching runs), REDRAWS
 # ("0"; e.g. "0 1 s20": forward-masked runs also with --sdp-redraw-epochs 1 and with
 # --sdp-redraw-steps 20, rows named -redraw1 and -redraws20).
+# Writes OUT_DIR/<family>-report.html (tessera report on every run) and prints its path.
 # Needs jq.
 # Slow: minutes per run on 2 cores; not part of the tests.
 set -euo pipefail
@@ -39,6 +40,7 @@ esac
 common="$model --limit-train $limit --batch-size 64 --eval-batch-size 64 --threads 1 --seed ${SEED:-1} --schedule ${SCHEDULE:-constant} --quiet"
 mkdir -p "$out"
 rows="$out/$family.tsv"
+dirs=()  # the run directories, for the report
 printf "run\tepochs\ttest_acc\tsubnet_acc\tpeak_MiB_max_worker\tbytes_per_step_per_worker\tsamples_per_s\twall_s\n" >"$rows"
 
 run() {  # name epochs extra-args...
@@ -57,6 +59,7 @@ run() {  # name epochs extra-args...
      ([.ranks[].peak_tensor_bytes] | max / 1048576 | . * 10 | round / 10),
      (.comm_bytes_per_step / ($w | tonumber) | round),
      (.total_samples_per_second | round), $wall] | @tsv' "$dir/summary.json" >>"$rows"
+  dirs+=("$dir")
   tail -1 "$rows"
 }
 
@@ -96,3 +99,6 @@ for c in $coverages; do
   done
 done
 column -t -s $'\t' "$rows"
+if [ ${#dirs[@]} -gt 0 ]; then
+  "$tessera" report "${dirs[@]}" --out "$out/$family-report.html"
+fi

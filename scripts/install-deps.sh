@@ -1,7 +1,21 @@
 #!/usr/bin/env bash
 # Installs everything tessera needs from Debian's packages. Idempotent: packages already present
 # are skipped, and `apt-get update` runs at most once per call (only if something is missing).
+#
+#   scripts/install-deps.sh [--browser]
+#
+# --browser also installs headless Chromium and a font (about 200 MB), which only the test of
+# `tessera report` in a real browser needs (tests/report/ReportBrowserTest.cpp); scripts/test.sh
+# passes it, the main job (scripts/demo.sh) does not.
 set -euo pipefail
+
+browser=0
+for arg in "$@"; do
+  case $arg in
+    --browser) browser=1 ;;
+    *) echo "install-deps: unknown argument '$arg' (only --browser)" >&2; exit 2 ;;
+  esac
+done
 
 packages=(
   g++ cmake ninja-build make
@@ -11,6 +25,10 @@ packages=(
   fortunes                                       # the default text corpus (--data text)
   iproute2                                       # ip and tc: the namespaced hosts of the multi-host tests
 )
+
+if [ "$browser" = 1 ]; then
+  packages+=(chromium-headless-shell fonts-dejavu-core)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install dependencies, build, and run the whole test suite.
+# Install dependencies (with the headless browser of the report's test), build, and run the whole
+# test suite.
 #   scripts/test.sh                 Release build in ./build, then ctest
 #   scripts/test.sh --sanitize      AddressSanitizer + UndefinedBehaviorSanitizer build in
 #                                   ./build-asan, then ctest there (slower: ~2-3x)
@@ -31,7 +32,7 @@ case "$mode" in
     cd build-tsan && ctest --output-on-failure -j1 --timeout 1800 -R "$regex" "$@"
     ;;
   *)
-    bash scripts/install-deps.sh
+    bash scripts/install-deps.sh --browser
     bash scripts/build.sh
     cd build && ctest --output-on-failure -j2 --timeout 900
     ;;

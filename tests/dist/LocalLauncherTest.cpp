@@ -57,6 +57,45 @@ TEST(LocalLauncherTest, RunsEveryWorkerWithItsEnvironmentAndPrefixesItsLines) {
   EXPECT_NE(text.find("[rank 1] hello 1\n"), std::string::npos) << text;
 }
 
+TEST(LocalLauncherTest, NotLiveTheWorkersGetNoRecordRequestAndLinesPassAsBefore) {
+  CapturedOutput out;
+  LaunchOptions options;
+  options.stdout_fd = out.fd();
+  const LaunchResult result =
+      launch_workers({shell("echo \"live=${TESSERA_LIVE_PROGRESS:-unset}\"")}, options);
+  EXPECT_TRUE(result.ok()) << result.failure;
+  EXPECT_EQ(out.text(), "[rank 0] live=unset\n");
+}
+
+// Live: the workers are asked for records, the launcher draws one line per worker from them
+// (redrawn in place with cursor movements) and prints every other line above the lines.
+TEST(LocalLauncherTest, LiveProgressDrawsOneLinePerWorkerFromTheirRecords) {
+  CapturedOutput out;
+  LaunchOptions options;
+  options.stdout_fd = out.fd();
+  options.stderr_fd = out.fd();
+  options.live_progress = true;
+  options.live_width = 120;
+  const std::string record =
+      R"(@tessera-progress {"epoch":1,"epochs":2,"step":5,"steps":10,"loss":0.5,)"
+      R"("samples_per_second":100,"elapsed":5})";
+  const LaunchResult result = launch_workers(
+      {shell("echo \"live=$TESSERA_LIVE_PROGRESS\"; echo '" + record + "' >&2; sleep 0.3"),
+       shell("sleep 0.2; echo 'epoch 1: done' >&2")},
+      options);
+  EXPECT_TRUE(result.ok()) << result.failure;
+  const std::string text = out.text();
+  EXPECT_NE(text.find("[rank 0] live=1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("[rank 1] epoch 1: done\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("@tessera-progress"), std::string::npos) << "records are not printed";
+  // The last board: both workers done, rank 0 with its record's progress.
+  const std::string last = text.substr(text.rfind("\x1b[J") + 3);
+  EXPECT_EQ(last,
+            "[rank 0] epoch 1/2 [#####.....] step 5/10 loss 0.5000 100 samples/s ETA 5s | done"
+            "\x1b[K\n[rank 1] starting | done\x1b[K\n");
+  EXPECT_NE(text.find("\x1b[2F"), std::string::npos) << "redrawn from two lines up";
+}
+
 TEST(LocalLauncherTest, AFailedWorkerStopsTheOthersAndIsNamed) {
   CapturedOutput err;
   LaunchOptions options;

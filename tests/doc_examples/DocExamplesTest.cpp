@@ -169,9 +169,10 @@ TEST(DocCommands, FindsCommandsInBlocksWithContinuationsVariablesAndProducers) {
       "    --limit-train 30000\n"
       "./build/tessera eval --checkpoint runs/a/checkpoint.pt\n"
       "bash scripts/demo.sh\n"
+      "./build/tessera report runs/a --out a.html\n"
       "```\n";
   const auto commands = doc_commands(text, "X.md", /*markdown=*/true);
-  ASSERT_EQ(commands.size(), 3u);
+  ASSERT_EQ(commands.size(), 4u);
   EXPECT_EQ(commands[0].line, 3);
   EXPECT_EQ(commands[0].words.back(), "runs/a");
   EXPECT_EQ(commands[1].line, 5);
@@ -181,6 +182,7 @@ TEST(DocCommands, FindsCommandsInBlocksWithContinuationsVariablesAndProducers) {
                                       "20", "--limit-train", "30000"}));
   EXPECT_EQ(commands[2].producer, 0);
   EXPECT_EQ(commands[1].producer, -1);
+  EXPECT_EQ(commands[3].producer, 0) << "tessera report reads the run directory it is given";
 }
 
 TEST(DocCommands, TheSmokeVersionShrinksTheBudgetAndKeepsEveryOtherFlag) {
@@ -204,7 +206,7 @@ TEST(DocCommands, TheSmokeVersionShrinksTheBudgetAndKeepsEveryOtherFlag) {
 
 TEST(DocCommands, TheReadmeShowsCommandsOfEverySubcommand) {
   const auto commands = doc_commands_in_file(TESSERA_SOURCE_DIR, "README.md");
-  for (const std::string subcommand : {"train", "eval", "pnn", "launch", "info"}) {
+  for (const std::string subcommand : {"train", "eval", "pnn", "launch", "info", "report"}) {
     const bool shown = std::any_of(commands.begin(), commands.end(), [&](const DocCommand& c) {
       return c.words.size() > 1 && has_word(c.words, subcommand);
     });

@@ -92,12 +92,20 @@ inline std::vector<std::string> expand(const std::vector<std::string>& words,
   return out;
 }
 
+// The first run directory `tessera report` is given, or "" for any other command.
+inline std::string report_input(const std::vector<std::string>& words) {
+  for (size_t i = 0; i + 1 < words.size(); ++i)
+    if (words[i] == "report" && words[i + 1].rfind("-", 0) != 0) return words[i + 1];
+  return "";
+}
+
 // Links each command that reads an earlier command's run directory to that command.
 inline void link_producers(std::vector<DocCommand>& commands) {
   for (size_t i = 0; i < commands.size(); ++i) {
     std::string reads = flag_value(commands[i].words, "--checkpoint");
     if (!reads.empty()) reads = reads.substr(0, reads.rfind('/'));
     if (has_word(commands[i].words, "--resume")) reads = flag_value(commands[i].words, "--run-dir");
+    if (reads.empty()) reads = report_input(commands[i].words);
     if (reads.empty()) continue;
     for (size_t j = 0; j < i; ++j)
       if (flag_value(commands[j].words, "--run-dir") == reads) commands[i].producer = int(j);

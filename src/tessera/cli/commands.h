@@ -15,6 +15,7 @@ int eval_command(const Args& args);    // evaluate a checkpoint on a data set
 int export_command(const Args& args);  // write a checkpoint's model as a safetensors file
 int info_command(const Args& args);    // version, libtorch, threads, BLAS, devices
 int launch_command(const Args& args);  // start local workers of a distributed run
+int report_command(const Args& args);  // an HTML page comparing run directories
 // Hidden: one partition of `tessera pnn`'s parallel schedule, started by pnn_command.
 int pnn_worker_command(const Args& args);
 // continue a prompt with a language model checkpoint

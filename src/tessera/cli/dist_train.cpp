@@ -1,6 +1,7 @@
 #include "tessera/cli/dist_train.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 
 #include "tessera/core/error.h"
@@ -9,6 +10,7 @@
 #include "tessera/dist/pipeline_run.h"
 #include "tessera/dist/rendezvous.h"
 #include "tessera/dist/restart_checkpoint.h"
+#include "tessera/metrics/progress_board.h"
 #include "tessera/sdp/sdp_run.h"
 #include "tessera/train/checkpoint.h"
 #include "tessera/train/run_directory.h"
@@ -138,6 +140,9 @@ int train_distributed(const Args& args, CommonOptions& options, const DistFlags&
   config.device = options.train.device;
   const dist::Rendezvous rendezvous = dist::resolve_rendezvous(config, dist::process_environment());
   const bool leader = rendezvous.rank == 0;
+  // Rank 0 speaks for the run; the others show only their progress, and only to a launcher that
+  // draws it live (one line per rank). --quiet silences that too.
+  if (options.train.quiet) ::unsetenv(metrics::kLiveProgressEnv);
   if (!leader) options.train.quiet = true;
   const int64_t threads = configure_threads(options.threads);
   train::parse_device(options.train.device);

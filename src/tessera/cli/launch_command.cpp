@@ -1,7 +1,8 @@
 // `tessera launch -n N [--nnodes M --node-rank R --master-addr A --master-port P] -- tessera ...`:
 // starts this node's N workers with torchrun's environment, prefixes their output with the rank,
 // and stops them all when one fails (dist::launch_workers); with --max-restarts it then starts
-// them all again, to resume from the run's last checkpoint (dist/restart_checkpoint).
+// them all again, to resume from the run's last checkpoint (dist/restart_checkpoint). On a
+// terminal, each worker's progress is one line redrawn in place.
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
@@ -10,6 +11,7 @@
 #include "tessera/cli/commands.h"
 #include "tessera/cli/options.h"
 #include "tessera/core/error.h"
+#include "tessera/dist/live_progress.h"
 #include "tessera/dist/local_launcher.h"
 #include "tessera/dist/rendezvous.h"
 
@@ -90,6 +92,8 @@ int launch_command(const Args& args) {
   if (program[0] == "tessera") program[0] = dist::current_executable();
   dist::LaunchOptions options;
   options.grace_seconds = f.grace_seconds;
+  // On a terminal, one live line per worker; in a pipe or a file, the workers' lines as they come.
+  options.live_progress = dist::is_live_terminal(options.stderr_fd);
   // The launcher numbers this node's workers from 0: on several nodes that is the local rank.
   if (f.nnodes > 1) options.label = "node " + std::to_string(f.node_rank) + " local rank";
   for (int64_t attempt = 0;; ++attempt) {

@@ -24,6 +24,7 @@ const Command kCommands[] = {
     {"export", export_command, "write a checkpoint's model as a safetensors file"},
     {"info", info_command, "show version, libtorch, threads, BLAS and devices"},
     {"launch", launch_command, "start N local workers: tessera launch -n N -- tessera train ..."},
+    {"report", report_command, "write an HTML page comparing run directories"},
     {"pnn-worker", pnn_worker_command, nullptr},
     {"generate", generate_command, "continue a prompt with a language model checkpoint"},
 };

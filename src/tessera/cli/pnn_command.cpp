@@ -15,6 +15,7 @@
 #include "tessera/models/regularizers.h"
 #include "tessera/pnn/comparison.h"
 #include "tessera/pnn/pnn_run.h"
+#include "tessera/report/report.h"
 #include "tessera/train/run_directory.h"
 
 namespace tessera::cli {
@@ -257,6 +258,12 @@ int pnn_command(const Args& raw_args) {
   }
   run.write_json("summary.json", summary);
   std::printf("run directory: %s\n", options.run_dir.c_str());
+  if (comparison) {
+    // The comparison's curves and table as a page (tessera report on this run directory).
+    const std::string page = options.run_dir + "/report.html";
+    report::write_report({options.run_dir}, page);
+    std::printf("report: %s\n", page.c_str());
+  }
   return 0;
 }
 

@@ -10,8 +10,10 @@
 #include <csignal>
 #include <cstring>
 #include <map>
+#include <memory>
 
 #include "tessera/core/error.h"
+#include "tessera/dist/live_progress.h"
 #include "tessera/metrics/timer.h"
 
 extern char** environ;
@@ -72,12 +74,15 @@ std::vector<char*> c_strings(std::vector<std::string>& strings) {
   return pointers;
 }
 
-// One stream of one worker: bytes are cut into lines and written with the rank in front.
+// One stream of one worker: bytes are cut into lines and written with the rank in front (or, with
+// a live display, handed to it).
 struct OutputStream {
   int fd = -1;
   int target_fd = 1;
   std::string prefix;
   std::string pending;  // an incomplete last line
+  LiveProgress* live = nullptr;
+  size_t worker = 0;
 
   void write_all(const std::string& text) const {
     size_t done = 0;
@@ -88,7 +93,13 @@ struct OutputStream {
       done += static_cast<size_t>(n);
     }
   }
-  void emit(const std::string& text) const { write_all(prefix + text); }
+  // One line, without its newline.
+  void emit(const std::string& line) const {
+    if (live != nullptr)
+      live->worker_line(worker, line, target_fd, prefix);
+    else
+      write_all(prefix + line + "\n");
+  }
 
   // Reads what is available; returns false at end of stream.
   bool pump() {
@@ -104,7 +115,7 @@ struct OutputStream {
     for (size_t i = 0; i < pending.size(); ++i) {
       // A progress bar redraws with '\r'; give each redraw its own prefixed line.
       if (pending[i] == '\n' || pending[i] == '\r') {
-        if (i > start) emit(pending.substr(start, i - start) + "\n");
+        if (i > start) emit(pending.substr(start, i - start));
         start = i + 1;
       }
     }
@@ -112,7 +123,7 @@ struct OutputStream {
     return true;
   }
   void close() {
-    if (!pending.empty()) emit(pending + "\n");
+    if (!pending.empty()) emit(pending);
     pending.clear();
     if (fd >= 0) ::close(fd);
     fd = -1;
@@ -139,7 +150,8 @@ void open_pipe(int fds[2]) {
     throw Error(std::string("launch: cannot create a pipe: ") + std::strerror(errno));
 }
 
-void spawn(Worker& worker, const WorkerCommand& command, const LaunchOptions& options, int rank) {
+void spawn(Worker& worker, const WorkerCommand& command, const LaunchOptions& options, int rank,
+           LiveProgress* live) {
   if (command.argv.empty())
     throw UsageError("launch: worker " + std::to_string(rank) + " has no command");
   int out[2];
@@ -168,7 +180,9 @@ void spawn(Worker& worker, const WorkerCommand& command, const LaunchOptions& op
                            POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
 
   std::vector<std::string> argv = command.argv;
-  std::vector<std::string> env = environment_with(command.env);
+  auto overrides = command.env;
+  if (live != nullptr) overrides.emplace_back(metrics::kLiveProgressEnv, "1");
+  std::vector<std::string> env = environment_with(overrides);
   std::vector<char*> c_argv = c_strings(argv);
   std::vector<char*> c_env = c_strings(env);
   const int status =
@@ -186,14 +200,15 @@ void spawn(Worker& worker, const WorkerCommand& command, const LaunchOptions& op
   const std::string prefix =
       options.prefix_output ? "[" + options.label + " " + std::to_string(rank) + "] " : "";
   worker.running = true;
-  worker.out = OutputStream{out[0], options.stdout_fd, prefix, {}};
-  worker.err = OutputStream{err[0], options.stderr_fd, prefix, {}};
+  const auto worker_index = static_cast<size_t>(rank);
+  worker.out = OutputStream{out[0], options.stdout_fd, prefix, {}, live, worker_index};
+  worker.err = OutputStream{err[0], options.stderr_fd, prefix, {}, live, worker_index};
 }
 
 class Supervisor {
  public:
-  Supervisor(std::vector<Worker>& workers, const LaunchOptions& options)
-      : workers_(workers), options_(options) {}
+  Supervisor(std::vector<Worker>& workers, const LaunchOptions& options, LiveProgress* live)
+      : workers_(workers), options_(options), live_(live) {}
 
   void stop_all(int signal) {
     for (auto& worker : workers_) {
@@ -222,6 +237,8 @@ class Supervisor {
       if (WIFSIGNALED(status)) worker.exit.signal = WTERMSIG(status);
       if (WIFEXITED(status)) worker.exit.exit_code = WEXITSTATUS(status);
       const bool failed = worker.exit.signal != 0 || worker.exit.exit_code != 0;
+      if (live_ != nullptr)
+        live_->worker_exited(rank, failed ? describe_exit("", worker.exit).substr(1) : "done");
       if (failed && result.failure.empty() && !worker.exit.stopped_by_launcher) {
         result.failed_rank = static_cast<int>(rank);
         result.failure = describe_exit(options_.label + " " + std::to_string(rank), worker.exit);
@@ -289,6 +306,7 @@ class Supervisor {
 
   std::vector<Worker>& workers_;
   const LaunchOptions& options_;
+  LiveProgress* live_;
   bool stopping_ = false;
   metrics::Timer stop_timer_;
 };
@@ -308,11 +326,18 @@ LaunchResult launch_workers(const std::vector<WorkerCommand>& commands,
   require(options.grace_seconds >= 0, "launch: the grace period must be non-negative");
   SignalForwarding forwarding;
   std::vector<Worker> workers(commands.size());
-  Supervisor supervisor(workers, options);
+  std::unique_ptr<LiveProgress> live;
+  if (options.live_progress) {
+    std::vector<std::string> labels;
+    for (size_t rank = 0; rank < commands.size(); ++rank)
+      labels.push_back(options.label + " " + std::to_string(rank));
+    live = std::make_unique<LiveProgress>(options.stderr_fd, labels, options.live_width);
+  }
+  Supervisor supervisor(workers, options, live.get());
   LaunchResult result;
   try {
     for (size_t rank = 0; rank < commands.size(); ++rank)
-      spawn(workers[rank], commands[rank], options, static_cast<int>(rank));
+      spawn(workers[rank], commands[rank], options, static_cast<int>(rank), live.get());
   } catch (...) {
     supervisor.stop_all(SIGKILL);
     supervisor.run(result);

@@ -4,6 +4,7 @@
 // schedule run their workers through this.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <utility>
 #include <vector>
@@ -21,6 +22,10 @@ struct LaunchOptions {
   double grace_seconds = 5.0;  // after SIGTERM, before SIGKILL
   int stdout_fd = 1;           // where the workers' stdout / stderr lines go
   int stderr_fd = 2;
+  // Draw the workers' progress on stderr_fd (a terminal) as one line per worker, redrawn in place
+  // (live_progress.h): the workers get TESSERA_LIVE_PROGRESS=1 and print progress records.
+  bool live_progress = false;
+  size_t live_width = 0;  // the terminal's columns for the live lines (0: ask the terminal)
 };
 
 struct WorkerExit {

@@ -12,7 +12,10 @@ nlohmann::json gather_worker_metrics(ProcessGroup& group, const train::TrainSumm
                                     s.train_seconds,
                                     s.samples_per_second,
                                     static_cast<double>(s.steps),
-                                    static_cast<double>(step_comm_bytes)};
+                                    static_cast<double>(step_comm_bytes),
+                                    static_cast<double>(s.param_bytes),
+                                    static_cast<double>(s.grad_bytes),
+                                    static_cast<double>(s.optimizer_state_bytes)};
   std::vector<torch::Tensor> input = {torch::tensor(mine, torch::kDouble)};
   std::vector<std::vector<torch::Tensor>> gathered(1);
   for (int64_t r = 0; r < group.size(); ++r) gathered[0].push_back(torch::empty_like(input[0]));
@@ -29,7 +32,10 @@ nlohmann::json gather_worker_metrics(ProcessGroup& group, const train::TrainSumm
                      {"train_seconds", v[4].item<double>()},
                      {"samples_per_second", v[5].item<double>()},
                      {"steps", static_cast<int64_t>(v[6].item<double>())},
-                     {"step_comm_bytes", static_cast<int64_t>(v[7].item<double>())}});
+                     {"step_comm_bytes", static_cast<int64_t>(v[7].item<double>())},
+                     {"param_bytes", static_cast<int64_t>(v[8].item<double>())},
+                     {"grad_bytes", static_cast<int64_t>(v[9].item<double>())},
+                     {"optimizer_state_bytes", static_cast<int64_t>(v[10].item<double>())}});
   }
   return ranks;
 }

@@ -10,28 +10,25 @@
 namespace tessera::metrics {
 namespace {
 
-constexpr int64_t kBarWidth = 10;
 constexpr double kRedrawSeconds = 0.1;
+// Records cross a pipe and make the launcher redraw every worker's line: fewer suffice.
+constexpr double kRecordSeconds = 0.25;
 
-// "[#####.....]" for `done` of `total`.
-std::string bar(int64_t done, int64_t total) {
-  const int64_t filled =
-      total > 0 ? std::clamp<int64_t>(done * kBarWidth / total, 0, kBarWidth) : 0;
-  return "[" + std::string(static_cast<size_t>(filled), '#') +
-         std::string(static_cast<size_t>(kBarWidth - filled), '.') + "]";
-}
-
-bool is_terminal(std::FILE* out) {
-  return out != nullptr && isatty(fileno(out)) == 1;
+ProgressMode default_mode(std::FILE* out) {
+  if (live_progress_requested()) return ProgressMode::Records;
+  return out != nullptr && isatty(fileno(out)) == 1 ? ProgressMode::Terminal : ProgressMode::Lines;
 }
 
 }  // namespace
 
 Progress::Progress(std::FILE* out, int64_t log_every)
-    : Progress(out, log_every, is_terminal(out)) {}
+    : Progress(out, log_every, default_mode(out)) {}
 
 Progress::Progress(std::FILE* out, int64_t log_every, bool interactive)
-    : out_(out), log_every_(log_every), interactive_(interactive) {
+    : Progress(out, log_every, interactive ? ProgressMode::Terminal : ProgressMode::Lines) {}
+
+Progress::Progress(std::FILE* out, int64_t log_every, ProgressMode mode)
+    : out_(out), log_every_(log_every), mode_(mode) {
   if (out_ == nullptr) throw Error("progress: no output stream");
   require(log_every_ >= 1, "log_every must be at least 1 (got " + std::to_string(log_every_) + ")");
 }
@@ -46,6 +43,7 @@ void Progress::start_epoch(int64_t epoch, int64_t total_epochs, int64_t steps_in
   total_epochs_ = total_epochs;
   steps_in_epoch_ = steps_in_epoch;
   last_draw_seconds_ = 0.0;
+  drawn_ = false;
   epoch_timer_.restart();
 }
 
@@ -53,20 +51,35 @@ void Progress::step(int64_t step, double loss, double samples_per_second) {
   step_at(step, loss, samples_per_second, epoch_timer_.seconds());
 }
 
+bool Progress::due(int64_t step, double elapsed_seconds, double interval) {
+  // Redrawing costs a write and a flush; at thousands of steps a second, a few a second suffice.
+  const bool is_due =
+      !drawn_ || step == steps_in_epoch_ || elapsed_seconds - last_draw_seconds_ >= interval;
+  if (is_due) {
+    last_draw_seconds_ = elapsed_seconds;
+    drawn_ = true;
+  }
+  return is_due;
+}
+
 void Progress::step_at(int64_t step, double loss, double samples_per_second,
                        double elapsed_seconds) {
-  if (interactive_) {
-    // Redrawing costs a write and a flush; at thousands of steps a second, ten a second suffice.
-    const bool due = !line_open_ || step == steps_in_epoch_ ||
-                     elapsed_seconds - last_draw_seconds_ >= kRedrawSeconds;
-    if (!due) return;
-    last_draw_seconds_ = elapsed_seconds;
-    draw_bar(step, status_line(step, loss, samples_per_second, elapsed_seconds));
-  } else if (step % log_every_ == 0 || step == steps_in_epoch_) {
-    std::fprintf(out_, "epoch %lld/%lld %s\n", static_cast<long long>(epoch_),
-                 static_cast<long long>(total_epochs_),
-                 status_line(step, loss, samples_per_second, elapsed_seconds).c_str());
-    std::fflush(out_);
+  const ProgressState state = state_at(step, loss, samples_per_second, elapsed_seconds);
+  switch (mode_) {
+    case ProgressMode::Terminal:
+      if (due(step, elapsed_seconds, kRedrawSeconds)) draw_bar(state);
+      break;
+    case ProgressMode::Records:
+      if (!due(step, elapsed_seconds, kRecordSeconds)) break;
+      std::fprintf(out_, "%s\n", format_progress_record(state).c_str());
+      std::fflush(out_);
+      break;
+    case ProgressMode::Lines:
+      if (step % log_every_ != 0 && step != steps_in_epoch_) break;
+      std::fprintf(out_, "epoch %lld/%lld %s\n", static_cast<long long>(epoch_),
+                   static_cast<long long>(total_epochs_), status_text(state).c_str());
+      std::fflush(out_);
+      break;
   }
 }
 
@@ -76,25 +89,22 @@ void Progress::end_epoch(const std::string& summary) {
   std::fflush(out_);
 }
 
-std::string Progress::status_line(int64_t step, double loss, double samples_per_second,
-                                  double elapsed_seconds) const {
-  std::string eta = "?";
-  if (step > 0 && steps_in_epoch_ > 0) {
-    const int64_t remaining = std::max<int64_t>(steps_in_epoch_ - step, 0);
-    eta = format_duration(elapsed_seconds / static_cast<double>(step) *
-                          static_cast<double>(remaining));
-  }
-  char text[160];
-  std::snprintf(text, sizeof text, "step %lld/%lld loss %.4f %.0f samples/s ETA %s",
-                static_cast<long long>(step), static_cast<long long>(steps_in_epoch_), loss,
-                samples_per_second, eta.c_str());
-  return text;
+ProgressState Progress::state_at(int64_t step, double loss, double samples_per_second,
+                                 double elapsed_seconds) const {
+  ProgressState state;
+  state.epoch = epoch_;
+  state.total_epochs = total_epochs_;
+  state.step = step;
+  state.steps_in_epoch = steps_in_epoch_;
+  state.loss = loss;
+  state.samples_per_second = samples_per_second;
+  state.elapsed_seconds = elapsed_seconds;
+  return state;
 }
 
-void Progress::draw_bar(int64_t step, const std::string& status) {
+void Progress::draw_bar(const ProgressState& state) {
   // '\r' returns to the start of the bar; spaces blank the tail of a longer previous one.
-  std::string line = "epoch " + std::to_string(epoch_) + "/" + std::to_string(total_epochs_) + " " +
-                     bar(step, steps_in_epoch_) + " " + status;
+  std::string line = bar_text(state);
   const size_t width = line.size();
   if (width < line_width_) line.append(line_width_ - width, ' ');
   std::fprintf(out_, "\r%s", line.c_str());

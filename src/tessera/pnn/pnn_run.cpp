@@ -6,6 +6,7 @@
 
 #include "tessera/core/error.h"
 #include "tessera/core/seeding.h"
+#include "tessera/dist/live_progress.h"
 #include "tessera/metrics/flops.h"
 #include "tessera/metrics/measurement_scope.h"
 #include "tessera/metrics/timer.h"
@@ -165,6 +166,7 @@ void train_in_parallel(const PnnSetup& setup, const PartitionPlan& plan,
   options.label = "partition";
   // The workers' clocks start with their processes, about now.
   const double launched_at = clock.seconds();
+  options.live_progress = dist::is_live_terminal(options.stderr_fd);
   const dist::LaunchResult launched = dist::launch_workers(commands, options);
   if (!launched.ok()) throw Error("parallel PNN: " + launched.failure);
 

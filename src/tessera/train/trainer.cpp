@@ -373,7 +373,11 @@ void Trainer::save() {
 EvalResult Trainer::run_epoch(data::BatchIterator& batches, int64_t epoch, int64_t steps_per_epoch,
                               int64_t total_steps, const data::Dataset* test) {
   metrics::Progress progress(stderr, config_.log_every);
-  if (!config_.quiet) progress.start_epoch(epoch + 1, config_.epochs, steps_per_epoch);
+  // Ranks other than 0 are quiet, but a launcher that draws every rank's progress live
+  // (progress_board.h) gets theirs as records.
+  const bool show_progress =
+      !config_.quiet || (config_.rank > 0 && progress.mode() == metrics::ProgressMode::Records);
+  if (show_progress) progress.start_epoch(epoch + 1, config_.epochs, steps_per_epoch);
   batches.start_epoch(epoch);
   models::seed_stochastic_layers(*model_,
                                  models::stochastic_layer_seed(config_.seed, config_.rank, epoch));
@@ -413,7 +417,7 @@ EvalResult Trainer::run_epoch(data::BatchIterator& batches, int64_t epoch, int64
     inject_fault_at_step(config_.rank, step_);
     if (after_step_) after_step_({step_, total_steps, train_samples_ + epoch_samples_});
     const double rate = static_cast<double>(epoch_samples_) / epoch_timer.seconds();
-    if (!config_.quiet) progress.step(step_in_epoch_, loss, rate);
+    if (show_progress) progress.step(step_in_epoch_, loss, rate);
     if (run_ != nullptr && step_ % config_.log_every == 0 && !last_step_skipped_)
       run_->log({{"type", "step"},
                  {"epoch", epoch + 1},
