@@ -3,6 +3,8 @@
 #pragma once
 
 #include "tessera/core/error.h"
+#include "tessera/core/fault_injection.h"
+#include "tessera/core/file_io.h"
 #include "tessera/core/malloc_tuning.h"
 #include "tessera/core/seeding.h"
 #include "tessera/core/shape.h"

@@ -9,4 +9,6 @@
 #include "tessera/metrics/measurement_scope.h"
 #include "tessera/metrics/memory_tracker.h"
 #include "tessera/metrics/progress.h"
+#include "tessera/metrics/progress_board.h"
+#include "tessera/metrics/run_clock.h"
 #include "tessera/metrics/timer.h"

@@ -8,5 +8,6 @@
 #include "tessera/metrics.h"
 #include "tessera/models.h"
 #include "tessera/pnn.h"
+#include "tessera/report.h"
 #include "tessera/sdp.h"
 #include "tessera/train.h"
