@@ -22,9 +22,14 @@ const tessera::fuzz::Target& the_target() {
   return target;
 }
 
+// Writes the seeds, each checked first: a seed its reader rejects would start the corpus shallow.
 void write_seeds(const std::string& dir) {
   std::filesystem::create_directories(dir);
   for (const auto& [name, bytes] : the_target().seeds()) {
+    if (!the_target().harness(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size())) {
+      std::fprintf(stderr, "fuzz_main: the reader rejects seed %s\n", name.c_str());
+      std::exit(1);
+    }
     std::ofstream out(std::filesystem::path(dir) / name, std::ios::binary | std::ios::trunc);
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     if (!out) {

@@ -9,6 +9,9 @@ case "$1" in
     export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:suppressions=$here/ubsan.supp"
     ;;
   tsan)
+    # libtorch's OpenMP runtime is not instrumented: its worker threads' synchronisation is
+    # invisible to TSan, so intra-op parallelism would only produce false reports.
+    export OMP_NUM_THREADS=1
     export TSAN_OPTIONS="suppressions=$here/tsan.supp:halt_on_error=1:second_deadlock_stack=1"
     ;;
 esac

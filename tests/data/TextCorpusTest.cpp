@@ -194,7 +194,8 @@ TEST(TextCorpusTest, BadCorporaAreClearErrors) {
 TEST(TextCorpusTest, DamagedCacheHeadersAreClearErrors) {
   TempDir dir;
   write_fortune_file(dir.file("corpus"), sample_records(40));
-  const TextConfig config = text_config(dir, dir.file("corpus"), 8);
+  TextConfig config = text_config(dir, dir.file("corpus"), 8);
+  config.validation_fraction = 0.5;
   load_text_corpus(config);
   std::string cache_path;
   for (const auto& entry : std::filesystem::directory_iterator(dir.file("cache")))
@@ -209,9 +210,13 @@ TEST(TextCorpusTest, DamagedCacheHeadersAreClearErrors) {
     return bytes;
   };
   const int64_t huge = int64_t{1} << 62;
+  int64_t sizes[2];
+  std::memcpy(sizes, good.data() + 8, sizeof sizes);
   const std::vector<std::string> damaged = {
       with_fields({{0, -1}}), with_fields({{1, huge}}), with_fields({{2, -5}}),
       with_fields({{3, huge}}), good.substr(0, 20), good + "x",
+      // A negative size the other makes up for: the sum matches the file.
+      with_fields({{0, -5}, {1, sizes[0] + sizes[1] + 5}}),
       // The sizes fuzz_text found: their sum is past INT64_MAX (undefined in the old check).
       with_fields({{0, 5931893862272161068}, {1, 5931814697489814098}})};
   for (const std::string& bad : damaged) {

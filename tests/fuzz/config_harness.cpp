@@ -9,7 +9,7 @@ namespace {
 
 Seeds config_seeds() {
   return {{"mlp", R"({"epochs": 3, "hidden": [64, 64], "lr": 0.01, "data": "synthetic"})"},
-          {"llama", R"({"arch": "llama", "seq_len": 16, "dim": 32, "heads": 2, "depth": 2,
+          {"llama", R"({"model": "llama", "seq_len": 16, "embed_dim": 32, "heads": 2, "depth": 2,
                         "schedule": "cosine", "warmup_steps": 5, "clip_grad_norm": 1.0})"},
           {"dist", R"({"dist": "sdp", "coverage": 0.5, "sdp_sync": "params", "bucket_mb": 2.5,
                        "sdp_rescale": true, "optimizer": "sgd", "momentum": 0.9})"}};

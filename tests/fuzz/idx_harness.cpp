@@ -1,8 +1,8 @@
 // Fuzzes the IDX reader (data/idx.h): images files, labels files and an image/label pair.
 //
-// Input: byte 0 picks what the rest is. 0: an images file; 1: a labels file; 2: a pair, bytes
+// Input: byte 0 % 3 picks what the rest is. 0: an images file; 1: a labels file; 2: a pair, bytes
 // 1-2 (big-endian) the images file's length, then the images file, then the labels file, read as
-// an EMNIST-style split (byte 0's higher bits: transpose, label offset 1, 26 or 10 classes).
+// an EMNIST-style split (the bits of byte 0 / 3: 1 transpose, 2 label offset 1, 4 26 classes).
 // Files may be gzip-compressed, as on disk.
 #include <torch/torch.h>
 
@@ -47,7 +47,7 @@ Seeds idx_seeds() {
           {"pair", pair_input(2, images, labels)},
           // transpose + offset 1 + 26 classes: EMNIST letters
           {"pair-letters",
-           pair_input(2 | 4 | 8 | 16, idx_images_file(2, 3, 2), idx_labels_file(2, 26, 1))},
+           pair_input(2 + 3 * (1 | 2 | 4), idx_images_file(2, 3, 2), idx_labels_file(2, 26, 1))},
           {"pair-gz", pair_input(2, gzip(images), gzip(labels))}};
 }
 
@@ -75,9 +75,10 @@ bool read_idx_input(const uint8_t* data, size_t size) {
         split.labels_path =
             write_scratch_file("labels", data + 3 + images_size, size - 3 - images_size);
         split.name = "fuzz";
-        split.transpose = (mode & 4) != 0;
-        split.label_offset = (mode & 8) != 0 ? 1 : 0;
-        split.num_classes = (mode & 16) != 0 ? 26 : 10;
+        const int options = mode / 3;
+        split.transpose = (options & 1) != 0;
+        split.label_offset = (options & 2) != 0 ? 1 : 0;
+        split.num_classes = (options & 4) != 0 ? 26 : 10;
         const data::Dataset dataset = data::read_idx_dataset(split);
         consume(dataset.inputs);
         consume(dataset.labels);
