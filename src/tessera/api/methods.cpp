@@ -58,7 +58,7 @@ dist::RunResult run_worker(const sdp::SdpSetup& setup, int64_t rank, int64_t wor
   if (rank != 0) mine.train.quiet = true;
   dist::RunResult result = sdp::run_sdp(mine, group, data);
   const nlohmann::json summary = dist::summarize_run(group, "sdp", result, /*data_parallel=*/true);
-  if (run != nullptr) run->write_json("summary.json", summary);
+  if (mine.run != nullptr) mine.run->write_json("summary.json", summary);  // rank 0 alone
   group.shutdown();
   return result;
 }
@@ -132,8 +132,19 @@ dist::RunResult train_sdp(sdp::SdpSetup setup, int64_t workers, const data::Trai
       }
     });
   for (auto& thread : threads) thread.join();
-  for (const auto& error : errors)
-    if (error) std::rethrow_exception(error);
+  // Every failed worker's message: the first rank to fail is not always rank 0, and the others
+  // often fail only because it left (a closed connection).
+  std::string failures;
+  for (size_t rank = 0; rank < errors.size(); ++rank) {
+    if (!errors[rank]) continue;
+    try {
+      std::rethrow_exception(errors[rank]);
+    } catch (const std::exception& e) {
+      failures += (failures.empty() ? "" : "; ") + std::string("worker ") + std::to_string(rank) +
+                  ": " + e.what();
+    }
+  }
+  if (!failures.empty()) throw Error("train_sdp: " + failures);
   return results.front();
 }
 
