@@ -27,8 +27,10 @@ struct CommonOptions {
   train::TrainConfig train;
   ListFlags lists;
   std::string run_dir;
-  int64_t threads = 0;  // 0: cores / local workers
-  // Parses the list flags into data/model. Throws UsageError for a malformed list.
+  int64_t threads = 0;             // 0: cores / local workers
+  std::string precision = "fp32";  // --precision, parsed into train.precision by finish()
+  // Parses the list flags into data/model and --precision into train. Throws UsageError for a
+  // malformed list, an unknown precision or one the device cannot compute in.
   void finish();
 };
 

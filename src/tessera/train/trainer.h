@@ -18,6 +18,7 @@
 #include "tessera/models/staged_model.h"
 #include "tessera/train/objective.h"
 #include "tessera/train/optimizer.h"
+#include "tessera/train/precision.h"
 #include "tessera/train/run_directory.h"
 #include "tessera/train/schedule.h"
 #include "tessera/train/worker_sync.h"
@@ -38,6 +39,8 @@ struct TrainConfig {
   bool drop_last = false;
   data::Augmentation augmentation;
   std::string device = "cpu";
+  // bf16: forward under autocast (AutocastScope), loss, master weights and optimizer state fp32.
+  Precision precision = Precision::Fp32;
   int64_t rank = 0;  // data shard of this worker
   int64_t world_size = 1;
   bool quiet = false;  // no progress output
@@ -76,6 +79,7 @@ struct TrainSummary {
   double wall_seconds = 0.0;   // whole fit, incl. evaluation
   double train_seconds = 0.0;  // optimizer steps only
   double samples_per_second = 0.0;
+  Precision precision = Precision::Fp32;
   std::vector<EvalPoint> history;  // every test evaluation of this fit, in order
   nlohmann::json extra;  // the objective's figures (language models: bits per byte, tokens/s)
 };
@@ -158,6 +162,8 @@ class Trainer {
   EvalResult run_epoch(data::BatchIterator& batches, int64_t epoch, int64_t steps_per_epoch,
                        int64_t total_steps, const data::Dataset* test,
                        std::vector<EvalPoint>& history);
+  // The model's outputs for `batch`, computed in config_.precision, returned as fp32.
+  torch::Tensor forward(const data::Batch& batch, bool training);
   EvalPoint evaluate_point(const data::Dataset& test, double epoch, int64_t samples);
   void log_epoch(int64_t epoch, const EvalResult& train, const std::optional<EvalResult>& test,
                  double seconds, double samples_per_second);
