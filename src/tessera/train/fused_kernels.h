@@ -39,4 +39,7 @@ struct SgdScalars {
 // (1 - dampening) d, d = nesterov ? d + momentum buf : buf; p -= lr d.
 void sgd_update(float* p, const float* g, float* buf, int64_t n, const SgdScalars& s);
 
+// The instruction set the loops run with on this CPU: "avx512f+fma", "avx2+fma" or "baseline".
+const char* fused_kernel_isa();
+
 }  // namespace tessera::train
