@@ -22,6 +22,8 @@
 #   --out DIR          output directory, default a fresh /tmp/tessera-cluster-<pid>
 #   --port P           the master port, default 29500 (namespaces have ports of their own)
 #   --master-addr A    give the hosts this master address instead of host 0's (error paths)
+#   --down H:S         set host H's link down S seconds after the hosts started (a host that
+#                      disappears mid-run); each host's exit is then timed from that moment
 #   --tessera PATH     the binary, default build/tessera of this checkout
 #
 # Needs root (ip netns, veth, bridge, tc). Exit status: the first failing host's, 0 if all
@@ -38,6 +40,7 @@ run_timeout=300
 out=""
 port=29500
 master_override=""
+down=""
 tessera="$root_dir/build/tessera"
 
 usage() {
@@ -55,6 +58,7 @@ while [ $# -gt 0 ]; do
     --out) out="$2"; shift 2 ;;
     --port) port="$2"; shift 2 ;;
     --master-addr) master_override="$2"; shift 2 ;;
+    --down) down="$2"; shift 2 ;;
     --tessera) tessera="$2"; shift 2 ;;
     -h | --help) usage ;;
     --) shift; break ;;
@@ -68,6 +72,12 @@ done
   { echo "netns-cluster: --workers must be a positive integer" >&2; exit 2; }
 [[ "$run_timeout" =~ ^[0-9]+$ ]] && [ "$run_timeout" -ge 1 ] ||
   { echo "netns-cluster: --timeout must be a positive number of seconds" >&2; exit 2; }
+if [ -n "$down" ]; then
+  [[ "$down" =~ ^([0-9]+):([0-9]+)$ ]] && [ "${BASH_REMATCH[1]}" -lt "$hosts" ] ||
+    { echo "netns-cluster: --down must be HOST:SECONDS with HOST in 0..$((hosts - 1))" >&2; exit 2; }
+  down_host="${BASH_REMATCH[1]}"
+  down_after="${BASH_REMATCH[2]}"
+fi
 [ -x "$tessera" ] || { echo "netns-cluster: no tessera binary at $tessera (build first)" >&2; exit 2; }
 tessera="$(cd "$(dirname "$tessera")" && pwd)/$(basename "$tessera")"
 command=("$@")
@@ -176,12 +186,24 @@ for ((i = 0; i < hosts; i++)); do
   pids+=($!)
 done
 
+down_at=""
+if [ -n "$down" ]; then
+  sleep "$down_after"
+  ip -n "$(host_ns "$down_host")" link set eth0 down
+  down_at="$(date +%s.%N)"
+  echo "netns-cluster: host $down_host's link set down after $down_after s"
+fi
+
 status=0
 for ((i = 0; i < hosts; i++)); do
   code=0
   wait "${pids[i]}" || code=$?
   [ "$code" = 124 ] && echo "netns-cluster: host $i ran past --timeout $run_timeout s" >&2
-  echo "netns-cluster: host $i exited with $code (log: $out/h$i/launch.log)"
+  since=""
+  if [ -n "$down_at" ]; then
+    since=", $(awk -v a="$down_at" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s after the link went down"
+  fi
+  echo "netns-cluster: host $i exited with $code$since (log: $out/h$i/launch.log)"
   [ "$status" != 0 ] || status=$code
 done
 pids=()

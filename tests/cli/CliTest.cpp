@@ -146,10 +146,13 @@ TEST(Cli, DropoutAndDropPathAreRecordedAndOffAtEvaluation) {
       << r.output;
   r = run(resnet + " --epochs 1 --dropout 1");
   EXPECT_EQ(r.code, 2) << r.output;
-  EXPECT_NE(r.output.find("--dropout must be in [0, 1), got 1"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--dropout: must be a finite number in [0, 1), got '1'"),
+            std::string::npos)
+      << r.output;
   r = run(resnet + " --epochs 1 --drop-path=-0.5");
   EXPECT_EQ(r.code, 2) << r.output;
-  EXPECT_NE(r.output.find("--drop-path must be in [0, 1)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--drop-path: must be a finite number in [0, 1)"), std::string::npos)
+      << r.output;
 }
 
 namespace {
@@ -197,6 +200,25 @@ TEST(Cli, PnnCompareRunsBothSchedulesAndPrintsTheTable) {
   // The bandwidth baseline: a pipeline cut at the same stages, measured.
   EXPECT_GT(summary.at("model_parallel").at("bytes_per_step").get<int64_t>(), 0);
   EXPECT_NE(r.output.find("model parallel"), std::string::npos) << r.output;
+  // Time to accuracy: every row says when it reached the target (the first row's target is 90% of
+  // its own final accuracy, so it reaches it), and each curve point when it was reached.
+  EXPECT_NE(r.output.find("s to target"), std::string::npos) << r.output;
+  EXPECT_GT(summary.at("comparison")[0].at("seconds_to_target").get<double>(), 0.0);
+  for (const auto& row : summary.at("comparison")) EXPECT_TRUE(row.contains("seconds_to_target"));
+  for (const char* schedule : {"sequential", "parallel"}) {
+    const auto curve = read_json(dir + "/" + schedule + "/summary.json").at("curve");
+    ASSERT_FALSE(curve.empty()) << schedule;
+    for (size_t i = 0; i < curve.size(); ++i) {
+      EXPECT_GT(curve[i].at("elapsed_seconds").get<double>(), 0.0) << schedule;
+      if (i > 0) {
+        EXPECT_GE(curve[i].at("elapsed_seconds").get<double>(),
+                  curve[i - 1].at("elapsed_seconds").get<double>())
+            << schedule;
+      }
+    }
+  }
+  for (const auto& point : read_json(dir + "/conventional/summary.json").at("history"))
+    EXPECT_GT(point.at("elapsed_seconds").get<double>(), 0.0);
   std::filesystem::remove_all(dir);
 }
 

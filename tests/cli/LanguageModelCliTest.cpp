@@ -62,6 +62,20 @@ TEST(LanguageModelCli, TrainEvalAndGenerate) {
   EXPECT_GE(r.output.size(), 6u + 40u);
   EXPECT_EQ(run_tessera(generate).output, r.output);  // the same seed, the same text
 
+  // Exported to safetensors, the model evaluates and generates exactly as from its checkpoint.
+  const std::string exported = dir + "/model.safetensors";
+  const auto e = run_tessera("export --checkpoint " + dir + "/run/checkpoint.pt --out " + exported);
+  ASSERT_EQ(e.code, 0) << e.output;
+  EXPECT_EQ(run_tessera("generate --checkpoint " + exported +
+                        " --prompt Record --tokens 40 --seed 3 --threads 1")
+                .output,
+            r.output);
+  const auto x = run_tessera("eval --checkpoint " + exported + " --data-path " + dir +
+                             "/corpus --output " + dir + "/eval_exported.json");
+  ASSERT_EQ(x.code, 0) << x.output;
+  EXPECT_EQ(read_json(dir + "/eval_exported.json")["test_loss"],
+            read_json(dir + "/eval.json")["test_loss"]);
+
   r = run_tessera("generate --checkpoint " + dir + "/missing.pt");
   EXPECT_NE(r.code, 0);
 }

@@ -2,7 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <iterator>
+
 #include "tessera/core/error.h"
+#include "tessera/metrics/measurement_scope.h"
+#include "tessera/metrics/memory_tracker.h"
 #include "test_files.h"
 
 namespace tessera::data {
@@ -111,6 +116,24 @@ TEST(IdxTest, TruncatedGzipStreamIsAnError) {
   write_raw(dir.file("images.gz"), gz);
   expect_error<Error>([&] { read_idx_images(dir.file("images.gz")); },
                       {dir.file("images.gz"), "truncated"});
+}
+
+// A gzip trailer is only a hint of the content's size: one claiming 4 GiB on a small file makes
+// the reader allocate no more than deflate could expand the file to (1032:1), then report the
+// mismatch, instead of reserving what the trailer says.
+TEST(IdxTest, GzipTrailerClaimingGigabytesIsBoundedByTheFileSize) {
+  TempDir dir;
+  write_gz(dir.file("images.gz"), idx_images(2, 4, 4, counting_pixels(32)));
+  std::ifstream in(dir.file("images.gz"), std::ios::binary);
+  Bytes gz((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (size_t i = gz.size() - 4; i < gz.size(); ++i) gz[i] = 0xff;  // ISIZE: 4 GiB - 1
+  write_raw(dir.file("images.gz"), gz);
+  metrics::install_memory_tracker();
+  const int64_t before = metrics::live_tensor_bytes();
+  metrics::MeasurementScope scope;
+  expect_error<Error>([&] { read_idx_images(dir.file("images.gz")); },
+                      {dir.file("images.gz"), "corrupt"});
+  EXPECT_LE(scope.peak_tensor_bytes() - before, static_cast<int64_t>(gz.size() * 1032 + 1));
 }
 
 TEST(IdxTest, TrailingGarbageIsAnError) {

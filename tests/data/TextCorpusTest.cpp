@@ -2,10 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../text_support.h"
@@ -184,6 +186,40 @@ TEST(TextCorpusTest, BadCorporaAreClearErrors) {
   expect_error<Error>(load(dir.file("one_document")), {"validation split", "no whole window"});
 
   expect_error<UsageError>(load(dir.file("utf8"), 0), {"--seq-len"});
+}
+
+// The cache file is read back from disk, so its header is input too: sizes that do not add up to
+// the file (negative, past the end, or overflowing when added: found by fuzz_text) are a damaged
+// cache, never undefined arithmetic or a read past the mapping.
+TEST(TextCorpusTest, DamagedCacheHeadersAreClearErrors) {
+  TempDir dir;
+  write_fortune_file(dir.file("corpus"), sample_records(40));
+  const TextConfig config = text_config(dir, dir.file("corpus"), 8);
+  load_text_corpus(config);
+  std::string cache_path;
+  for (const auto& entry : std::filesystem::directory_iterator(dir.file("cache")))
+    cache_path = entry.path().string();
+  std::ifstream in(cache_path, std::ios::binary);
+  const std::string good((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // The header: 8 magic bytes, then train bytes, validation bytes, train and validation documents.
+  auto with_fields = [&](std::vector<std::pair<size_t, int64_t>> fields) {
+    std::string bytes = good;
+    for (const auto& [field, value] : fields)
+      std::memcpy(bytes.data() + 8 + 8 * field, &value, sizeof value);
+    return bytes;
+  };
+  const int64_t huge = int64_t{1} << 62;
+  const std::vector<std::string> damaged = {
+      with_fields({{0, -1}}), with_fields({{1, huge}}), with_fields({{2, -5}}),
+      with_fields({{3, huge}}), good.substr(0, 20), good + "x",
+      // The sizes fuzz_text found: their sum is past INT64_MAX (undefined in the old check).
+      with_fields({{0, 5931893862272161068}, {1, 5931814697489814098}})};
+  for (const std::string& bad : damaged) {
+    write_bytes(cache_path, bad);
+    expect_error<Error>([&] { load_text_corpus(config); }, {cache_path, "damaged"});
+  }
+  write_bytes(cache_path, good);
+  EXPECT_NO_THROW(load_text_corpus(config));
 }
 
 }  // namespace

@@ -135,9 +135,10 @@ TEST(DistCli, PipelineSendsActivationsAndGradientsAtTheCut) {
   ASSERT_NE(r.output.find("rank 1 exit 0"), std::string::npos) << r.output;
   const auto summary = read_json(dir + "/run/summary.json");
   // Stages 64->32 | 32->32, 32->10 (cut by FLOPs): every step sends 64 activations of 32 floats
-  // forward and their gradients back.
+  // forward and their gradients back, and each rank all-reduces the 16-byte --nonfinite ballot
+  // (2 (W - 1) / W x 16 = 16 bytes sent per rank).
   EXPECT_EQ(summary["pipeline"]["stages"], nlohmann::json({{0, 1}, {1, 3}}));
-  EXPECT_EQ(summary["comm_bytes_per_step"].get<int64_t>(), 2 * 64 * 32 * 4);
+  EXPECT_EQ(summary["comm_bytes_per_step"].get<int64_t>(), 2 * 64 * 32 * 4 + 2 * 16);
   const auto e = shell(binary() + "eval --checkpoint " + dir + "/run/checkpoint.pt " + kQuickData);
   EXPECT_EQ(e.code, 0) << e.output;
 }

@@ -209,3 +209,35 @@ TEST(MultiHost, AStoppedClusterRemovesEverythingItMade) {
   EXPECT_LT(r.seconds, 30) << r.output;
   // cluster() checked that no namespace or link is left.
 }
+
+TEST(MultiHost, AHostWhoseLinkGoesDownIsNamedWithinTheTimeout) {
+  if (!is_root()) GTEST_SKIP() << "needs root to make network namespaces (CI runs as root)";
+  const std::string out = fresh_dir("dist_multihost_down") + "/cluster";
+  // A run that would go on for long; host 1's link goes down 10 s in, once the workers train.
+  const auto r = cluster("--hosts 2 --down 1:10 --out " + out,
+                         "tessera train --dist ddp --dist-timeout 5 --epochs 100000 "
+                         "--data synthetic --synthetic-train 512 --synthetic-test 128 "
+                         "--synthetic-shape 1,8,8 --hidden 32,32 --batch-size 64 --threads 1",
+                         120);
+  if (r.code == kUnavailable) GTEST_SKIP() << r.output;
+  EXPECT_NE(r.code, 0) << r.output;
+  const std::string log0 = slurp(out + "/h0/launch.log");
+  const std::string log1 = slurp(out + "/h1/launch.log");
+  // Every worker said where Gloo binds, at start.
+  EXPECT_NE(log0.find("rank 0 binds Gloo to address 10.231.0.1"), std::string::npos) << log0;
+  EXPECT_NE(log1.find("rank 1 binds Gloo to address 10.231.0.2"), std::string::npos) << log1;
+  // The host that stayed names the one that disappeared; that one names the host it lost.
+  EXPECT_NE(log0.find("rank 1 (host "), std::string::npos) << log0;
+  EXPECT_NE(log0.find("address 10.231.0.2) does not answer: its host is unreachable"),
+            std::string::npos)
+      << log0;
+  EXPECT_NE(log1.find("address 10.231.0.1) does not answer"), std::string::npos) << log1;
+  // Host 0 stopped within the timeout (5 s), the probe (about 2 s) and some slack.
+  const std::string mark = "host 0 exited with ";
+  const size_t at = r.output.find(mark);
+  ASSERT_NE(at, std::string::npos) << r.output;
+  const size_t comma = r.output.find(", ", at);
+  ASSERT_NE(comma, std::string::npos) << r.output;
+  const double seconds = std::stod(r.output.substr(comma + 2));
+  EXPECT_LT(seconds, 5 + 2 + 5) << r.output << log0;
+}

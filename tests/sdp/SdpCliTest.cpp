@@ -188,11 +188,11 @@ TEST(SdpCli, ImpossiblePlansAreUsageErrorsNamingTheReason) {
   EXPECT_NE(r.output.find("--sdp-level must be block or neuron"), std::string::npos) << r.output;
   r = launch(2, "--sdp-redraw-epochs -1 --epochs 1 " + kResnet);
   EXPECT_NE(r.code, 0);
-  EXPECT_NE(r.output.find("--sdp-redraw-epochs must be non-negative"), std::string::npos)
+  EXPECT_NE(r.output.find("--sdp-redraw-epochs: must be an integer in [0, "), std::string::npos)
       << r.output;
   r = launch(2, "--sdp-redraw-steps -3 --epochs 1 " + kResnet);
   EXPECT_NE(r.code, 0);
-  EXPECT_NE(r.output.find("--sdp-redraw-steps must be non-negative"), std::string::npos)
+  EXPECT_NE(r.output.find("--sdp-redraw-steps: must be an integer in [0, "), std::string::npos)
       << r.output;
   r = launch(2, "--sdp-redraw-steps 5 --sdp-redraw-epochs 1 --epochs 1 " + kResnet);
   EXPECT_NE(r.code, 0);

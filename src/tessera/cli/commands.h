@@ -12,6 +12,7 @@ using Args = std::vector<std::string>;
 int train_command(const Args& args);   // conventional (or --dist ddp|pipeline) training
 int pnn_command(const Args& args);     // partitioned training with synthetic intermediate labels
 int eval_command(const Args& args);    // evaluate a checkpoint on a data set
+int export_command(const Args& args);  // write a checkpoint's model as a safetensors file
 int info_command(const Args& args);    // version, libtorch, threads, BLAS, devices
 int launch_command(const Args& args);  // start local workers of a distributed run
 // Hidden: one partition of `tessera pnn`'s parallel schedule, started by pnn_command.

@@ -1,13 +1,16 @@
 #include "tessera/cli/dist_train.h"
 
 #include <cstdio>
+#include <filesystem>
 
 #include "tessera/core/error.h"
 #include "tessera/data/load.h"
 #include "tessera/dist/ddp_run.h"
 #include "tessera/dist/pipeline_run.h"
 #include "tessera/dist/rendezvous.h"
+#include "tessera/dist/restart_checkpoint.h"
 #include "tessera/sdp/sdp_run.h"
+#include "tessera/train/checkpoint.h"
 #include "tessera/train/run_directory.h"
 
 namespace tessera::cli {
@@ -29,20 +32,59 @@ sdp::SdpSetup sdp_setup(const DistFlags& flags) {
   return setup;
 }
 
+// How this worker starts: afresh, or from the run's checkpoints (--resume, or a restart by
+// `tessera launch --max-restarts` once a checkpoint exists).
+struct StartPoint {
+  bool resume = false;
+  bool restartable = false;  // SDP and the pipeline keep per-worker checkpoints
+  int64_t step = 0;          // the checkpoint's step when resuming
+};
+
+StartPoint start_point(DistMode mode, const CommonOptions& options, bool resume, int64_t rank) {
+  StartPoint start;
+  const std::string& dir = options.run_dir;
+  start.restartable = !dir.empty() && (options.train.checkpoint_every_steps > 0 ||
+                                       dist::restarts_allowed() || resume);
+  const bool restarted = dist::restart_count() > 0;
+  if (!resume && !restarted) return start;
+  if (mode == DistMode::Ddp) {
+    const std::string file = dir + "/checkpoint.pt";
+    start.resume = resume || (restarted && !dir.empty() && std::filesystem::exists(file));
+    if (start.resume) start.step = train::read_checkpoint_meta(file).at("step").get<int64_t>();
+    return start;
+  }
+  const std::string file = dir.empty() ? "" : dist::latest_worker_checkpoint(dir, rank);
+  require(!resume || !file.empty(),
+          std::string("--resume with --dist ") + mode_name(mode) + ": " + dir +
+              "/restart holds no complete set of worker checkpoints (they are taken with "
+              "--checkpoint-every-steps, or every --checkpoint-every epochs under tessera launch "
+              "--max-restarts)");
+  start.resume = resume || (restarted && !file.empty());
+  if (start.resume && !file.empty())
+    start.step = train::read_checkpoint_meta(file).at("step").get<int64_t>();
+  return start;
+}
+
 // Runs this worker's part of the method.
 dist::RunResult run(DistMode mode, const CommonOptions& options, const DistFlags& flags,
-                    const sdp::SdpSetup& sdp_settings, bool resume, dist::ProcessGroup& group,
-                    const data::TrainTest& data, train::RunDirectory* run_dir) {
+                    const sdp::SdpSetup& sdp_settings, const StartPoint& start,
+                    dist::ProcessGroup& group, const data::TrainTest& data,
+                    train::RunDirectory* run_dir) {
+  const std::string restart_dir = start.restartable ? options.run_dir : "";
   if (mode == DistMode::Sdp) {
     sdp::SdpSetup setup = sdp_settings;
     setup.model = options.model;
     setup.train = options.train;
     setup.run = run_dir;
+    setup.restart_dir = restart_dir;
+    setup.resume = start.resume;
     return sdp::run_sdp(setup, group, data);
   }
   if (mode == DistMode::Pipeline)
-    return dist::run_pipeline({options.model, options.train, flags.micro_batches, run_dir}, group,
-                              data);
+    return dist::run_pipeline(
+        {options.model, options.train, flags.micro_batches, run_dir, restart_dir, start.resume},
+        group, data);
+  const bool resume = start.resume;
   dist::DdpSetup setup{options.model, options.train, {}, {}, run_dir};
   setup.reducer.bucket_bytes = static_cast<int64_t>(flags.bucket_mb * (1 << 20));
   setup.reducer.overlap = !flags.no_overlap;
@@ -79,13 +121,18 @@ void print_result(const nlohmann::json& json, DistMode mode, const std::string& 
   if (!run_dir.empty()) std::printf("run directory: %s\n", run_dir.c_str());
 }
 
+std::string binding_text(const dist::Rendezvous& r) {
+  if (!r.group.iface.empty()) return "interface " + r.group.iface;
+  if (!r.group.address.empty()) return "address " + r.group.address;
+  return "the host name's address";
+}
+
 }  // namespace
 
 int train_distributed(const Args& args, CommonOptions& options, const DistFlags& flags,
                       DistMode mode, bool resume) {
   require(flags.bucket_mb > 0, "--bucket-mb must be positive");
-  require(!(resume && mode != DistMode::Ddp),
-          std::string("--resume is not supported with --dist ") + mode_name(mode) + " (only ddp)");
+  require(!resume || !options.run_dir.empty(), "--resume needs --run-dir");
   const sdp::SdpSetup sdp_settings = mode == DistMode::Sdp ? sdp_setup(flags) : sdp::SdpSetup{};
   dist::DistConfig config = flags.config;
   config.device = options.train.device;
@@ -95,17 +142,35 @@ int train_distributed(const Args& args, CommonOptions& options, const DistFlags&
   const int64_t threads = configure_threads(options.threads);
   train::parse_device(options.train.device);
 
+  // Every worker, quiet or not: where a multi-host run's traffic goes is the first thing to check.
+  std::fprintf(stderr, "dist: rank %lld binds Gloo to %s (%s)\n",
+               static_cast<long long>(rendezvous.rank), binding_text(rendezvous).c_str(),
+               rendezvous.binding_reason.empty() ? "default" : rendezvous.binding_reason.c_str());
   dist::ProcessGroup group = dist::init_process_group(rendezvous);
   if (!options.train.quiet)
     std::fprintf(stderr, "dist: %s, %lld workers, timeout %.0f s\n", mode_name(mode),
                  static_cast<long long>(group.size()), config.timeout_seconds);
   const data::TrainTest data = load_data_for_model(options, /*verbose=*/false);
+  const StartPoint start = start_point(mode, options, resume, rendezvous.rank);
   std::unique_ptr<train::RunDirectory> run_dir;
-  if (leader && !options.run_dir.empty())
-    run_dir = open_run_directory(args, options, mode, threads, group.size(), resume);
+  if (leader && !options.run_dir.empty()) {
+    if (start.resume) {
+      train::drop_metrics_after_step(options.run_dir + "/metrics.jsonl", start.step);
+      std::fprintf(stderr, "dist: %s from the checkpoint of step %lld (attempt %lld)\n",
+                   resume ? "resuming" : "restarting", static_cast<long long>(start.step),
+                   static_cast<long long>(dist::restart_count()));
+    } else if (start.restartable) {
+      // A restart must not resume from an older run's checkpoints.
+      dist::remove_worker_checkpoints(options.run_dir);
+      std::filesystem::remove(options.run_dir + "/checkpoint.pt");
+    }
+    run_dir = open_run_directory(args, options, mode, threads, group.size(), start.resume);
+  }
+  // Nobody looks for checkpoints before rank 0 has cleared an older run's.
+  group.barrier();
 
   const dist::RunResult result =
-      run(mode, options, flags, sdp_settings, resume, group, data, run_dir.get());
+      run(mode, options, flags, sdp_settings, start, group, data, run_dir.get());
   nlohmann::json json =
       dist::summarize_run(group, mode_name(mode), result, mode != DistMode::Pipeline);
   if (leader) {

@@ -2,13 +2,14 @@
 #include <cstdio>
 #include <iostream>
 
+#include "tessera/cli/checked_flags.h"
 #include "tessera/cli/commands.h"
 #include "tessera/cli/options.h"
 #include "tessera/core/error.h"
 #include "tessera/data/load.h"
 #include "tessera/metrics/language_model.h"
 #include "tessera/models/staged_model.h"
-#include "tessera/train/checkpoint.h"
+#include "tessera/train/model_file.h"
 #include "tessera/train/run_directory.h"
 #include "tessera/train/trainer.h"
 
@@ -21,32 +22,29 @@ int eval_command(const Args& raw_args) {
   std::string output;
   auto app = make_app("Evaluate a checkpoint (loss and top-1 accuracy on the test split).",
                       "tessera eval");
-  app->add_option("--checkpoint", checkpoint, "checkpoint file written by train")->required();
+  app->add_option("--checkpoint", checkpoint,
+                  "checkpoint file written by train, or a safetensors file written by export")
+      ->required();
   app->add_option("--output", output, "also write the result to this JSON file");
   add_data_flags(*app, options);
   add_runtime_flags(*app, options);
   app->add_option("--batch-size", options.train.eval_batch_size, "evaluation batch size")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(integer_in(1));
   if (!parse(*app, args)) return 0;
   options.finish();
   configure_threads(options.threads);
 
-  const nlohmann::json meta = train::read_checkpoint_meta(checkpoint);
-  models::ModelConfig config;
-  try {
-    config = models::model_config_from_json(meta.at("model"));
-  } catch (const nlohmann::json::exception&) {
-    throw Error("checkpoint " + checkpoint + " has no model description");
-  }
+  train::LoadedModel loaded = train::load_model(checkpoint);
+  models::StagedModel model = loaded.model;
+  if (!model->is_full())
+    throw UsageError("checkpoint " + checkpoint + " holds a partition, not a whole model");
+  const models::ModelConfig& config = model->config();
   if (config.arch == "llama" && app->count("--data") == 0) {  // its text, in its windows
     options.data.name = "text";
     if (app->count("--seq-len") == 0) options.data.seq_len = config.input_shape.at(0);
     if (app->count("--batch-size") == 0) options.train.eval_batch_size = 64;  // as in training
   }
-  models::StagedModel model = models::build_model(config);
-  if (!model->is_full())
-    throw UsageError("checkpoint " + checkpoint + " holds a partition, not a whole model");
-  train::load_checkpoint(checkpoint, *model, nullptr);
 
   const data::TrainTest data = data::load_dataset(options.data);
   if (data.test.sample_shape() != config.input_shape || data.test.num_classes != config.num_classes)

@@ -5,12 +5,13 @@
 #include <string>
 #include <vector>
 
+#include "tessera/cli/checked_flags.h"
 #include "tessera/cli/commands.h"
 #include "tessera/cli/options.h"
 #include "tessera/core/error.h"
 #include "tessera/models/generation.h"
 #include "tessera/models/staged_model.h"
-#include "tessera/train/checkpoint.h"
+#include "tessera/train/model_file.h"
 #include "tessera/train/trainer.h"
 
 namespace tessera::cli {
@@ -26,36 +27,36 @@ int generate_command(const Args& raw_args) {
       "Continue a prompt with a language model (llama) checkpoint: sampled byte by byte with a "
       "key/value cache, printed to stdout (the prompt first).",
       "tessera generate");
-  app->add_option("--checkpoint", checkpoint, "checkpoint file of a whole llama model")->required();
+  app->add_option("--checkpoint", checkpoint,
+                  "checkpoint (or safetensors file) of a whole llama model")
+      ->required();
   app->add_option("--prompt", prompt, "text to continue (default: a newline)");
-  app->add_option("--tokens", config.tokens, "bytes to generate")->capture_default_str();
+  app->add_option("--tokens", config.tokens, "bytes to generate")
+      ->capture_default_str()
+      ->check(integer_in(0, 1 << 24));
   app->add_option("--temperature", config.temperature,
                   "sampling temperature (0: always the most likely byte)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(real_in({0.0, 1000.0, false, false}));
   app->add_option("--top-k", config.top_k, "sample among the k most likely bytes (0: all)")
-      ->capture_default_str();
-  app->add_option("--seed", config.seed, "seed of the sampler")->capture_default_str();
+      ->capture_default_str()
+      ->check(integer_in(0, 1 << 20));
+  app->add_option("--seed", config.seed, "seed of the sampler")
+      ->capture_default_str()
+      ->check(seed_value());
   app->add_option("--device", device, "cpu, cuda or cuda:N")->capture_default_str();
-  app->add_option("--threads", threads, "intra-op threads (0: cores)");
+  app->add_option("--threads", threads, "intra-op threads (0: cores)")->check(integer_in(0, 4096));
   if (!parse(*app, args)) return 0;
   configure_threads(threads);
   const torch::Device target = train::parse_device(device);
   require(!prompt.empty(), "--prompt must not be empty");
 
-  const nlohmann::json meta = train::read_checkpoint_meta(checkpoint);
-  models::ModelConfig model_config;
-  try {
-    model_config = models::model_config_from_json(meta.at("model"));
-  } catch (const nlohmann::json::exception&) {
-    throw Error("checkpoint " + checkpoint + " has no model description");
-  }
-  require(model_config.arch == "llama",
-          "checkpoint " + checkpoint + " holds a " + model_config.arch +
+  models::StagedModel model = train::load_model(checkpoint).model;
+  require(model->config().arch == "llama",
+          "checkpoint " + checkpoint + " holds a " + model->config().arch +
               " model; generate needs a language model (--model llama)");
-  models::StagedModel model = models::build_model(model_config);
   if (!model->is_full())
     throw UsageError("checkpoint " + checkpoint + " holds a partition, not a whole model");
-  train::load_checkpoint(checkpoint, *model, nullptr);
   model->to(target);
 
   const std::vector<int64_t> prompt_tokens(

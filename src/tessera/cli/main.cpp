@@ -20,7 +20,8 @@ struct Command {
 const Command kCommands[] = {
     {"train", train_command, "train a model (conventional training)"},
     {"pnn", pnn_command, "partitioned training with synthetic intermediate labels (PNN/SIL)"},
-    {"eval", eval_command, "evaluate a checkpoint on a data set"},
+    {"eval", eval_command, "evaluate a checkpoint (or safetensors file) on a data set"},
+    {"export", export_command, "write a checkpoint's model as a safetensors file"},
     {"info", info_command, "show version, libtorch, threads, BLAS and devices"},
     {"launch", launch_command, "start N local workers: tessera launch -n N -- tessera train ..."},
     {"pnn-worker", pnn_worker_command, nullptr},

@@ -7,6 +7,7 @@
 #include <sstream>
 #include <thread>
 
+#include "tessera/cli/checked_flags.h"
 #include "tessera/core/error.h"
 #include "tessera/metrics/language_model.h"
 #include "tessera/metrics/timer.h"
@@ -15,6 +16,10 @@
 namespace tessera::cli {
 
 namespace {
+// Far more workers than a Gloo group of CPU processes can hold; --rank and --world-size beyond it
+// are typing mistakes.
+constexpr int64_t kMaxWorldSize = 1 << 16;
+
 // Parses every comma-separated item of `text` with `parse_item`; UsageError naming `flag` and
 // `what` the items should be otherwise.
 template <typename T, typename Parse>
@@ -52,9 +57,32 @@ std::vector<double> parse_double_list(const std::string& text, const std::string
 void CommonOptions::finish() {
   model.hidden = parse_int_list(lists.hidden, "--hidden");
   data.synthetic_shape = parse_int_list(lists.synthetic_shape, "--synthetic-shape");
+  check_model_flags(model);
   train.precision = train::parse_precision(precision);
   // Before any data is loaded: a CPU without native bf16 is refused at once.
   train::require_precision_supported(train.precision, train::parse_device(train.device));
+}
+
+void check_model_flags(const models::ModelConfig& model) {
+  if (model.arch != "vit" && model.arch != "llama") return;
+  require(model.embed_dim % model.num_heads == 0,
+          "--heads " + std::to_string(model.num_heads) + " must divide --embed-dim " +
+              std::to_string(model.embed_dim) + " (" + model.arch +
+              " splits the embedding among the heads)");
+  require(model.arch != "llama" || (model.embed_dim / model.num_heads) % 2 == 0,
+          "--embed-dim / --heads = " + std::to_string(model.embed_dim / model.num_heads) +
+              " must be even for llama (rotary embeddings rotate pairs of a head's entries)");
+}
+
+void check_dist_flags(const DistFlags& dist, const train::TrainConfig& train) {
+  const dist::DistConfig& c = dist.config;
+  require(c.rank < 0 || c.world_size < 0 || c.rank < c.world_size,
+          "--rank " + std::to_string(c.rank) + " must be below --world-size " +
+              std::to_string(c.world_size));
+  require(dist.mode != "pipeline" || dist.micro_batches <= train.batch_size,
+          "--micro-batches " + std::to_string(dist.micro_batches) +
+              " must not exceed --batch-size " + std::to_string(train.batch_size) +
+              " (a micro-batch holds at least one sample)");
 }
 
 void add_data_flags(CLI::App& app, CommonOptions& o) {
@@ -66,75 +94,111 @@ void add_data_flags(CLI::App& app, CommonOptions& o) {
                  "text: the corpus, a UTF-8 file or a directory of them (default: "
                  "/usr/share/games/fortunes, Debian's fortunes package)");
   app.add_option("--seq-len", o.data.seq_len, "text: tokens (bytes) per training window")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(integer_in(1, 1 << 20));
   app.add_option("--text-val-fraction", o.data.text_validation_fraction,
                  "text: fraction of the documents held out for validation")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(fraction_open());
   app.add_option("--data-dir", o.data.dir, "directory of the data files (default: per data set)");
   app.add_option("--emnist-split", o.data.emnist_split, "EMNIST split")->capture_default_str();
   app.add_option("--cifar100-labels", o.data.cifar100_labels, "fine or coarse")
       ->capture_default_str();
   app.add_option("--synthetic-train", o.data.synthetic_train, "synthetic training samples")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(integer_in(1));
   app.add_option("--synthetic-test", o.data.synthetic_test, "synthetic test samples")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(integer_in(1));
   app.add_option("--synthetic-classes", o.data.synthetic_classes, "synthetic classes")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(integer_in(2, 1 << 20));
   app.add_option("--synthetic-shape", o.lists.synthetic_shape,
                  "synthetic sample shape, e.g. 1,28,28")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(list_of(integer_in(1, 1 << 20)));
   app.add_option("--synthetic-seed", o.data.synthetic_seed, "synthetic data seed")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(seed_value());
   app.add_option("--limit-train", o.data.limit_train,
-                 "use only the first N training samples (0: all; text: N windows per epoch)");
+                 "use only the first N training samples (0: all; text: N windows per epoch)")
+      ->check(integer_in(0));
   app.add_option("--limit-test", o.data.limit_test,
-                 "use only the first N test samples (0: all; text: N windows)");
+                 "use only the first N test samples (0: all; text: N windows)")
+      ->check(integer_in(0));
 }
 
 void add_model_flags(CLI::App& app, CommonOptions& o) {
   app.add_option("--model", o.model.arch, "architecture: mlp, resnet, wrn, vit, llama")
       ->capture_default_str();
   app.add_option("--hidden", o.lists.hidden, "mlp hidden widths, comma-separated")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(list_of(integer_in(1, 1 << 20)));
   app.add_option("--activation", o.model.activation, "mlp activation: relu, gelu, tanh")
       ->capture_default_str();
-  app.add_option("--depth", o.model.depth, "resnet/wrn depth, vit/llama blocks (0: default)");
+  app.add_option("--depth", o.model.depth, "resnet/wrn depth, vit/llama blocks (0: default)")
+      ->check(integer_in(0, 10000));
   app.add_option("--width", o.model.width,
-                 "resnet width multiplier / wrn widen factor (0: default)");
-  app.add_option("--patch-size", o.model.patch_size, "vit patch size")->capture_default_str();
+                 "resnet width multiplier / wrn widen factor (0: default)")
+      ->check(real_in({0.0, 1024.0, false, false}));
+  app.add_option("--patch-size", o.model.patch_size, "vit patch size")
+      ->capture_default_str()
+      ->check(integer_in(1, 1 << 16));
   app.add_option("--embed-dim", o.model.embed_dim, "vit/llama embedding width")
-      ->capture_default_str();
-  app.add_option("--heads", o.model.num_heads, "vit/llama attention heads")->capture_default_str();
+      ->capture_default_str()
+      ->check(integer_in(1, 1 << 20));
+  app.add_option("--heads", o.model.num_heads, "vit/llama attention heads")
+      ->capture_default_str()
+      ->check(integer_in(1, 1 << 16));
   app.add_option("--mlp-dim", o.model.mlp_dim,
                  "vit MLP / llama SwiGLU hidden width (llama's default: 320)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(integer_in(1, 1 << 22));
   app.add_option("--pool", o.model.pool, "vit pooling: cls or mean")->capture_default_str();
   app.add_option(
          "--dropout", o.model.dropout,
          "dropout probability on the units neuron-level SDP masks: mlp hidden neurons, "
          "resnet/wrn blocks' inner channels (channel-wise), vit MLP hidden units; in [0, 1)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(probability_below_one());
   app.add_option("--drop-path", o.model.drop_path,
                  "stochastic depth: per-sample drop probability of every residual branch "
                  "(resnet/wrn blocks, vit attention and MLP sublayers; not mlp); in [0, 1)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(probability_below_one());
 }
 
 void add_train_flags(CLI::App& app, CommonOptions& o) {
   auto& t = o.train;
-  app.add_option("--epochs", t.epochs, "training epochs")->capture_default_str();
+  app.add_option("--epochs", t.epochs, "training epochs")
+      ->capture_default_str()
+      ->check(integer_in(0, 1000000));
   app.add_option("--batch-size", t.batch_size, "mini-batch size (per worker)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(integer_in(1));
   app.add_option("--eval-batch-size", t.eval_batch_size, "evaluation batch size")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(integer_in(1));
   app.add_option("--optimizer", t.optimizer.name, "sgd, adam, adamw")->capture_default_str();
-  app.add_option("--lr", t.optimizer.lr, "learning rate")->capture_default_str();
-  app.add_option("--weight-decay", t.optimizer.weight_decay, "weight decay")->capture_default_str();
-  app.add_option("--momentum", t.optimizer.momentum, "sgd momentum")->capture_default_str();
+  app.add_option("--lr", t.optimizer.lr, "learning rate")
+      ->capture_default_str()
+      ->check(positive_real());
+  app.add_option("--weight-decay", t.optimizer.weight_decay, "weight decay")
+      ->capture_default_str()
+      ->check(non_negative_real());
+  app.add_option("--momentum", t.optimizer.momentum, "sgd momentum")
+      ->capture_default_str()
+      ->check(probability_below_one());
   app.add_flag("--nesterov", t.optimizer.nesterov, "sgd: Nesterov momentum");
-  app.add_option("--beta1", t.optimizer.beta1, "adam/adamw beta1")->capture_default_str();
-  app.add_option("--beta2", t.optimizer.beta2, "adam/adamw beta2")->capture_default_str();
-  app.add_option("--eps", t.optimizer.eps, "adam/adamw epsilon")->capture_default_str();
+  app.add_option("--beta1", t.optimizer.beta1, "adam/adamw beta1")
+      ->capture_default_str()
+      ->check(probability_below_one());
+  app.add_option("--beta2", t.optimizer.beta2, "adam/adamw beta2")
+      ->capture_default_str()
+      ->check(probability_below_one());
+  app.add_option("--eps", t.optimizer.eps, "adam/adamw epsilon")
+      ->capture_default_str()
+      ->check(positive_real());
   // The CLI's default: the measured best for conventional, DDP and PNN training (see
   // apply_measured_defaults for SDP's). The library's TrainConfig keeps a constant rate.
   t.schedule.name = "cosine";
@@ -143,32 +207,60 @@ void add_train_flags(CLI::App& app, CommonOptions& o) {
                  "and PNN training; constant under --dist sdp, measured better there; see "
                  "docs/results.md, Defaults)");
   app.add_option("--warmup-steps", t.schedule.warmup_steps, "linear warm-up steps")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(integer_in(0));
   app.add_option("--step-every", t.schedule.step_every_epochs, "step schedule: epochs per decay")
-      ->capture_default_str();
-  app.add_option("--gamma", t.schedule.gamma, "step schedule: decay factor")->capture_default_str();
+      ->capture_default_str()
+      ->check(integer_in(0, 1000000));
+  app.add_option("--gamma", t.schedule.gamma, "step schedule: decay factor")
+      ->capture_default_str()
+      ->check(positive_real());
   app.add_option("--min-lr-ratio", t.schedule.min_lr_ratio, "cosine: final lr / lr")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(real_in({0.0, 1.0, false, false}));
   app.add_option("--clip-grad-norm", t.clip_grad_norm, "clip the gradient norm (0: off)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(non_negative_real());
   app.add_flag("--drop-last", t.drop_last, "drop the last partial batch of an epoch");
   app.add_option("--augment-crop", t.augmentation.crop_padding,
                  "random-crop padding in pixels (0: off)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(integer_in(0, 1024));
   app.add_flag("--augment-flip", t.augmentation.horizontal_flip, "random horizontal flips");
   app.add_option("--seed", t.seed, "seed for initialisation, shuffling, augmentation")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(seed_value());
   app.add_option("--checkpoint-every", t.checkpoint_every, "epochs between checkpoints (0: at end)")
-      ->capture_default_str();
-  app.add_option("--log-every", t.log_every, "steps between log records")->capture_default_str();
+      ->capture_default_str()
+      ->check(integer_in(0, 1000000));
+  app.add_option("--checkpoint-every-steps", t.checkpoint_every_steps,
+                 "also checkpoint every K optimizer steps, mid-epoch, so that a restart "
+                 "(tessera launch --max-restarts) loses at most K steps (0: off)")
+      ->capture_default_str()
+      ->check(integer_in(0));
+  app.add_option("--log-every", t.log_every, "steps between log records")
+      ->capture_default_str()
+      ->check(integer_in(1));
+  app.add_option("--nonfinite", t.nonfinite,
+                 "a step whose loss or gradient is not finite (NaN or inf): stop (end the run "
+                 "with an error naming the epoch, step and rank; the last checkpoint is kept) or "
+                 "skip (no update, as a gradient scaler does; counted in summary.json)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"stop", "skip"}));
+  app.add_option("--nonfinite-max-skips", t.nonfinite_max_skips,
+                 "skip: stop with an error after this many non-finite steps in a row")
+      ->capture_default_str()
+      ->check(integer_in(1));
   app.add_option("--evals-per-epoch", t.evals_per_epoch,
                  "test evaluations per epoch, evenly spaced (for accuracy-versus-FLOPs curves)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(integer_in(1, 1000000));
 }
 
 void add_runtime_flags(CLI::App& app, CommonOptions& o) {
   app.add_option("--device", o.train.device, "cpu, cuda or cuda:N")->capture_default_str();
-  app.add_option("--threads", o.threads, "intra-op threads (0: cores / local workers)");
+  app.add_option("--threads", o.threads, "intra-op threads (0: cores / local workers)")
+      ->check(integer_in(0, 4096));
   app.add_option("--precision", o.precision,
                  "fp32, or bf16: bf16 compute under autocast with fp32 weights, optimizer state "
                  "and loss (needs a CPU with avx512_bf16/amx_bf16, or CUDA)")
@@ -210,21 +302,27 @@ void add_dist_flags(CLI::App& app, DistFlags& d) {
                  "network interface for Gloo (default: loopback for a local master)");
   app.add_option("--dist-timeout", d.config.timeout_seconds,
                  "seconds before a missing or dead worker is an error")
-      ->capture_default_str();
-  app.add_option("--rank", d.config.rank, "this worker's rank (default: $RANK)");
-  app.add_option("--world-size", d.config.world_size, "number of workers (default: $WORLD_SIZE)");
+      ->capture_default_str()
+      ->check(real_in({0.0, 7 * 24 * 3600.0, true, false}));
+  app.add_option("--rank", d.config.rank, "this worker's rank (default: $RANK)")
+      ->check(integer_in(0, kMaxWorldSize - 1));
+  app.add_option("--world-size", d.config.world_size, "number of workers (default: $WORLD_SIZE)")
+      ->check(integer_in(1, kMaxWorldSize));
   app.add_option("--bucket-mb", d.bucket_mb, "ddp: gradient all-reduce bucket size in MiB")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(real_in({0.0, 65536.0, true, false}));
   app.add_flag("--no-overlap", d.no_overlap,
                "ddp: all-reduce after backward instead of overlapping it (for comparison)");
   app.add_option("--micro-batches", d.micro_batches, "pipeline: micro-batches per batch")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(integer_in(1, 1 << 20));
   app.add_option("--sdp-level", d.sdp_level,
                  "sdp: block (residual branches) or neuron (neurons, channels, heads)")
       ->capture_default_str();
   app.add_option("--coverage", d.coverage,
                  "sdp: fraction of the units each worker holds; coverage x workers must be whole")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(real_in({0.0, 1.0, true, false}));
   app.add_option("--sdp-masking", d.sdp_masking,
                  "sdp: forward (each worker builds only its subnetwork) or backward (each "
                  "worker runs the full model forward; gradients, optimizer state and updates only "
@@ -243,15 +341,18 @@ void add_dist_flags(CLI::App& app, DistFlags& d) {
                  "sdp, forward masking: draw a new plan every N epochs; each worker then gets "
                  "the units it newly holds, with their optimizer state, from an old holder (0: "
                  "one plan for the whole run, as in the seed article)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(integer_in(0, 1000000));
   app.add_option("--sdp-redraw-steps", d.sdp_redraw_steps,
                  "sdp, forward masking: the same every N optimizer steps (0: not by steps)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(integer_in(0));
   app.add_option("--sdp-bn-batches", d.sdp_bn_batches,
                  "sdp: training batches over which rank 0 re-estimates the assembled model's "
                  "batch-norm statistics (0: keep those of each entry's lowest-ranked holder; with "
                  "backward masking rank 0's own)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(integer_in(0));
 }
 
 void apply_measured_defaults(const CLI::App& app, DistFlags& dist, train::TrainConfig& train) {

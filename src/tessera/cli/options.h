@@ -29,8 +29,9 @@ struct CommonOptions {
   std::string run_dir;
   int64_t threads = 0;             // 0: cores / local workers
   std::string precision = "fp32";  // --precision, parsed into train.precision by finish()
-  // Parses the list flags into data/model and --precision into train. Throws UsageError for a
-  // malformed list, an unknown precision or one the device cannot compute in.
+  // Parses the list flags into data/model and --precision into train, and checks the model flags'
+  // consistency (check_model_flags). Throws UsageError for a malformed list, inconsistent flags,
+  // an unknown precision or one the device cannot compute in.
   void finish();
 };
 
@@ -56,6 +57,13 @@ struct DistFlags {
   int64_t sdp_redraw_epochs = 0;  // 0: one plan for the whole run
   int64_t sdp_redraw_steps = 0;   // the same in optimizer steps
 };
+
+// Consistency of flags with each other, checked right after parsing (the ranges of single flags
+// are checked by the validators of checked_flags.h as they are parsed). UsageError naming the
+// flags otherwise. The model's: vit/llama heads divide the embedding (llama: into even widths).
+void check_model_flags(const models::ModelConfig& model);
+// The dist flags': --rank below --world-size; for a pipeline --micro-batches at most --batch-size.
+void check_dist_flags(const DistFlags& dist, const train::TrainConfig& train);
 
 void add_data_flags(CLI::App& app, CommonOptions& options);
 void add_model_flags(CLI::App& app, CommonOptions& options);

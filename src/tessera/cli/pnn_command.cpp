@@ -5,6 +5,7 @@
 #include <optional>
 #include <sstream>
 
+#include "tessera/cli/checked_flags.h"
 #include "tessera/cli/commands.h"
 #include "tessera/cli/options.h"
 #include "tessera/core/error.h"
@@ -31,30 +32,40 @@ struct PnnFlags {
 };
 
 void add_pnn_flags(CLI::App& app, pnn::PnnConfig& config, PnnFlags& o) {
-  app.add_option("--cuts", o.cuts, "stage indices to cut at, comma-separated (e.g. 3)");
+  app.add_option("--cuts", o.cuts, "stage indices to cut at, comma-separated (e.g. 3)")
+      ->check(list_of(integer_in(1, 1 << 16)));
   app.add_option("--partitions", config.partitions,
                  "without --cuts: this many partitions, balanced by measured memory")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(integer_in(2, 1 << 16));
   app.add_option("--pnn-schedule", o.schedules, "sequential, parallel, or both comma-separated")
       ->capture_default_str();
   app.add_option("--sil", config.sil.generator, "SIL generator: uniform, gaussian, orthogonal")
       ->capture_default_str();
-  app.add_option("--sil-kappa", config.sil.kappa, "SIL scale kappa")->capture_default_str();
-  app.add_option("--sil-seed", config.sil.seed, "SIL seed (default: --seed)");
+  app.add_option("--sil-kappa", config.sil.kappa, "SIL scale kappa")
+      ->capture_default_str()
+      ->check(positive_real());
+  app.add_option("--sil-seed", config.sil.seed, "SIL seed (default: --seed)")->check(seed_value());
   app.add_option("--sil-loss", config.sil_loss, "regression loss to SIL: mse, cosine")
       ->capture_default_str();
   app.add_option("--sil-noise", config.sil_noise,
                  "parallel: std of the noise on a later partition's SIL inputs")
-      ->capture_default_str();
-  app.add_option("--partition-epochs", o.partition_epochs, "epochs per partition, comma-separated");
+      ->capture_default_str()
+      ->check(non_negative_real());
+  app.add_option("--partition-epochs", o.partition_epochs, "epochs per partition, comma-separated")
+      ->check(list_of(integer_in(0, 1000000)));
   app.add_option("--partition-batch-size", o.partition_batch_sizes,
-                 "batch size per partition, comma-separated");
-  app.add_option("--partition-lr", o.partition_lrs, "learning rate per partition, comma-separated");
+                 "batch size per partition, comma-separated")
+      ->check(list_of(integer_in(1)));
+  app.add_option("--partition-lr", o.partition_lrs, "learning rate per partition, comma-separated")
+      ->check(list_of(positive_real()));
   app.add_option("--recovery-epochs", config.recovery_epochs,
                  "end-to-end epochs of the joined model")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(integer_in(0, 1000000));
   app.add_option("--recovery-lr", config.recovery_lr, "recovery learning rate (0: lr / 10)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(non_negative_real());
   app.add_option("--handover", config.handover,
                  "sequential hand-over: memory, file, auto (file if larger than half the free "
                  "memory)")
@@ -256,7 +267,9 @@ int pnn_worker_command(const Args& raw_args) {
   int64_t partition = -1;
   auto app = make_pnn_app(flags, "(internal) one partition of `tessera pnn`'s parallel schedule",
                           "tessera pnn-worker");
-  app->add_option("--partition", partition, "the partition to train")->required();
+  app->add_option("--partition", partition, "the partition to train")
+      ->required()
+      ->check(integer_in(0, 1 << 16));
   if (!parse(*app, args)) return 0;
   finish(*app, flags);
   configure_threads(flags.options.threads);

@@ -12,7 +12,7 @@
 #include "tessera/metrics/memory_tracker.h"
 #include "tessera/models/regularizers.h"
 #include "tessera/models/staged_model.h"
-#include "tessera/train/checkpoint.h"
+#include "tessera/train/model_file.h"
 #include "tessera/train/run_directory.h"
 #include "tessera/train/trainer.h"
 
@@ -61,7 +61,7 @@ int train_alone(const Args& args, CommonOptions& options, bool resume,
   const data::TrainTest data = load_data_for_model(options, !options.train.quiet);
   torch::manual_seed(options.train.seed);
   models::StagedModel model = models::build_model(options.model);
-  if (!init_from.empty()) train::load_checkpoint(init_from, *model, nullptr);
+  if (!init_from.empty()) train::load_model_file(init_from, *model);
   if (!options.train.quiet)
     std::fprintf(stderr, "model: %s%s, %lld parameters, %d threads\n", options.model.arch.c_str(),
                  models::regularizer_summary(options.model).c_str(),
@@ -70,6 +70,12 @@ int train_alone(const Args& args, CommonOptions& options, bool resume,
 
   std::unique_ptr<train::RunDirectory> run;
   if (!options.run_dir.empty()) {
+    // What the interrupted run logged after its checkpoint is logged again as the run goes on.
+    if (resume)
+      train::drop_metrics_after_step(options.run_dir + "/metrics.jsonl",
+                                     train::read_checkpoint_meta(options.run_dir + "/checkpoint.pt")
+                                         .at("step")
+                                         .get<int64_t>());
     run = std::make_unique<train::RunDirectory>(options.run_dir, resume);
     run->write_json("config.json", {{"command", "train"},
                                     {"args", recorded_args(args)},
@@ -115,10 +121,11 @@ int train_command(const Args& raw_args) {
   add_dist_flags(*app, dist_flags);
   app->add_option("--run-dir", options.run_dir, "directory for config, metrics, checkpoints");
   app->add_flag("--resume", resume, "continue the run in --run-dir from its last checkpoint");
-  app->add_option("--init-from", init_from,
-                  "start from the weights of this checkpoint (e.g. an assembled SDP or joined "
-                  "PNN model; the model flags must describe the same network), with a fresh "
-                  "optimizer and schedule");
+  app->add_option(
+      "--init-from", init_from,
+      "start from the weights of this checkpoint or safetensors file (e.g. an assembled "
+      "SDP or joined PNN model; the model flags must describe the same network), "
+      "with a fresh optimizer and schedule");
   if (!parse(*app, args)) return 0;
   // Method defaults first, then the family's own (a llama's schedule is its family's choice).
   apply_measured_defaults(*app, dist_flags, options.train);
@@ -129,6 +136,7 @@ int train_command(const Args& raw_args) {
           "--init-from is for single-worker training (--dist none)");
   options.finish();
   train::validate(options.train);
+  check_dist_flags(dist_flags, options.train);
   if (mode != DistMode::None) return train_distributed(args, options, dist_flags, mode, resume);
   return train_alone(args, options, resume, init_from);
 }

@@ -75,6 +75,11 @@ int64_t BatchIterator::batches_per_epoch() const {
   return options_.drop_last ? size / batch : (size + batch - 1) / batch;
 }
 
+void BatchIterator::skip(int64_t batches) {
+  require(batches >= 0, "batches: cannot skip a negative number of batches");
+  position_ = std::min(shard_size(), position_ + batches * options_.batch_size);
+}
+
 bool BatchIterator::next(Batch& batch) {
   // Batches start at multiples of batch_size; with drop_last, a partial last one does not count.
   const int64_t index = position_ / options_.batch_size;

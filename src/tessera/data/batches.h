@@ -54,6 +54,9 @@ class BatchIterator {
   int64_t shard_size() const;
   // Fills `batch` with the next batch of the current epoch; false at the end of the epoch.
   bool next(Batch& batch);
+  // Passes over the next `batches` batches of the epoch without gathering them: a run resumed
+  // mid-epoch continues with the batches (and augmentation) it would have had.
+  void skip(int64_t batches);
 
  private:
   const Dataset& dataset_;

@@ -134,6 +134,28 @@ struct Header {
   int64_t validation_documents;
 };
 
+// Whether a cache file of `file_bytes` bytes holds exactly what its header declares. The sizes
+// come from the file: each is checked against the file before they are added (a damaged header
+// may hold any value, and their sum could overflow).
+bool header_matches(const Header& header, size_t file_bytes) {
+  if (std::memcmp(header.magic, kCacheMagic, sizeof kCacheMagic) != 0 || file_bytes < sizeof header)
+    return false;
+  const auto payload = static_cast<uint64_t>(file_bytes - sizeof header);
+  const auto fits = [&](int64_t bytes) {
+    return bytes >= 0 && static_cast<uint64_t>(bytes) <= payload;
+  };
+  // Every document holds at least one (non-blank) byte.
+  const auto documents_fit = [](int64_t documents, int64_t bytes) {
+    return documents >= 0 && documents <= bytes;
+  };
+  return fits(header.train_bytes) && fits(header.validation_bytes) &&
+         static_cast<uint64_t>(header.train_bytes) +
+                 static_cast<uint64_t>(header.validation_bytes) ==
+             payload &&
+         documents_fit(header.train_documents, header.train_bytes) &&
+         documents_fit(header.validation_documents, header.validation_bytes);
+}
+
 // Reads the corpus, splits it and writes the cache file atomically (a unique temporary name, then
 // rename: workers of a host that build it at the same time write the same bytes).
 void write_cache(const std::vector<std::string>& files, const TextConfig& config,
@@ -269,9 +291,7 @@ TrainTest load_text_corpus(const TextConfig& config) {
   const std::shared_ptr<Mapping> mapping = map_file(cache_path);
   Header header{};
   if (mapping->bytes >= sizeof header) std::memcpy(&header, mapping->address, sizeof header);
-  if (std::memcmp(header.magic, kCacheMagic, sizeof kCacheMagic) != 0 ||
-      static_cast<int64_t>(mapping->bytes) !=
-          static_cast<int64_t>(sizeof header) + header.train_bytes + header.validation_bytes)
+  if (!header_matches(header, mapping->bytes))
     throw Error("text cache file " + cache_path + " is damaged; delete it");
 
   const std::string& path = config.path;

@@ -85,6 +85,14 @@ void DataParallel::after_backward() {
   reducer_->finish();
 }
 
+void DataParallel::mark_nonfinite_loss() {
+  reducer_->poison();
+}
+
+train::NonfiniteVote DataParallel::agree_nonfinite(bool here, int64_t /*rank*/) {
+  return {here ? group_.size() : 0, -1};
+}
+
 void DataParallel::sum(std::vector<double>& values) {
   std::vector<torch::Tensor> tensor = {torch::tensor(values, torch::kDouble)};
   group_.all_reduce(tensor);

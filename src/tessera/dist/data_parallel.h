@@ -25,6 +25,10 @@ class DataParallel : public train::WorkerSync {
   void before_backward(int64_t samples) override;
   void after_backward() override;
   void sum(std::vector<double>& values) override;
+  // No message of its own: a rank's non-finite loss poisons the gradient all-reduce, and the
+  // averaged gradient, identical on every rank, then decides alike everywhere.
+  void mark_nonfinite_loss() override;
+  train::NonfiniteVote agree_nonfinite(bool here, int64_t rank) override;
 
   // Null before start().
   const GradientReducer* reducer() const { return reducer_.get(); }

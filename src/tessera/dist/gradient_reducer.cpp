@@ -1,5 +1,8 @@
 #include "tessera/dist/gradient_reducer.h"
 
+#include <cmath>
+#include <limits>
+
 #include <torch/csrc/autograd/utils/lambda_post_hook.h>
 
 #include "tessera/core/error.h"
@@ -60,10 +63,16 @@ GradientReducer::~GradientReducer() {
 void GradientReducer::prepare(int64_t samples) {
   require(samples >= 0, "gradient reducer: negative sample count");
   weight_ = static_cast<double>(samples);
+  poisoned_ = false;
   for (auto& bucket : buckets_) bucket.pending = static_cast<int64_t>(bucket.members.size());
   for (auto& slot : slots_) slot.ready = false;
   next_launch_ = 0;
   in_step_ = true;
+}
+
+void GradientReducer::poison() {
+  require(in_step_, "gradient reducer: poison() without prepare()");
+  poisoned_ = true;
 }
 
 void GradientReducer::copy_into_bucket(size_t index) {
@@ -98,7 +107,9 @@ void GradientReducer::launch_ready_buckets() {
 
 void GradientReducer::launch(size_t bucket) {
   Bucket& b = buckets_[bucket];
-  if (bucket == 0) b.flat[b.flat.size(0) - 1].fill_(weight_);
+  if (bucket == 0)
+    b.flat[b.flat.size(0) - 1].fill_(poisoned_ ? std::numeric_limits<double>::quiet_NaN()
+                                               : weight_);
   std::vector<torch::Tensor> tensors = {b.flat};
   b.work = group_.all_reduce_async(tensors);
   stats_.comm_bytes += all_reduce_bytes(b.flat.numel() * b.flat.element_size(), group_.size());
@@ -124,7 +135,9 @@ void GradientReducer::finish() {
     const torch::Tensor sum =
         buckets_[slot.bucket].flat.slice(0, slot.offset, slot.offset + p.numel()).view(p.sizes());
     if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-    if (total > 0)
+    if (!std::isfinite(total))  // a rank's loss was not finite (poison): so is the mean
+      p.mutable_grad().fill_(std::numeric_limits<double>::quiet_NaN());
+    else if (total > 0)
       p.mutable_grad().copy_(sum).div_(total);
     else
       p.mutable_grad().zero_();

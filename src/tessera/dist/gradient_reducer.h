@@ -43,6 +43,9 @@ class GradientReducer {
 
   // Before backward: this rank's samples in the step (0: it takes part without a batch).
   void prepare(int64_t samples);
+  // Between prepare() and backward: this rank's loss is not finite. Its sample count travels as
+  // NaN, so the averaged gradient is NaN on every rank alike (no message of its own).
+  void poison();
   // After backward: reduces what the hooks have not launched yet, waits, and leaves the mean
   // gradient in every parameter's .grad (defined even where backward produced none).
   void finish();
@@ -76,6 +79,7 @@ class GradientReducer {
   std::vector<uintptr_t> hook_keys_;
   size_t next_launch_ = 0;
   double weight_ = 0.0;
+  bool poisoned_ = false;
   bool in_step_ = false;
   ReducerStats stats_;
 };

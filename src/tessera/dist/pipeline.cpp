@@ -4,7 +4,9 @@
 #include <cstdio>
 
 #include "tessera/core/error.h"
+#include "tessera/core/fault_injection.h"
 #include "tessera/core/seeding.h"
+#include "tessera/dist/restart_checkpoint.h"
 #include "tessera/metrics/flops.h"
 #include "tessera/metrics/measurement_scope.h"
 #include "tessera/metrics/memory_tracker.h"
@@ -81,6 +83,8 @@ PipelineTrainer::PipelineTrainer(ProcessGroup group, const models::ModelConfig& 
       micro_batches_(micro_batches),
       run_(run) {
   train::validate(config_);
+  nonfinite_ = train::NonfiniteGuard(train::parse_nonfinite_policy(config_.nonfinite),
+                                     config_.nonfinite_max_skips);
   require(micro_batches_ >= 1, "--micro-batches must be at least 1");
   require(config_.device == "cpu", "--dist pipeline runs on cpu only for now");
   train::require_precision_supported(config_.precision, torch::Device(config_.device));
@@ -171,9 +175,33 @@ double PipelineTrainer::train_step(const data::Batch& batch) {
     }
     if (!first_) send(stage_inputs[m].grad(), group_.rank() - 1, 2 * m + 1, /*training=*/true);
   }
+  last_step_skipped_ = skip_nonfinite_step(loss_sum);
+  if (last_step_skipped_) return loss_sum;
   clip_gradients();
   optimizer_->step();
   return loss_sum;
+}
+
+bool PipelineTrainer::skip_nonfinite_step(double loss) {
+  const bool gradient_here = !train::gradients_finite(partition_->parameters());
+  std::vector<double> ballot =
+      train::nonfinite_ballot(gradient_here || !std::isfinite(loss), group_.rank());
+  sum_over_ranks(group_, ballot);
+  step_comm_bytes_ +=
+      all_reduce_bytes(static_cast<int64_t>(sizeof(double) * ballot.size()), group_.size());
+  const train::NonfiniteVote vote = train::count_ballots(ballot);
+  if (!vote.any()) return nonfinite_.skip({}, vote, "");  // ends a run of skipped steps
+  const train::NonfiniteStep where{epoch_ + 1, step_ + 1, group_.rank(), loss, gradient_here};
+  const std::string kept =
+      run_ != nullptr ? "; " + run_->checkpoint_path() + " (if written) keeps the last good state"
+                      : "";
+  if (!nonfinite_.skip(where, vote, kept)) return false;
+  if (run_ != nullptr)
+    run_->log({{"type", "skipped_step"},
+               {"epoch", where.epoch},
+               {"step", where.step},
+               {"reason", train::describe(where, vote)}});
+  return true;
 }
 
 void PipelineTrainer::clip_gradients() {
@@ -248,13 +276,15 @@ models::StagedModel PipelineTrainer::gather_full_model() {
 }
 
 void PipelineTrainer::log_epoch(int64_t epoch, const train::EvalResult& train,
-                                const std::optional<train::EvalResult>& test, double seconds) {
+                                const std::optional<train::EvalResult>& test, double seconds,
+                                double elapsed) {
   nlohmann::json record = {{"type", "epoch"},
                            {"epoch", epoch},
                            {"step", step_},
                            {"train_loss", train.loss},
                            {"epoch_seconds", seconds},
-                           {"samples_per_second", static_cast<double>(train.samples) / seconds}};
+                           {"samples_per_second", static_cast<double>(train.samples) / seconds},
+                           {"elapsed_seconds", elapsed}};
   char line[160];
   std::snprintf(line, sizeof line, "epoch %lld: train loss %.4f", static_cast<long long>(epoch),
                 train.loss);
@@ -268,6 +298,80 @@ void PipelineTrainer::log_epoch(int64_t epoch, const train::EvalResult& train,
   }
   if (run_ != nullptr) run_->log(record);
   if (!config_.quiet) std::fprintf(stderr, "%s\n", text.c_str());
+}
+
+void PipelineTrainer::save_restart_checkpoint() {
+  const nlohmann::json meta = {
+      {"model", models::to_json(partition_->config())},
+      {"begin_stage", partition_->begin_stage()},
+      {"end_stage", partition_->end_stage()},
+      {"epoch", epochs_done_},
+      {"step", step_},
+      {"step_in_epoch", step_in_epoch_},
+      {"epoch_loss_sum", epoch_totals_[0]},
+      {"epoch_samples", epoch_totals_[1]},
+      {"train_samples", samples_},
+      {"train_seconds", train_seconds_},
+      {"stochastic_generators", models::stochastic_layer_states(*partition_)},
+      {"history", train::history_json(history_)},
+      {"elapsed_seconds", clock_.seconds()}};
+  save_worker_checkpoint(group_, restart_dir_, *partition_, optimizer_.get(), meta);
+}
+
+void PipelineTrainer::resume() {
+  require(!restart_dir_.empty(), "pipeline: resuming needs the run directory (--run-dir)");
+  const std::string file = latest_worker_checkpoint(restart_dir_, group_.rank());
+  require(!file.empty(), "pipeline: " + restart_dir_ +
+                             "/restart holds no complete set of worker checkpoints to resume "
+                             "from (they are taken with --checkpoint-every-steps, or every "
+                             "--checkpoint-every epochs under tessera launch --max-restarts)");
+  const nlohmann::json meta = train::load_checkpoint(file, *partition_, optimizer_.get());
+  epochs_done_ = meta.at("epoch").get<int64_t>();
+  step_ = meta.at("step").get<int64_t>();
+  step_in_epoch_ = meta.at("step_in_epoch").get<int64_t>();
+  epoch_totals_ = {meta.at("epoch_loss_sum").get<double>(), meta.at("epoch_samples").get<double>()};
+  samples_ = meta.at("train_samples").get<int64_t>();
+  train_seconds_ = meta.at("train_seconds").get<double>();
+  resumed_generators_ = meta.at("stochastic_generators");
+  history_ = train::history_from_json(meta.at("history"));
+  clock_.add(meta.at("elapsed_seconds").get<double>());
+}
+
+void PipelineTrainer::run_epoch(data::BatchIterator& batches, int64_t epoch, int64_t total_steps) {
+  batches.start_epoch(epoch);
+  // Rank 0's seed on every rank: they all see the same batches, and the layers, named by their
+  // stage, draw distinct masks anyway.
+  models::seed_stochastic_layers(*partition_,
+                                 models::stochastic_layer_seed(config_.seed, 0, epoch));
+  if (step_in_epoch_ > 0) {
+    // Resumed mid-epoch: on with the batches and draws the uninterrupted run would have had.
+    batches.skip(step_in_epoch_);
+    models::restore_stochastic_layer_states(*partition_, resumed_generators_);
+  } else {
+    epoch_totals_ = {0.0, 0.0};
+  }
+  const int64_t steps_per_epoch = batches.batches_per_epoch();
+  const bool restartable = !restart_dir_.empty() && config_.checkpoint_every_steps > 0;
+  data::Batch batch;
+  while (batches.next(batch)) {
+    train::set_learning_rate(
+        *optimizer_, train::scheduled_lr(config_.schedule, config_.optimizer.lr, step_, total_steps,
+                                         steps_per_epoch));
+    const int64_t n = batch.labels.size(0);
+    const double loss = train_step(batch);
+    if (!last_step_skipped_) {  // a skipped step trained on nothing
+      epoch_totals_[0] += loss * static_cast<double>(n);
+      epoch_totals_[1] += static_cast<double>(n);
+    }
+    ++step_;
+    ++step_in_epoch_;
+    inject_fault_at_step(group_.rank(), step_);
+    // The epoch's last step is checkpointed after the epoch's evaluation (fit).
+    if (restartable && step_ % config_.checkpoint_every_steps == 0 &&
+        step_in_epoch_ < steps_per_epoch)
+      save_restart_checkpoint();
+  }
+  step_in_epoch_ = 0;
 }
 
 train::TrainSummary PipelineTrainer::fit(const data::Dataset& train, const data::Dataset* test) {
@@ -292,40 +396,32 @@ train::TrainSummary PipelineTrainer::fit(const data::Dataset& train, const data:
 
   train::TrainSummary summary;
   metrics::Timer wall;
-  double train_seconds = 0.0;
-  int64_t samples = 0;
-  for (int64_t epoch = 0; epoch < config_.epochs; ++epoch) {
+  const int64_t first_step = step_;  // above 0 when resumed
+  for (int64_t epoch = epochs_done_; epoch < config_.epochs; ++epoch) {
     metrics::Timer epoch_timer;
-    batches.start_epoch(epoch);
-    // Rank 0's seed on every rank: they all see the same batches, and the layers, named by their
-    // stage, draw distinct masks anyway.
-    models::seed_stochastic_layers(*partition_,
-                                   models::stochastic_layer_seed(config_.seed, 0, epoch));
-    std::vector<double> totals = {0.0, 0.0};
-    data::Batch batch;
-    while (batches.next(batch)) {
-      train::set_learning_rate(*optimizer_,
-                               train::scheduled_lr(config_.schedule, config_.optimizer.lr, step_,
-                                                   total_steps, batches.batches_per_epoch()));
-      const int64_t n = batch.labels.size(0);
-      totals[0] += train_step(batch) * static_cast<double>(n);
-      totals[1] += static_cast<double>(n);
-      ++step_;
-    }
+    epoch_ = epoch;
+    run_epoch(batches, epoch, total_steps);
     const double seconds = epoch_timer.seconds();
-    train_seconds += seconds;
-    samples += static_cast<int64_t>(totals[1]);
+    train_seconds_ += seconds;
+    samples_ += static_cast<int64_t>(epoch_totals_[1]);
+    std::vector<double> totals = epoch_totals_;
     if (!last_) totals[0] = 0.0;  // only the last rank knows the loss
     sum_over_ranks(group_, totals);
+    epoch_totals_ = {0.0, 0.0};
+    epochs_done_ = epoch + 1;
     summary.last_train.samples = static_cast<int64_t>(totals[1]) / group_.size();
     summary.last_train.loss = totals[0] / std::max(1.0, summary.last_train.samples * 1.0);
+    double elapsed = clock_.seconds();
     std::optional<train::EvalResult> result;
-    if (test != nullptr) result = evaluate(*test);
-    if (result) summary.test = *result;
-    if (first_) log_epoch(epoch + 1, summary.last_train, result, seconds);
+    if (test != nullptr) {
+      result = evaluate(*test);
+      history_.push_back({static_cast<double>(epochs_done_), samples_, *result, elapsed});
+    }
+    if (first_) log_epoch(epochs_done_, summary.last_train, result, seconds, elapsed);
     const bool checkpoint_now =
-        (config_.checkpoint_every > 0 && (epoch + 1) % config_.checkpoint_every == 0) ||
-        epoch + 1 == config_.epochs;
+        (config_.checkpoint_every > 0 && epochs_done_ % config_.checkpoint_every == 0) ||
+        (config_.checkpoint_every_steps > 0 && step_ % config_.checkpoint_every_steps == 0) ||
+        epochs_done_ == config_.epochs;
     if (has_run[0] > 0 && checkpoint_now) {
       models::StagedModel full = gather_full_model();
       if (run_ != nullptr)
@@ -333,24 +429,30 @@ train::TrainSummary PipelineTrainer::fit(const data::Dataset& train, const data:
                                {{"model", models::to_json(full->config())},
                                 {"begin_stage", 0},
                                 {"end_stage", full->end_stage()},
-                                {"epoch", epoch + 1},
+                                {"epoch", epochs_done_},
                                 {"step", step_},
-                                {"train_samples", samples},
-                                {"train_seconds", train_seconds}});
+                                {"train_samples", samples_},
+                                {"train_seconds", train_seconds_}});
     }
+    if (!restart_dir_.empty() && checkpoint_now) save_restart_checkpoint();
   }
+  if (!history_.empty()) summary.test = history_.back().test;
+  summary.history = history_;
   summary.epochs = config_.epochs;
   summary.steps = step_;
-  summary.train_samples = samples;
-  summary.train_flops = metrics::training_flops(partition_->forward_flops()) * samples;
+  summary.train_samples = samples_;
+  summary.train_flops = metrics::training_flops(partition_->forward_flops()) * samples_;
   train::record_measurements(summary, measured, baseline, *partition_, *optimizer_);
+  summary.nonfinite_skipped_steps = nonfinite_.skipped();
   summary.wall_seconds = wall.seconds();
-  summary.train_seconds = train_seconds;
+  summary.train_seconds = train_seconds_;
   summary.precision = config_.precision;
-  summary.samples_per_second = train_seconds > 0 ? samples / train_seconds : 0.0;
+  summary.samples_per_second = train_seconds_ > 0 ? samples_ / train_seconds_ : 0.0;
   summary.extra = objective_->extra_metrics(
       summary.test.samples > 0 ? std::optional<double>(summary.test.loss) : std::nullopt,
       summary.samples_per_second);
+  // A resumed run's per-step figures (bytes, seconds) cover only the steps this process took.
+  if (first_step > 0) summary.extra["resumed_from_step"] = first_step;
   return summary;
 }
 

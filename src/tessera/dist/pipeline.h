@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "tessera/dist/process_group.h"
+#include "tessera/metrics/run_clock.h"
 #include "tessera/models/staged_model.h"
 #include "tessera/train/trainer.h"
 
@@ -36,6 +37,15 @@ class PipelineTrainer {
   // Every rank calls it; test results are known on every rank. The checkpoint (rank 0) holds the
   // whole model, as a single worker's would, without optimizer state.
   train::TrainSummary fit(const data::Dataset& train, const data::Dataset* test);
+
+  // Every rank: keep per-worker checkpoints for restarts in <run_dir>/restart
+  // (dist/restart_checkpoint), every config.checkpoint_every epochs and
+  // config.checkpoint_every_steps steps. Call before fit().
+  void set_restart_dir(std::string run_dir) { restart_dir_ = std::move(run_dir); }
+  // Continues from the latest complete set there (stages, optimizer state, position in the run,
+  // history, elapsed time), so that the rest of the run is the uninterrupted run's. Throws
+  // tessera::Error if there is none.
+  void resume();
   train::EvalResult evaluate(const data::Dataset& dataset);
 
   models::StagedModel& partition() { return partition_; }
@@ -51,8 +61,13 @@ class PipelineTrainer {
                                     torch::Tensor* stage_input);
   void send(const torch::Tensor& tensor, int64_t dst, int64_t tag, bool training);
   void clip_gradients();
+  // After backward: every rank's ballot on a non-finite loss (last rank) or gradient, summed
+  // (16 bytes all-reduced, counted in step_comm_bytes), then --nonfinite applied alike.
+  bool skip_nonfinite_step(double loss);
   void log_epoch(int64_t epoch, const train::EvalResult& train,
-                 const std::optional<train::EvalResult>& test, double seconds);
+                 const std::optional<train::EvalResult>& test, double seconds, double elapsed);
+  void save_restart_checkpoint();
+  void run_epoch(data::BatchIterator& batches, int64_t epoch, int64_t total_steps);
 
   ProcessGroup group_;
   std::vector<std::pair<int64_t, int64_t>> ranges_;  // every rank's stages
@@ -63,7 +78,19 @@ class PipelineTrainer {
   train::RunDirectory* run_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   int64_t step_ = 0;
+  int64_t epoch_ = 0;  // the epoch fit() is in (0-based), for messages
+  int64_t epochs_done_ = 0;
+  int64_t step_in_epoch_ = 0;
+  std::vector<double> epoch_totals_ = {0.0, 0.0};  // the epoch so far: loss sum, samples
+  int64_t samples_ = 0;                            // trained on in the epochs done
+  double train_seconds_ = 0.0;
+  nlohmann::json resumed_generators_;  // stochastic layers' states to restore mid-epoch
+  std::vector<train::EvalPoint> history_;
+  metrics::RunClock clock_ = metrics::RunClock::since_process_start();
+  std::string restart_dir_;
   int64_t step_comm_bytes_ = 0;
+  train::NonfiniteGuard nonfinite_{train::NonfinitePolicy::Stop, 1};
+  bool last_step_skipped_ = false;
   bool first_ = false;
   bool last_ = false;
 };

@@ -8,6 +8,8 @@ RunResult run_pipeline(const PipelineSetup& setup, ProcessGroup& group,
                        const data::TrainTest& data) {
   PipelineTrainer pipeline(group, setup.model, std::make_shared<train::Classification>(),
                            setup.train, setup.micro_batches, setup.run);
+  pipeline.set_restart_dir(setup.restart_dir);
+  if (setup.resume) pipeline.resume();
   RunResult result;
   result.summary = pipeline.fit(data.train, &data.test);
   result.step_comm_bytes = pipeline.step_comm_bytes();

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "tessera/data/dataset.h"
 #include "tessera/dist/process_group.h"
@@ -18,6 +19,10 @@ struct PipelineSetup {
   train::TrainConfig train;
   int64_t micro_batches = 4;           // per batch
   train::RunDirectory* run = nullptr;  // rank 0's (metrics, checkpoint), or null
+  // Every rank: the run directory for per-worker restart checkpoints (PipelineTrainer::
+  // set_restart_dir); empty: none. `resume`: continue from the latest complete set there.
+  std::string restart_dir;
+  bool resume = false;
 };
 
 // Every rank calls it with the same setup. RunResult::details: micro_batches, stages (each rank's

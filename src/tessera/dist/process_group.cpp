@@ -125,7 +125,11 @@ Store Store::tcp(const std::string& host, int port, bool is_server, int64_t worl
   options.port = static_cast<std::uint16_t>(port);
   options.isServer = is_server;
   options.numWorkers = static_cast<std::size_t>(world_size);
-  options.waitWorkers = true;
+  // No waiting for the clients here: libtorch 1.13's server gives up on them silently after the
+  // timeout, and the rendezvous (check_membership) then waited a whole timeout again before
+  // naming the missing rank, so a worker that died while the others met kept them for twice
+  // --dist-timeout. check_membership waits for every rank itself, once, and names the missing one.
+  options.waitWorkers = false;
   options.timeout = timeout;
   auto impl = std::make_shared<Impl>();
   try {
@@ -283,7 +287,9 @@ ProcessGroup::ProcessGroup(Store store, int64_t rank, int64_t size, GroupOptions
                                         std::to_string(size));
   auto impl = std::make_shared<Impl>(Impl{store, rank, size, options, {}, {}, {}, 0});
   for (int64_t r = 0; r < size; ++r) impl->global_ranks.push_back(r);
-  impl->store.set("tessera/peer/" + std::to_string(rank), encode(this_process()));
+  PeerInfo self = this_process();
+  self.address = options.iface.empty() ? options.address : interface_address(options.iface);
+  impl->store.set("tessera/peer/" + std::to_string(rank), encode(self));
   try {
     impl->group = make_group(impl->store, rank, size, options);
   } catch (const Error&) {

@@ -7,9 +7,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <thread>
 
 #include "tessera/core/error.h"
 
@@ -55,6 +57,27 @@ std::string where(const Rendezvous& r) {
   return "at " + r.master_addr + ":" + std::to_string(r.master_port);
 }
 
+// Rank 0 waits, within one timeout in all, until every rank has claimed its place, polling a
+// counter (a store `get` per rank would wait a whole timeout for each missing one), and names
+// the ranks that did not come.
+void wait_for_every_rank(Store& store, const Rendezvous& r) {
+  const auto deadline = std::chrono::steady_clock::now() + r.group.timeout;
+  while (store.add("tessera/joined", 0) < r.world_size) {
+    if (std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      continue;
+    }
+    std::string missing;
+    for (int64_t other = 1; other < r.world_size; ++other)
+      if (store.add("tessera/claim/" + std::to_string(other), 0) == 0)
+        missing += (missing.empty() ? "" : ", ") + std::to_string(other);
+    throw Error("rank " + (missing.empty() ? std::string("?") : missing) +
+                " did not join (or left) within " + std::to_string(r.group.timeout.count() / 1000) +
+                " s: not all WORLD_SIZE=" + std::to_string(r.world_size) + " workers joined " +
+                where(r) + "; check that every worker has the same WORLD_SIZE and was started");
+  }
+}
+
 // Every worker states its world size and claims its rank; a mismatch would otherwise surface as
 // a hang in the first collective.
 void check_membership(Store& store, const Rendezvous& r) {
@@ -64,6 +87,8 @@ void check_membership(Store& store, const Rendezvous& r) {
                 " is claimed by two workers (duplicate RANK, or a stale "
                 "rendezvous file/store from an earlier run)");
   store.set("tessera/world/" + rank, std::to_string(r.world_size));
+  store.add("tessera/joined", 1);
+  if (r.rank == 0) wait_for_every_rank(store, r);
   // Rank 0 compares with everyone, the others with rank 0. A rank marks that it has read rank
   // 0's value, so that rank 0 (whose exit takes the TCP store down) does not leave before a
   // mismatching rank has learnt why.

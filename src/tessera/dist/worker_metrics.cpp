@@ -54,7 +54,11 @@ nlohmann::json summarize_run(ProcessGroup& group, const std::string& method,
   json["ranks"] = ranks;
   json["total_samples_per_second"] = samples_per_second;
   json["total_comm_bytes"] = comm_bytes;
-  const int64_t steps = result.summary.steps;
+  // The bytes were counted in this process: a resumed run's over the steps since its checkpoint.
+  const int64_t steps =
+      result.summary.steps - (result.summary.extra.is_object()
+                                  ? result.summary.extra.value("resumed_from_step", int64_t{0})
+                                  : int64_t{0});
   json["comm_bytes_per_step"] = steps > 0 ? step_bytes / steps : 0;
   return json;
 }

@@ -78,7 +78,7 @@ class CountingAllocator final : public c10::Allocator {
 #endif
 
  private:
-  c10::Allocator* previous_;  // for copy_data only
+  [[maybe_unused]] c10::Allocator* previous_;  // for copy_data only (libtorch >= 2.3)
 };
 
 // Only an allocator of equal or higher priority can replace one; the default CPU allocator is

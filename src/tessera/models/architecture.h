@@ -57,15 +57,18 @@ class Architecture {
   virtual std::string name() const = 0;
 
   // Fills in this family's defaults (depth 0, width 0) and validates every field, throwing
-  // UsageError with the field name on an impossible value (including an invalid subnet).
-  virtual ModelConfig resolve(ModelConfig config) const = 0;
+  // UsageError with the field name on an impossible value (including an invalid subnet). The
+  // default only validates config.subnet against unit_groups: a family with defaults or fields of
+  // its own overrides it (and may end with `return Architecture::resolve(config);`).
+  virtual ModelConfig resolve(ModelConfig config) const;
 
   // The following take a resolved config.
 
   virtual int64_t num_stages(const ModelConfig& config) const = 0;
 
   // Short human-readable description of a stage, e.g. "fc 1024->1024 relu" or "block 2.1 128ch".
-  virtual std::string stage_name(const ModelConfig& config, int64_t stage) const = 0;
+  // The default: "stage <index>".
+  virtual std::string stage_name(const ModelConfig& config, int64_t stage) const;
 
   // Shape of one sample entering stage `boundary`; boundary == num_stages gives the logits' shape.
   virtual Shape boundary_shape(const ModelConfig& config, int64_t boundary) const = 0;
@@ -84,5 +87,15 @@ class Architecture {
 // The family named by `config.arch`; throws UsageError listing the known names otherwise.
 const Architecture& architecture(const std::string& name);
 std::vector<std::string> architecture_names();
+
+// Makes a family defined outside tessera known by its name(), next to the built-in ones (mlp,
+// resnet, wrn, vit, llama): build_model, the Trainer, PNN and SDP then take a ModelConfig whose
+// `arch` is that name. Call it once, before the first use (e.g. at the start of main); lookups and
+// registrations may come from several threads. Throws UsageError for an empty name or one already
+// known. Contract for the family: stages named "stage<i>" are built by build_stage; unit groups
+// and their slices use the full model's parameter names; build_stage and stage_forward_flops
+// honour config.subnet (held_units in subnet.h) so that SDP's forward masking can build
+// subnetworks; resolve validates the subnet (validate_subnet).
+void register_architecture(std::unique_ptr<Architecture> family);
 
 }  // namespace tessera::models

@@ -1,5 +1,6 @@
 #include "tessera/models/regularizers.h"
 
+#include <algorithm>
 #include <sstream>
 #include <vector>
 
@@ -72,6 +73,36 @@ torch::Tensor DropPathImpl::forward(const torch::Tensor& x) {
   std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
   shape[0] = x.size(0);
   return apply_mask(x, shape);
+}
+
+std::vector<uint8_t> StochasticLayer::generator_state() const {
+  const torch::Tensor state = generator_.get_state().contiguous();
+  const auto* bytes = state.data_ptr<uint8_t>();
+  return std::vector<uint8_t>(bytes, bytes + state.numel());
+}
+
+void StochasticLayer::set_generator_state(const std::vector<uint8_t>& state) {
+  torch::Tensor bytes = torch::empty({static_cast<int64_t>(state.size())}, torch::kUInt8);
+  std::copy(state.begin(), state.end(), bytes.data_ptr<uint8_t>());
+  generator_.set_state(bytes);
+  device_generator_ = at::Generator();
+}
+
+nlohmann::json stochastic_layer_states(const torch::nn::Module& model) {
+  nlohmann::json states = nlohmann::json::object();
+  for (const auto& item : model.named_modules("", /*include_self=*/false))
+    if (auto* layer = dynamic_cast<StochasticLayer*>(item.value().get()))
+      states[item.key()] = layer->generator_state();
+  return states;
+}
+
+void restore_stochastic_layer_states(torch::nn::Module& model, const nlohmann::json& states) {
+  for (const auto& item : model.named_modules("", /*include_self=*/false))
+    if (auto* layer = dynamic_cast<StochasticLayer*>(item.value().get())) {
+      require(states.contains(item.key()),
+              "checkpoint has no generator state for the stochastic layer '" + item.key() + "'");
+      layer->set_generator_state(states.at(item.key()).get<std::vector<uint8_t>>());
+    }
 }
 
 void seed_stochastic_layers(torch::nn::Module& model, uint64_t seed) {

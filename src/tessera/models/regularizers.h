@@ -7,8 +7,10 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "tessera/models/model_config.h"
 
@@ -21,6 +23,10 @@ class StochasticLayer : public torch::nn::Module {
   explicit StochasticLayer(double p);
   void reseed(uint64_t seed);
   double p() const { return p_; }
+  // The CPU generator's state (bytes), and setting it back: a run resumed mid-epoch draws the
+  // masks the uninterrupted run would have.
+  std::vector<uint8_t> generator_state() const;
+  void set_generator_state(const std::vector<uint8_t>& state);
 
  protected:
   // x * mask, the mask of `mask_shape` holding 0 (dropped) or 1 / (1 - p) (kept), broadcast
@@ -65,6 +71,11 @@ void seed_stochastic_layers(torch::nn::Module& model, uint64_t seed);
 // The seed of one worker's layers for one epoch: distinct per worker, so data-parallel workers
 // draw independent masks, and per epoch, so a run resumed after epoch e draws what it would have.
 uint64_t stochastic_layer_seed(uint64_t seed, int64_t rank, int64_t epoch);
+
+// Every StochasticLayer's CPU generator state by module name (a JSON object; empty without such
+// layers), and restoring it into a model of the same structure (UsageError if a layer is missing).
+nlohmann::json stochastic_layer_states(const torch::nn::Module& model);
+void restore_stochastic_layer_states(torch::nn::Module& model, const nlohmann::json& states);
 
 // Throws UsageError unless config.dropout and config.drop_path are in [0, 1), and unless
 // drop_path is 0 for an architecture without residual branches (`has_branches` false).

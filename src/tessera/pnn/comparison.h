@@ -21,6 +21,7 @@ struct ComparisonRow {
   double accuracy = 0.0;                    // final test accuracy
   int64_t train_flops = 0;                  // all workers together
   int64_t flops_to_target = -1;             // -1: never reached
+  double seconds_to_target = -1.0;          // elapsed wall seconds; -1: never reached
   int64_t peak_tensor_bytes = 0;            // the largest of any worker while training (partitions)
   int64_t recovery_peak_tensor_bytes = -1;  // PNN recovery on the joined model; -1: none
   int64_t comm_bytes = 0;
@@ -29,6 +30,8 @@ struct ComparisonRow {
 
 // FLOPs at the first curve point at or above `target` accuracy; -1 if none.
 int64_t flops_to_reach(const std::vector<CurvePoint>& curve, double target);
+// Elapsed seconds at the first curve point at or above `target` accuracy; -1 if none.
+double seconds_to_reach(const std::vector<CurvePoint>& curve, double target);
 
 // The conventional run's accuracy curve (one point per evaluation of its history).
 std::vector<CurvePoint> conventional_curve(const train::TrainSummary& summary,

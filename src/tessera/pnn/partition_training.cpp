@@ -5,6 +5,7 @@
 #include "tessera/core/seeding.h"
 #include "tessera/pnn/regression_fit.h"
 #include "tessera/train/checkpoint.h"
+#include "tessera/train/nonfinite.h"
 #include "tessera/train/run_directory.h"
 
 namespace tessera::pnn {
@@ -23,6 +24,7 @@ PartitionOutcome train_partition(const PartitionJob& job, const data::Dataset& t
   const torch::Device device = train::parse_device(job.train.device);
   auto objective = std::make_shared<PartitionObjective>(job.targets, device);
   train::Trainer trainer(model, objective, job.train, &run);
+  trainer.set_run_clock(job.clock);
   if (job.keep_snapshots) {
     auto evaluations = std::make_shared<int64_t>(0);
     trainer.on_evaluation([&job, model, evaluations](const train::EvalPoint& point) mutable {
@@ -33,7 +35,12 @@ PartitionOutcome train_partition(const PartitionJob& job, const data::Dataset& t
                               {"epoch", point.epoch}});
     });
   }
-  const train::TrainSummary summary = trainer.fit(train, test);
+  train::TrainSummary summary;
+  try {
+    summary = trainer.fit(train, test);
+  } catch (const train::NonfiniteError& e) {  // --nonfinite: which partition, too
+    throw train::NonfiniteError("partition " + std::to_string(job.index) + ": " + e.what());
+  }
   nlohmann::json report = train::to_json(summary);
   report["partition"] = job.index;
   report["begin_stage"] = model->begin_stage();

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tessera/data/dataset.h"
+#include "tessera/metrics/run_clock.h"
 #include "tessera/models/staged_model.h"
 #include "tessera/pnn/partition_objective.h"
 #include "tessera/pnn/partition_plan.h"
@@ -23,6 +24,9 @@ struct PartitionJob {
   PartitionTargets targets;
   std::string run_dir;          // the partition's own run directory (created)
   bool keep_snapshots = false;  // weights at every test evaluation, as <run_dir>/eval<k>.pt
+  // The clock of the history's elapsed_seconds: the PNN run's (sequential schedule), or this
+  // process's (a parallel worker; the schedule adds when it started the workers).
+  metrics::RunClock clock = metrics::RunClock::since_process_start();
 };
 
 // Snapshot file of evaluation k (0-based) of a partition trained with keep_snapshots.

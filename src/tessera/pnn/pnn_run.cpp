@@ -13,6 +13,7 @@
 #include "tessera/pnn/handover.h"
 #include "tessera/pnn/join.h"
 #include "tessera/train/checkpoint.h"
+#include "tessera/train/nonfinite.h"
 #include "tessera/train/run_directory.h"
 
 namespace tessera::pnn {
@@ -49,7 +50,10 @@ std::vector<torch::Tensor> make_sils(const PnnSetup& setup, const PartitionPlan&
 nlohmann::json to_json(const PnnResult& r) {
   nlohmann::json curve = nlohmann::json::array();
   for (const auto& point : r.curve)
-    curve.push_back({{"flops", point.flops}, {"accuracy", point.accuracy}, {"phase", point.phase}});
+    curve.push_back({{"flops", point.flops},
+                     {"accuracy", point.accuracy},
+                     {"phase", point.phase},
+                     {"elapsed_seconds", point.elapsed_seconds}});
   return {{"schedule", schedule_name(r.schedule)},
           {"cuts", r.plan.cuts()},
           {"partitions", r.partitions},
@@ -74,8 +78,10 @@ std::string partition_dir(const PnnSetup& setup, int64_t index) {
 }
 
 PartitionJob make_job(const PnnSetup& setup, const PartitionPlan& plan,
-                      const std::vector<torch::Tensor>& sils, int64_t index, bool parallel) {
+                      const std::vector<torch::Tensor>& sils, int64_t index, bool parallel,
+                      const metrics::RunClock& clock = metrics::RunClock::since_process_start()) {
   PartitionJob job;
+  job.clock = clock;
   job.index = index;
   job.plan = plan;
   job.model = setup.model;
@@ -111,13 +117,14 @@ int64_t json_int(const nlohmann::json& report, const char* key) {
 
 void train_sequentially(const PnnSetup& setup, const PartitionPlan& plan,
                         const std::vector<torch::Tensor>& sils, const data::TrainTest& data,
-                        PnnResult& result) {
+                        const metrics::RunClock& clock, PnnResult& result) {
   data::Dataset train = data.train;
   data::Dataset test = data.test;
   int64_t flops = 0;
   const metrics::MeasurementScope measured;  // the hand-overs' bytes
   for (int64_t i = 0; i < plan.size(); ++i) {
-    PartitionOutcome outcome = train_partition(make_job(setup, plan, sils, i, false), train, &test);
+    PartitionOutcome outcome =
+        train_partition(make_job(setup, plan, sils, i, false, clock), train, &test);
     result.partitions.push_back(outcome.report);
     const bool last = i + 1 == plan.size();
     if (last) {
@@ -126,7 +133,8 @@ void train_sequentially(const PnnSetup& setup, const PartitionPlan& plan,
       const int64_t per_sample = metrics::training_flops(json_int(outcome.report, "forward_flops"));
       for (const auto& point : outcome.report.at("history"))
         result.curve.push_back({flops + per_sample * point.at("train_samples").get<int64_t>(),
-                                point.at("test_accuracy").get<double>(), "partitions"});
+                                point.at("test_accuracy").get<double>(), "partitions",
+                                point.at("elapsed_seconds").get<double>()});
     }
     flops += json_int(outcome.report, "train_flops");
     if (last) break;
@@ -148,16 +156,20 @@ void train_sequentially(const PnnSetup& setup, const PartitionPlan& plan,
 }
 
 void train_in_parallel(const PnnSetup& setup, const PartitionPlan& plan,
-                       const data::TrainTest& data, PnnResult& result) {
+                       const data::TrainTest& data, const metrics::RunClock& clock,
+                       PnnResult& result) {
   if (!setup.worker_command) throw Error("the parallel schedule needs a way to start workers");
   std::vector<dist::WorkerCommand> commands;
   for (int64_t i = 0; i < plan.size(); ++i) commands.push_back(setup.worker_command(i));
   dist::LaunchOptions options;
   options.label = "partition";
+  // The workers' clocks start with their processes, about now.
+  const double launched_at = clock.seconds();
   const dist::LaunchResult launched = dist::launch_workers(commands, options);
   if (!launched.ok()) throw Error("parallel PNN: " + launched.failure);
 
   std::vector<std::vector<int64_t>> samples;  // per partition, per evaluation
+  std::vector<std::vector<double>> elapsed;   // the same, each worker's elapsed_seconds
   std::vector<int64_t> per_sample;
   for (int64_t i = 0; i < plan.size(); ++i) {
     const nlohmann::json report = train::read_json_file(partition_dir(setup, i) + "/summary.json");
@@ -165,8 +177,11 @@ void train_in_parallel(const PnnSetup& setup, const PartitionPlan& plan,
     result.train_flops += json_int(report, "train_flops");
     per_sample.push_back(metrics::training_flops(json_int(report, "forward_flops")));
     samples.emplace_back();
-    for (const auto& point : report.at("history"))
+    elapsed.emplace_back();
+    for (const auto& point : report.at("history")) {
       samples.back().push_back(point.at("train_samples").get<int64_t>());
+      elapsed.back().push_back(point.at("elapsed_seconds").get<double>());
+    }
     if (samples.back().empty())
       throw Error("parallel PNN: partition " + std::to_string(i) +
                   " recorded no evaluation (0 epochs?)");
@@ -178,14 +193,16 @@ void train_in_parallel(const PnnSetup& setup, const PartitionPlan& plan,
   for (size_t k = 0; k < points; ++k) {
     std::vector<std::string> paths;
     int64_t flops = 0;
+    double ready = 0.0;  // the joined model exists once its slowest partition got there
     for (int64_t i = 0; i < plan.size(); ++i) {
       const size_t at = std::min(k, samples[static_cast<size_t>(i)].size() - 1);
       paths.push_back(snapshot_path(partition_dir(setup, i), static_cast<int64_t>(at)));
       flops += per_sample[static_cast<size_t>(i)] * samples[static_cast<size_t>(i)][at];
+      ready = std::max(ready, elapsed[static_cast<size_t>(i)][at]);
     }
     const train::EvalResult joined =
         evaluate_model(join_checkpoints(setup.model, paths), data.test, setup.train);
-    result.curve.push_back({flops, joined.accuracy, "partitions"});
+    result.curve.push_back({flops, joined.accuracy, "partitions", launched_at + ready});
   }
   for (int64_t i = 0; i < plan.size(); ++i)
     for (size_t k = 0; k < samples[static_cast<size_t>(i)].size(); ++k)
@@ -193,7 +210,7 @@ void train_in_parallel(const PnnSetup& setup, const PartitionPlan& plan,
 }
 
 void join_and_recover(const PnnSetup& setup, const PartitionPlan& plan, const data::TrainTest& data,
-                      PnnResult& result) {
+                      const metrics::RunClock& clock, PnnResult& result) {
   std::vector<std::string> checkpoints;
   for (int64_t i = 0; i < plan.size(); ++i)
     checkpoints.push_back(partition_dir(setup, i) + "/checkpoint.pt");
@@ -205,15 +222,21 @@ void join_and_recover(const PnnSetup& setup, const PartitionPlan& plan, const da
     train::RunDirectory run(setup.run_dir + "/recovery", /*resume=*/false);
     train::Trainer trainer(joined, std::make_shared<train::Classification>(),
                            recovery_train_config(setup.pnn, setup.train), &run);
-    const train::TrainSummary summary = trainer.fit(data.train, &data.test);
+    trainer.set_run_clock(clock);
+    train::TrainSummary summary;
+    try {
+      summary = trainer.fit(data.train, &data.test);
+    } catch (const train::NonfiniteError& e) {  // --nonfinite: in recovery, not a partition
+      throw train::NonfiniteError(std::string("recovery of the joined model: ") + e.what());
+    }
     result.recovered = summary.test;
     result.recovery = train::to_json(summary);
     run.write_json("summary.json", result.recovery);
     result.train_flops += summary.train_flops;
     const int64_t per_sample = metrics::training_flops(joined->forward_flops());
     for (const auto& point : summary.history)
-      result.curve.push_back(
-          {before_recovery + per_sample * point.train_samples, point.test.accuracy, "recovery"});
+      result.curve.push_back({before_recovery + per_sample * point.train_samples,
+                              point.test.accuracy, "recovery", point.elapsed_seconds});
   }
   result.checkpoint = setup.run_dir + "/checkpoint.pt";
   train::save_checkpoint(result.checkpoint, *joined, nullptr,
@@ -230,6 +253,7 @@ void join_and_recover(const PnnSetup& setup, const PartitionPlan& plan, const da
 PnnResult run_pnn(const PnnSetup& setup, const data::TrainTest& data) {
   validate(setup.pnn);
   metrics::Timer wall;
+  const metrics::RunClock clock;  // the curve's elapsed_seconds
   PnnResult result;
   result.schedule = setup.pnn.schedule;
   require(setup.plan.size() >= 1, "run_pnn: no partition plan (see choose_plan)");
@@ -240,15 +264,15 @@ PnnResult run_pnn(const PnnSetup& setup, const data::TrainTest& data) {
   torch::save(sils, setup.run_dir + "/sil.pt");
 
   if (setup.pnn.schedule == PnnSchedule::Sequential)
-    train_sequentially(setup, result.plan, sils, data, result);
+    train_sequentially(setup, result.plan, sils, data, clock, result);
   else
-    train_in_parallel(setup, result.plan, data, result);
+    train_in_parallel(setup, result.plan, data, clock, result);
   for (const auto& report : result.partitions) {
     result.max_partition_peak_tensor_bytes =
         std::max(result.max_partition_peak_tensor_bytes, json_int(report, "peak_tensor_bytes"));
     result.partition_comm_bytes += json_int(report, "comm_bytes");
   }
-  join_and_recover(setup, result.plan, data, result);
+  join_and_recover(setup, result.plan, data, clock, result);
   result.wall_seconds = wall.seconds();
   train::write_json_file(setup.run_dir + "/summary.json", to_json(result));
   return result;

@@ -45,7 +45,8 @@ std::vector<torch::Tensor> make_sils(const PnnSetup& setup, const PartitionPlan&
 struct CurvePoint {
   int64_t flops = 0;
   double accuracy = 0.0;
-  std::string phase;  // "partitions" or "recovery"
+  std::string phase;             // "partitions" or "recovery"
+  double elapsed_seconds = 0.0;  // wall seconds since the PNN run started
 };
 
 struct PnnResult {

@@ -153,6 +153,10 @@ void BackwardMasking::refresh_message(const CellMessage& message) {
   }
 }
 
+train::NonfiniteVote BackwardMasking::agree_nonfinite(bool here, int64_t rank) {
+  return holders_.agree_nonfinite(here, rank);
+}
+
 void BackwardMasking::sum(std::vector<double>& values) {
   holders_.sum(values);
 }

@@ -53,6 +53,7 @@ class BackwardMasking : public train::WorkerSync {
   // to each worker that does not hold it, point to point.
   void after_step() override;
   void sum(std::vector<double>& values) override;
+  train::NonfiniteVote agree_nonfinite(bool here, int64_t rank) override;
 
   // The holder averaging's figures plus the refresh's bytes and time.
   SyncStats stats() const;

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "tessera/core/error.h"
+#include "tessera/dist/restart_checkpoint.h"
 #include "tessera/metrics/flops.h"
 #include "tessera/models/architecture.h"
 #include "tessera/models/staged_model.h"
@@ -53,16 +54,21 @@ struct SdpWorker {
   SyncStats stats() const { return backward ? backward->stats() : forward->stats(); }
 };
 
+// `checkpoint`: this worker's restart checkpoint to continue from (empty: a fresh start).
 SdpWorker make_worker(const SdpSetup& setup, const train::TrainConfig& config,
                       dist::ProcessGroup& group, const MaskPlan& plan,
                       const models::ModelConfig& full,
-                      const std::shared_ptr<train::Objective>& objective) {
+                      const std::shared_ptr<train::Objective>& objective,
+                      const std::string& checkpoint) {
   const bool backward = setup.masking == Masking::Backward;
   const models::Subnet subnet = backward ? models::Subnet{} : plan.subnet(group.rank());
   models::StagedModel model = build_worker_model(full, subnet, config.seed);
   SdpWorker worker;
   // The Trainer moves the model to its device before the masking copies any of it.
   worker.trainer = std::make_unique<train::Trainer>(model, objective, config, setup.run);
+  // Backward masking copies the held entries out of the model: load the weights first (the
+  // optimizer state, over those copies, once they exist).
+  if (!checkpoint.empty()) train::load_checkpoint(checkpoint, *worker.trainer->model(), nullptr);
   if (backward) {
     worker.backward =
         std::make_shared<BackwardMasking>(group, plan, setup.sync, *worker.trainer->model());
@@ -72,6 +78,9 @@ SdpWorker make_worker(const SdpSetup& setup, const train::TrainConfig& config,
     worker.forward = std::make_shared<SubnetSync>(group, plan, setup.sync);
     worker.trainer->set_worker_sync(worker.forward);
   }
+  if (!checkpoint.empty())
+    worker.trainer->resume_from_meta(
+        train::load_checkpoint(checkpoint, *worker.trainer->model(), &worker.trainer->optimizer()));
   return worker;
 }
 
@@ -109,6 +118,9 @@ class SdpRun {
   train::TrainSummary fit_plan_sequence();
   nlohmann::json details() const;
   void finish_on_rank0(models::StagedModel assembled, dist::RunResult& result);
+  std::string resume_checkpoint() const;
+  void save_restart_checkpoint(const nlohmann::json& trainer_meta);
+  void restore_sequence(const MaskPlan& first, const std::string& checkpoint);
 
   const SdpSetup& setup_;
   dist::ProcessGroup& group_;
@@ -119,6 +131,9 @@ class SdpRun {
   std::shared_ptr<train::Objective> objective_ = std::make_shared<train::Classification>();
   SdpWorker worker_;
   PlanSequence sequence_;
+  int64_t earlier_flops_ = 0;         // trained under the plans before the current one
+  int64_t earlier_samples_ = 0;       // the samples of those
+  int64_t resumed_change_bytes_ = 0;  // plan-change bytes of the run before a resume
 };
 
 // Every worker moves from the sequence's plan to its next one after `step` steps (plan_change):
@@ -144,10 +159,8 @@ void SdpRun::move_to_next_plan(int64_t step, const std::string& plan_file) {
 // subnetwork for the samples trained under it, and a peak and bytes that include the changes.
 train::TrainSummary SdpRun::fit_plan_sequence() {
   train::Trainer& trainer = *worker_.trainer;
-  int64_t earlier_flops = 0;    // trained under the plans before the current one
-  int64_t earlier_samples = 0;  // the samples of those
   auto flops_since_change = [&](int64_t samples) {
-    return metrics::training_flops(trainer.model()->forward_flops()) * (samples - earlier_samples);
+    return metrics::training_flops(trainer.model()->forward_flops()) * (samples - earlier_samples_);
   };
   if (setup_.redraw_epochs > 0 || setup_.redraw_steps > 0)
     trainer.after_step([&](const train::StepPoint& at) {
@@ -155,8 +168,8 @@ train::TrainSummary SdpRun::fit_plan_sequence() {
       const int64_t every =
           setup_.redraw_steps > 0 ? setup_.redraw_steps : setup_.redraw_epochs * steps_per_epoch;
       if (at.step % every != 0 || at.step >= at.total_steps) return;
-      earlier_flops += flops_since_change(at.train_samples);
-      earlier_samples = at.train_samples;
+      earlier_flops_ += flops_since_change(at.train_samples);
+      earlier_samples_ = at.train_samples;
       move_to_next_plan(
           at.step, setup_.redraw_steps > 0
                        ? "sdp_plan_step" + std::to_string(at.step) + ".json"
@@ -164,7 +177,7 @@ train::TrainSummary SdpRun::fit_plan_sequence() {
     });
   train::TrainSummary summary = trainer.fit(data_.train, nullptr);
   trainer.after_step(nullptr);
-  summary.train_flops = earlier_flops + flops_since_change(summary.train_samples);
+  summary.train_flops = earlier_flops_ + flops_since_change(summary.train_samples);
   return summary;
 }
 
@@ -232,6 +245,50 @@ void SdpRun::finish_on_rank0(models::StagedModel assembled, dist::RunResult& res
   }
 }
 
+std::string SdpRun::resume_checkpoint() const {
+  if (!setup_.resume) return {};
+  require(!setup_.restart_dir.empty(), "sdp: resuming needs the run directory (--run-dir)");
+  const std::string file = dist::latest_worker_checkpoint(setup_.restart_dir, group_.rank());
+  require(!file.empty(), "sdp: " + setup_.restart_dir +
+                             "/restart holds no complete set of worker checkpoints to resume "
+                             "from (they are taken with --checkpoint-every-steps, or every "
+                             "--checkpoint-every epochs under tessera launch --max-restarts)");
+  return file;
+}
+
+// Every worker's subnetwork, optimizer state and place in the run, with the plan sequence's
+// state: how many redraws (the current plan follows from it) and the FLOP and traffic counts.
+void SdpRun::save_restart_checkpoint(const nlohmann::json& trainer_meta) {
+  nlohmann::json meta = trainer_meta;
+  const PlanChangeStats& changes = sequence_.changes;
+  meta["sdp_sequence"] = {{"redraws", sequence_.redraws},
+                          {"earlier_flops", earlier_flops_},
+                          {"earlier_samples", earlier_samples_},
+                          {"change_comm_bytes", changes.comm_bytes},
+                          {"change_received_entries", changes.received_entries},
+                          {"change_peak_tensor_bytes", changes.peak_tensor_bytes},
+                          {"change_seconds", changes.seconds}};
+  train::Trainer& trainer = *worker_.trainer;
+  dist::save_worker_checkpoint(group_, setup_.restart_dir, *trainer.model(), &trainer.optimizer(),
+                               meta);
+}
+
+// The plan sequence where the checkpoint left it (the worker is then built under its plan).
+void SdpRun::restore_sequence(const MaskPlan& first, const std::string& checkpoint) {
+  sequence_ = PlanSequence{first.config, first, 0, {}};
+  if (checkpoint.empty()) return;
+  const nlohmann::json state = train::read_checkpoint_meta(checkpoint).at("sdp_sequence");
+  sequence_.redraws = state.at("redraws").get<int64_t>();
+  if (sequence_.redraws > 0) sequence_.plan = redrawn_plan(full_, first.config, sequence_.redraws);
+  earlier_flops_ = state.at("earlier_flops").get<int64_t>();
+  earlier_samples_ = state.at("earlier_samples").get<int64_t>();
+  sequence_.changes.comm_bytes = state.at("change_comm_bytes").get<int64_t>();
+  resumed_change_bytes_ = sequence_.changes.comm_bytes;
+  sequence_.changes.received_entries = state.at("change_received_entries").get<int64_t>();
+  sequence_.changes.peak_tensor_bytes = state.at("change_peak_tensor_bytes").get<int64_t>();
+  sequence_.changes.seconds = state.at("change_seconds").get<double>();
+}
+
 dist::RunResult SdpRun::run() {
   validate(setup_);
   backward_ = setup_.masking == Masking::Backward;
@@ -251,15 +308,23 @@ dist::RunResult SdpRun::run() {
   config_ = setup_.train;
   config_.rank = group_.rank();
   config_.world_size = group_.size();
-  // Rank 0's trainer would checkpoint its subnetwork every epoch; the assembled model is saved
-  // once at the end instead.
-  config_.checkpoint_every = 0;
-  worker_ = make_worker(setup_, config_, group_, plan, full_, objective_);
-  sequence_ = PlanSequence{plan.config, plan, 0, {}};
+  const std::string checkpoint = resume_checkpoint();
+  restore_sequence(plan, checkpoint);
+  if (setup_.restart_dir.empty()) {
+    // Rank 0's trainer would checkpoint its subnetwork every epoch; the assembled model is saved
+    // once at the end instead.
+    config_.checkpoint_every = 0;
+    config_.checkpoint_every_steps = 0;
+  }
+  worker_ = make_worker(setup_, config_, group_, sequence_.plan, full_, objective_, checkpoint);
+  if (!setup_.restart_dir.empty())
+    worker_.trainer->set_checkpoint_saver(
+        [this](const nlohmann::json& meta) { save_restart_checkpoint(meta); });
   dist::RunResult result;
   result.summary = backward_ ? worker_.trainer->fit(data_.train, nullptr) : fit_plan_sequence();
-  // Moving units to a new plan is training traffic too.
-  result.step_comm_bytes = worker_.stats().comm_bytes + sequence_.changes.comm_bytes;
+  // Moving units to a new plan is training traffic too (this process's, as the sync's stats).
+  result.step_comm_bytes =
+      worker_.stats().comm_bytes + sequence_.changes.comm_bytes - resumed_change_bytes_;
 
   // With backward masking every worker ends with the same full model (refreshed after every
   // step): rank 0's is the result, and nothing needs to travel.

@@ -36,6 +36,14 @@ struct SdpSetup {
   int64_t redraw_epochs = 0;  // forward masking: a new plan every N epochs (0: one plan)
   int64_t redraw_steps = 0;   // ... or every N optimizer steps
   train::RunDirectory* run = nullptr;  // rank 0's (plans, metrics, checkpoint), or null
+  // Every rank: the run directory whose restart/ folder holds each worker's checkpoints
+  // (dist/restart_checkpoint), taken at train.checkpoint_every epochs and
+  // train.checkpoint_every_steps steps; empty: none (and no checkpoints but the final model).
+  std::string restart_dir;
+  // Continue from the latest complete set of those: the worker's subnetwork and optimizer state,
+  // the plan (redraws so far), the position in the epoch, so that the rest of the run is the
+  // uninterrupted run's.
+  bool resume = false;
 };
 
 // Throws UsageError for settings that exclude each other (e.g. redraws with backward masking).

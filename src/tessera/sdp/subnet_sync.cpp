@@ -193,6 +193,12 @@ void SubnetSync::average(std::vector<Bucket>& buckets, const std::vector<torch::
   stats_.wait_seconds += seconds_since(start);
 }
 
+train::NonfiniteVote SubnetSync::agree_nonfinite(bool here, int64_t rank) {
+  const train::NonfiniteVote vote = WorkerSync::agree_nonfinite(here, rank);
+  stats_.comm_bytes += dist::all_reduce_bytes(2 * sizeof(double), world_.size());
+  return vote;
+}
+
 void SubnetSync::sum(std::vector<double>& values) {
   std::vector<torch::Tensor> tensor = {torch::tensor(values, torch::kDouble)};
   world_.all_reduce(tensor);

@@ -53,6 +53,8 @@ class SubnetSync : public train::WorkerSync {
   void after_backward() override;
   void after_step() override;
   void sum(std::vector<double>& values) override;
+  // The default ballot (16 bytes all-reduced over the world), counted in stats().comm_bytes.
+  train::NonfiniteVote agree_nonfinite(bool here, int64_t rank) override;
 
   const SyncStats& stats() const { return stats_; }
 

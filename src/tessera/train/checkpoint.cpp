@@ -5,6 +5,9 @@
 #include <filesystem>
 
 #include "tessera/core/error.h"
+#include "tessera/core/file_io.h"
+#include "tessera/train/checkpoint_archive.h"
+#include "tessera/train/nonfinite.h"
 
 namespace tessera::train {
 namespace {
@@ -51,11 +54,20 @@ void load_model_archive(torch::serialize::InputArchive& archive, torch::nn::Modu
                 std::to_string(expected));
 }
 
+// libtorch's messages carry a C++ backtrace after the first line.
+std::string first_line(const std::string& text) {
+  return text.substr(0, text.find('\n'));
+}
+
 }  // namespace
 
 void save_checkpoint(const std::string& path, torch::nn::Module& model,
                      torch::optim::Optimizer* optimizer, const nlohmann::json& meta) {
-  const std::string temporary = path + ".tmp";
+  if (!state_finite(model))
+    throw NonfiniteError("refusing to write checkpoint " + path +
+                         ": the model holds non-finite values (NaN or inf); the previous "
+                         "checkpoint, if any, is unchanged");
+  AtomicFile file(path);
   try {
     torch::serialize::OutputArchive archive;
     archive.write("meta", c10::IValue(meta.dump()));
@@ -66,23 +78,25 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model,
       optimizer->save(optimizer_archive);
       archive.write("optimizer", optimizer_archive);
     }
-    archive.save_to(temporary);
+    // Through our own writes, each checked. libtorch is told every write succeeded: when it
+    // learns of a failed one it throws, and throws again from its writer's destructor, which
+    // terminates the process. After a failure the AtomicFile writes nothing more, and commit()
+    // throws its failure (path and reason) instead of moving the file into place.
+    archive.save_to([&file](const void* data, size_t size) -> size_t {
+      file.write(data, size);
+      return size;
+    });
+    file.commit();
   } catch (const std::exception& e) {
-    std::error_code ignored;
-    std::filesystem::remove(temporary, ignored);
-    throw Error("cannot write checkpoint " + path + " (kept the previous one): " + e.what());
-  }
-  std::error_code error;
-  std::filesystem::rename(temporary, path, error);
-  if (error) {
-    std::filesystem::remove(temporary, error);
-    throw Error("cannot move checkpoint into place at " + path + ": " + error.message());
+    const std::string why = file.failure().empty() ? first_line(e.what()) : file.failure();
+    throw Error("cannot write checkpoint " + path + " (kept the previous one): " + why);
   }
 }
 
 namespace {
 torch::serialize::InputArchive open_archive(const std::string& path) {
   if (!std::filesystem::exists(path)) throw Error("checkpoint " + path + " does not exist");
+  check_checkpoint_archive(path);  // libtorch's reader only sees structurally sound archives
   torch::serialize::InputArchive archive;
   try {
     archive.load_from(path);

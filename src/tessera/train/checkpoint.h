@@ -12,6 +12,7 @@
 namespace tessera::train {
 
 // Throws tessera::Error naming the path if the checkpoint cannot be written; <path> is untouched.
+// A model with a non-finite parameter or buffer is refused (NonfiniteError), never written.
 void save_checkpoint(const std::string& path, torch::nn::Module& model,
                      torch::optim::Optimizer* optimizer, const nlohmann::json& meta);
 

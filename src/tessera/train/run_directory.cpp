@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "tessera/core/error.h"
+#include "tessera/core/file_io.h"
 
 namespace tessera::train {
 
@@ -22,21 +23,14 @@ void RunDirectory::log(const nlohmann::json& record) {
   metrics_->write(record);
 }
 
+void RunDirectory::drop_records_after(int64_t step) {
+  metrics_.reset();
+  drop_metrics_after_step(file("metrics.jsonl"), step);
+  metrics_ = std::make_unique<metrics::JsonlWriter>(file("metrics.jsonl"), /*append=*/true);
+}
+
 void write_json_file(const std::string& path, const nlohmann::json& value) {
-  const std::string temporary = path + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::trunc);
-    out << value.dump(2) << "\n";
-    out.flush();
-    if (!out) {
-      std::error_code ignored;
-      std::filesystem::remove(temporary, ignored);
-      throw Error("cannot write " + path);
-    }
-  }
-  std::error_code error;
-  std::filesystem::rename(temporary, path, error);
-  if (error) throw Error("cannot move " + temporary + " to " + path + ": " + error.message());
+  write_file_atomically(path, value.dump(2) + "\n");
 }
 
 nlohmann::json read_json_file(const std::string& path) {
@@ -47,6 +41,26 @@ nlohmann::json read_json_file(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {
     throw Error(path + " is not valid JSON: " + e.what());
   }
+}
+
+void drop_metrics_after_step(const std::string& path, int64_t step) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::string kept;
+  std::string line;
+  bool dropped = false;
+  while (std::getline(in, line)) {
+    // A record cut short by the failure that stopped the run is dropped too.
+    const nlohmann::json record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    const bool later = record.is_object() && record.contains("step") &&
+                       record["step"].is_number_integer() && record["step"].get<int64_t>() > step;
+    if (record.is_discarded() || later)
+      dropped = true;
+    else
+      kept += line + "\n";
+  }
+  in.close();
+  if (dropped) write_file_atomically(path, kept);
 }
 
 }  // namespace tessera::train

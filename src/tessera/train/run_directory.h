@@ -24,11 +24,18 @@ class RunDirectory {
   // Writes `name` atomically (temporary file + rename), pretty-printed.
   void write_json(const std::string& name, const nlohmann::json& value) const;
   void log(const nlohmann::json& record);
+  // For a resumed run: drops the metrics.jsonl records of steps after `step` (those a stopped or
+  // failed run logged after its last checkpoint, which the resumed run repeats), atomically.
+  void drop_records_after(int64_t step);
 
  private:
   std::string path_;
   std::unique_ptr<metrics::JsonlWriter> metrics_;
 };
+
+// Drops the records of metrics.jsonl at `path` logged after optimizer step `step` (a run resumed
+// from that step logs them again). Nothing happens if the file does not exist.
+void drop_metrics_after_step(const std::string& path, int64_t step);
 
 // Writes `value` to `path` atomically. Throws tessera::Error naming the path on failure.
 void write_json_file(const std::string& path, const nlohmann::json& value);

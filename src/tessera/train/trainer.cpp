@@ -1,9 +1,12 @@
 #include "tessera/train/trainer.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <filesystem>
 
 #include "tessera/core/error.h"
+#include "tessera/core/fault_injection.h"
 #include "tessera/metrics/flops.h"
 #include "tessera/metrics/language_model.h"
 #include "tessera/metrics/measurement_scope.h"
@@ -25,9 +28,12 @@ nlohmann::json to_json(const TrainConfig& config) {
           {"schedule", to_json(config.schedule)},
           {"clip_grad_norm", config.clip_grad_norm},
           {"checkpoint_every", config.checkpoint_every},
+          {"checkpoint_every_steps", config.checkpoint_every_steps},
           {"log_every", config.log_every},
           {"evals_per_epoch", config.evals_per_epoch},
           {"drop_last", config.drop_last},
+          {"nonfinite", config.nonfinite},
+          {"nonfinite_max_skips", config.nonfinite_max_skips},
           {"augment_crop_padding", config.augmentation.crop_padding},
           {"augment_flip", config.augmentation.horizontal_flip},
           {"device", config.device},
@@ -42,24 +48,42 @@ void validate(const TrainConfig& config) {
   require(config.eval_batch_size >= 1, "--eval-batch-size must be at least 1");
   require(config.clip_grad_norm >= 0, "--clip-grad-norm must be non-negative");
   require(config.checkpoint_every >= 0, "--checkpoint-every must be non-negative");
+  require(config.checkpoint_every_steps >= 0, "--checkpoint-every-steps must be non-negative");
   require(config.log_every >= 1, "--log-every must be at least 1");
   require(config.evals_per_epoch >= 1, "--evals-per-epoch must be at least 1");
   require(config.augmentation.crop_padding >= 0, "--augment-crop must be non-negative");
+  parse_nonfinite_policy(config.nonfinite);
+  require(config.nonfinite_max_skips >= 1, "--nonfinite-max-skips must be at least 1");
   validate(config.optimizer);
   validate(config.schedule);
 }
 
-namespace {
 nlohmann::json history_json(const std::vector<EvalPoint>& history) {
   nlohmann::json points = nlohmann::json::array();
   for (const auto& point : history)
     points.push_back({{"epoch", point.epoch},
                       {"train_samples", point.train_samples},
                       {"test_accuracy", point.test.accuracy},
-                      {"test_loss", point.test.loss}});
+                      {"test_loss", point.test.loss},
+                      {"test_samples", point.test.samples},
+                      {"elapsed_seconds", point.elapsed_seconds}});
   return points;
 }
-}  // namespace
+
+std::vector<EvalPoint> history_from_json(const nlohmann::json& json) {
+  std::vector<EvalPoint> history;
+  for (const auto& point : json) {
+    EvalPoint p;
+    p.epoch = point.at("epoch").get<double>();
+    p.train_samples = point.at("train_samples").get<int64_t>();
+    p.test.accuracy = point.at("test_accuracy").get<double>();
+    p.test.loss = point.at("test_loss").get<double>();
+    p.test.samples = point.value("test_samples", int64_t{0});
+    p.elapsed_seconds = point.value("elapsed_seconds", 0.0);
+    history.push_back(p);
+  }
+  return history;
+}
 
 namespace {
 nlohmann::json summary_fields(const TrainSummary& s) {
@@ -77,6 +101,7 @@ nlohmann::json summary_fields(const TrainSummary& s) {
           {"grad_bytes", s.grad_bytes},
           {"optimizer_state_bytes", s.optimizer_state_bytes},
           {"comm_bytes", s.comm_bytes},
+          {"nonfinite_skipped_steps", s.nonfinite_skipped_steps},
           {"wall_seconds", s.wall_seconds},
           {"train_seconds", s.train_seconds},
           {"samples_per_second", s.samples_per_second},
@@ -131,7 +156,8 @@ Trainer::Trainer(models::StagedModel model, std::shared_ptr<Objective> objective
       objective_(std::move(objective)),
       config_(std::move(config)),
       run_(run),
-      device_(parse_device(config_.device)) {
+      device_(parse_device(config_.device)),
+      nonfinite_(parse_nonfinite_policy(config_.nonfinite), config_.nonfinite_max_skips) {
   validate(config_);
   require_precision_supported(config_.precision, device_);
   model_->to(device_);
@@ -166,7 +192,14 @@ nlohmann::json Trainer::checkpoint_meta() const {
           {"epoch", epochs_done_},
           {"step", step_},
           {"train_samples", train_samples_},
-          {"train_seconds", train_seconds_}};
+          {"train_seconds", train_seconds_},
+          {"step_in_epoch", step_in_epoch_},
+          {"epoch_loss_sum", epoch_loss_sum_},
+          {"epoch_samples", epoch_samples_},
+          {"next_eval", next_eval_},
+          {"stochastic_generators", models::stochastic_layer_states(*model_)},
+          {"history", history_json(history_)},
+          {"elapsed_seconds", clock_.seconds()}};
 }
 
 int64_t Trainer::resume() {
@@ -176,10 +209,23 @@ int64_t Trainer::resume() {
 
 int64_t Trainer::resume(const std::string& checkpoint_path) {
   const nlohmann::json meta = load_checkpoint(checkpoint_path, *model_, optimizer_.get());
+  return resume_from_meta(meta);
+}
+
+int64_t Trainer::resume_from_meta(const nlohmann::json& meta) {
   epochs_done_ = meta.at("epoch").get<int64_t>();
   step_ = meta.at("step").get<int64_t>();
   train_samples_ = meta.value("train_samples", int64_t{0});
   train_seconds_ = meta.value("train_seconds", 0.0);
+  if (run_ != nullptr) run_->drop_records_after(step_);
+  // Checkpoints written before mid-epoch checkpoints existed end at an epoch's end.
+  step_in_epoch_ = meta.value("step_in_epoch", int64_t{0});
+  epoch_loss_sum_ = meta.value("epoch_loss_sum", 0.0);
+  epoch_samples_ = meta.value("epoch_samples", int64_t{0});
+  next_eval_ = meta.value("next_eval", int64_t{1});
+  resumed_generators_ = meta.value("stochastic_generators", nlohmann::json::object());
+  history_ = history_from_json(meta.value("history", nlohmann::json::array()));
+  clock_.add(meta.value("elapsed_seconds", 0.0));
   return epochs_done_;
 }
 
@@ -200,19 +246,49 @@ double Trainer::train_step(const data::Batch& batch) {
   if (batch.labels.defined()) {
     torch::Tensor outputs = forward(batch, /*training=*/true);
     torch::Tensor loss = objective_->loss(outputs, batch);
-    if (sync_) sync_->before_backward(batch.labels.size(0));
-    loss.backward();
     loss_value = loss.item<double>();
+    if (sync_) {
+      sync_->before_backward(batch.labels.size(0));
+      if (!std::isfinite(loss_value)) sync_->mark_nonfinite_loss();
+    }
+    loss.backward();
   } else {
     require(sync_ != nullptr, "train_step: empty batch");
     sync_->before_backward(0);
   }
   if (sync_) sync_->after_backward();
+  last_step_skipped_ = skip_nonfinite_step(loss_value);
+  if (last_step_skipped_) return loss_value;
   if (config_.clip_grad_norm > 0)
     torch::nn::utils::clip_grad_norm_(trained_, config_.clip_grad_norm);
   optimizer_->step();
   if (sync_) sync_->after_step();
   return loss_value;
+}
+
+bool Trainer::skip_nonfinite_step(double loss) {
+  const bool gradient_here = !gradients_finite(trained_);
+  const bool here = gradient_here || !std::isfinite(loss);
+  const NonfiniteVote vote = sync_ ? sync_->agree_nonfinite(here, config_.rank)
+                                   : NonfiniteVote{here ? 1 : 0, here ? config_.rank : -1};
+  if (!vote.any()) return nonfinite_.skip({}, vote, "");  // ends a run of skipped steps
+  const NonfiniteStep where{epoch_ + 1, step_ + 1, config_.rank, loss, gradient_here};
+  if (!nonfinite_.skip(where, vote, kept_after_stop())) return false;
+  if (run_ != nullptr)
+    run_->log({{"type", "skipped_step"},
+               {"epoch", where.epoch},
+               {"step", where.step},
+               {"reason", describe(where, vote)}});
+  if (!config_.quiet)
+    std::fprintf(stderr, "\nskipped the update: %s\n", describe(where, vote).c_str());
+  return true;
+}
+
+std::string Trainer::kept_after_stop() const {
+  if (run_ == nullptr) return "";
+  if (!std::filesystem::exists(run_->checkpoint_path()))
+    return "; no checkpoint had been written yet";
+  return "; " + run_->checkpoint_path() + " keeps the last good state";
 }
 
 EvalResult Trainer::evaluate(const data::Dataset& dataset) {
@@ -244,28 +320,50 @@ EvalResult Trainer::evaluate(const data::Dataset& dataset) {
 }
 
 EvalPoint Trainer::evaluate_point(const data::Dataset& test, double epoch, int64_t samples) {
-  EvalPoint point{epoch, samples, evaluate(test)};
+  // The time the evaluated weights were reached, before the evaluation's own cost.
+  const double elapsed = clock_.seconds();
+  EvalPoint point{epoch, samples, evaluate(test), elapsed};
   if (on_evaluation_) on_evaluation_(point);
   return point;
 }
 
+bool Trainer::checkpoint_due_at_step() const {
+  return config_.checkpoint_every_steps > 0 && step_ % config_.checkpoint_every_steps == 0;
+}
+
+void Trainer::save() {
+  const nlohmann::json meta = checkpoint_meta();
+  if (checkpoint_saver_)
+    checkpoint_saver_(meta);
+  else if (run_ != nullptr)
+    save_checkpoint(run_->checkpoint_path(), *model_, optimizer_.get(), meta);
+}
+
 EvalResult Trainer::run_epoch(data::BatchIterator& batches, int64_t epoch, int64_t steps_per_epoch,
-                              int64_t total_steps, const data::Dataset* test,
-                              std::vector<EvalPoint>& history) {
+                              int64_t total_steps, const data::Dataset* test) {
   metrics::Progress progress(stderr, config_.log_every);
   if (!config_.quiet) progress.start_epoch(epoch + 1, config_.epochs, steps_per_epoch);
   batches.start_epoch(epoch);
   models::seed_stochastic_layers(*model_,
                                  models::stochastic_layer_seed(config_.seed, config_.rank, epoch));
+  epoch_ = epoch;
+  if (step_in_epoch_ > 0) {
+    // Resumed from a mid-epoch checkpoint: the epoch goes on where it stopped, with the batches
+    // and the stochastic layers' draws the uninterrupted run would have had.
+    batches.skip(step_in_epoch_);
+    models::restore_stochastic_layer_states(*model_, resumed_generators_);
+  } else {
+    epoch_loss_sum_ = 0.0;
+    epoch_samples_ = 0;
+    next_eval_ = 1;  // evaluations inside the epoch: after steps * k / evals_per_epoch
+  }
+  resumed_generators_ = nlohmann::json::object();
   EvalResult result;
-  double loss_sum = 0.0;
-  int64_t step_in_epoch = 0;
   const int64_t steps = steps_per_epoch;
-  int64_t next_eval = 1;  // evaluations inside the epoch: after steps * k / evals_per_epoch
   metrics::Timer epoch_timer;
   data::Batch batch;
   // With a WorkerSync every worker takes steps_per_epoch steps, with or without a batch left.
-  while (step_in_epoch < steps_per_epoch) {
+  while (step_in_epoch_ < steps_per_epoch) {
     if (!batches.next(batch)) batch = data::Batch{};
     const double lr =
         scheduled_lr(config_.schedule, config_.optimizer.lr, step_, total_steps, steps_per_epoch);
@@ -275,51 +373,61 @@ EvalResult Trainer::run_epoch(data::BatchIterator& batches, int64_t epoch, int64
       batch.labels = batch.labels.to(device_);
     }
     const double loss = train_step(batch);
-    const int64_t n = batch.labels.defined() ? batch.labels.size(0) : 0;
-    loss_sum += loss * static_cast<double>(n);
-    result.samples += n;
+    // A skipped step trained on nothing: its samples and loss stay out of the epoch's figures.
+    const int64_t n = batch.labels.defined() && !last_step_skipped_ ? batch.labels.size(0) : 0;
+    if (!last_step_skipped_) epoch_loss_sum_ += loss * static_cast<double>(n);
+    epoch_samples_ += n;
     ++step_;
-    ++step_in_epoch;
-    if (after_step_) after_step_({step_, total_steps, train_samples_ + result.samples});
-    const double rate = static_cast<double>(result.samples) / epoch_timer.seconds();
-    if (!config_.quiet) progress.step(step_in_epoch, loss, rate);
-    if (run_ != nullptr && step_ % config_.log_every == 0)
+    ++step_in_epoch_;
+    inject_fault_at_step(config_.rank, step_);
+    if (after_step_) after_step_({step_, total_steps, train_samples_ + epoch_samples_});
+    const double rate = static_cast<double>(epoch_samples_) / epoch_timer.seconds();
+    if (!config_.quiet) progress.step(step_in_epoch_, loss, rate);
+    if (run_ != nullptr && step_ % config_.log_every == 0 && !last_step_skipped_)
       run_->log({{"type", "step"},
                  {"epoch", epoch + 1},
                  {"step", step_},
                  {"loss", loss},
                  {"lr", lr},
                  {"samples_per_second", rate}});
-    if (test != nullptr && next_eval < config_.evals_per_epoch &&
-        step_in_epoch == steps * next_eval / config_.evals_per_epoch) {
-      const double fraction = static_cast<double>(step_in_epoch) / static_cast<double>(steps);
+    if (test != nullptr && next_eval_ < config_.evals_per_epoch &&
+        step_in_epoch_ == steps * next_eval_ / config_.evals_per_epoch) {
+      const double fraction = static_cast<double>(step_in_epoch_) / static_cast<double>(steps);
       metrics::Timer eval_timer;
-      history.push_back(evaluate_point(*test, static_cast<double>(epoch) + fraction,
-                                       train_samples_ + result.samples));
+      history_.push_back(evaluate_point(*test, static_cast<double>(epoch) + fraction,
+                                        train_samples_ + epoch_samples_));
       inner_eval_seconds_ += eval_timer.seconds();
-      ++next_eval;
+      ++next_eval_;
     }
+    // The epoch's last step is checkpointed after the epoch's evaluation (fit).
+    if (checkpoint_due_at_step() && step_in_epoch_ < steps_per_epoch) save();
   }
+  result.samples = epoch_samples_;
   if (sync_) {
     // The epoch's loss over every worker's samples; result.samples stays this worker's.
-    std::vector<double> totals = {loss_sum, static_cast<double>(result.samples)};
+    std::vector<double> totals = {epoch_loss_sum_, static_cast<double>(epoch_samples_)};
     sync_->sum(totals);
     if (totals[1] > 0) result.loss = totals[0] / totals[1];
-  } else if (result.samples > 0) {
-    result.loss = loss_sum / static_cast<double>(result.samples);
+  } else if (epoch_samples_ > 0) {
+    result.loss = epoch_loss_sum_ / static_cast<double>(epoch_samples_);
   }
+  step_in_epoch_ = 0;
+  epoch_loss_sum_ = 0.0;
+  epoch_samples_ = 0;
+  next_eval_ = 1;
   return result;
 }
 
 void Trainer::log_epoch(int64_t epoch, const EvalResult& train,
                         const std::optional<EvalResult>& test, double seconds,
-                        double samples_per_second) {
+                        double samples_per_second, double elapsed_seconds) {
   nlohmann::json record = {{"type", "epoch"},
                            {"epoch", epoch},
                            {"step", step_},
                            {"train_loss", train.loss},
                            {"epoch_seconds", seconds},
-                           {"samples_per_second", samples_per_second}};
+                           {"samples_per_second", samples_per_second},
+                           {"elapsed_seconds", elapsed_seconds}};
   std::string line =
       "epoch " + std::to_string(epoch) + ": train loss " + std::to_string(train.loss).substr(0, 6);
   const nlohmann::json extra = objective_->extra_metrics(
@@ -393,30 +501,31 @@ TrainSummary Trainer::fit(const data::Dataset& train, const data::Dataset* test,
 
   TrainSummary summary;
   metrics::Timer wall;
+  const int64_t first_step = step_;  // above 0 when resumed
   std::optional<EvalResult> last_test;
   for (int64_t epoch = epochs_done_; epoch < last_epoch; ++epoch) {
     metrics::Timer epoch_timer;
-    summary.last_train =
-        run_epoch(batches, epoch, steps_per_epoch, total_steps, test, summary.history);
+    summary.last_train = run_epoch(batches, epoch, steps_per_epoch, total_steps, test);
     // Evaluations inside the epoch are not training time.
     const double seconds = epoch_timer.seconds() - inner_eval_seconds_;
     inner_eval_seconds_ = 0.0;
     train_seconds_ += seconds;
     train_samples_ += summary.last_train.samples;
     epochs_done_ = epoch + 1;
+    double elapsed = clock_.seconds();
     if (test != nullptr) {
-      summary.history.push_back(
-          evaluate_point(*test, static_cast<double>(epochs_done_), train_samples_));
-      last_test = summary.history.back().test;
+      history_.push_back(evaluate_point(*test, static_cast<double>(epochs_done_), train_samples_));
+      last_test = history_.back().test;
+      elapsed = history_.back().elapsed_seconds;
     }
     log_epoch(epochs_done_, summary.last_train, last_test, seconds,
-              static_cast<double>(summary.last_train.samples) / seconds);
+              static_cast<double>(summary.last_train.samples) / seconds, elapsed);
     const bool checkpoint_now =
         (config_.checkpoint_every > 0 && epochs_done_ % config_.checkpoint_every == 0) ||
-        epochs_done_ == last_epoch;
-    if (run_ != nullptr && checkpoint_now)
-      save_checkpoint(run_->checkpoint_path(), *model_, optimizer_.get(), checkpoint_meta());
+        checkpoint_due_at_step() || epochs_done_ == last_epoch;
+    if (checkpoint_now) save();
   }
+  summary.history = history_;
   if (test != nullptr && !last_test) last_test = evaluate(*test);
   if (last_test) summary.test = *last_test;
 
@@ -425,6 +534,7 @@ TrainSummary Trainer::fit(const data::Dataset& train, const data::Dataset* test,
   summary.train_samples = train_samples_;
   summary.train_flops = metrics::training_flops(model_->forward_flops()) * train_samples_;
   record_measurements(summary, measured, baseline, *model_, *optimizer_, copies_);
+  summary.nonfinite_skipped_steps = nonfinite_.skipped();
   summary.wall_seconds = wall.seconds();
   summary.train_seconds = train_seconds_;
   summary.precision = config_.precision;
@@ -433,6 +543,8 @@ TrainSummary Trainer::fit(const data::Dataset& train, const data::Dataset* test,
   summary.extra =
       objective_->extra_metrics(last_test ? std::optional<double>(summary.test.loss) : std::nullopt,
                                 summary.samples_per_second);
+  // A resumed run's per-step figures (bytes, seconds) cover only the steps this process took.
+  if (first_step > 0) summary.extra["resumed_from_step"] = first_step;
   return summary;
 }
 

@@ -15,6 +15,7 @@
 #include "tessera/data/batches.h"
 #include "tessera/data/dataset.h"
 #include "tessera/metrics/measurement_scope.h"
+#include "tessera/metrics/run_clock.h"
 #include "tessera/models/staged_model.h"
 #include "tessera/train/objective.h"
 #include "tessera/train/optimizer.h"
@@ -32,11 +33,14 @@ struct TrainConfig {
   uint64_t seed = 0;
   OptimizerConfig optimizer;
   ScheduleConfig schedule;
-  double clip_grad_norm = 0.0;   // 0: no clipping
-  int64_t checkpoint_every = 1;  // epochs; 0: only at the end
-  int64_t log_every = 100;       // steps between metrics.jsonl step records / log lines
-  int64_t evals_per_epoch = 1;   // test evaluations per epoch, evenly spaced (the last at its end)
+  double clip_grad_norm = 0.0;         // 0: no clipping
+  int64_t checkpoint_every = 1;        // epochs; 0: only at the end
+  int64_t checkpoint_every_steps = 0;  // also every K optimizer steps (mid-epoch); 0: off
+  int64_t log_every = 100;             // steps between metrics.jsonl step records / log lines
+  int64_t evals_per_epoch = 1;  // test evaluations per epoch, evenly spaced (the last at its end)
   bool drop_last = false;
+  std::string nonfinite = "stop";    // a non-finite loss or gradient: stop | skip (nonfinite.h)
+  int64_t nonfinite_max_skips = 10;  // skip: more non-finite steps in a row than this stop the run
   data::Augmentation augmentation;
   std::string device = "cpu";
   // bf16: forward under autocast (AutocastScope), loss, master weights and optimizer state fp32.
@@ -60,6 +64,7 @@ struct EvalPoint {
   double epoch = 0.0;         // fractional: 2.5 is half-way through the third epoch
   int64_t train_samples = 0;  // samples trained on so far (the run's, incl. a resumed part)
   EvalResult test;
+  double elapsed_seconds = 0.0;  // wall seconds since the run started (metrics::RunClock)
 };
 
 // Everything measured over a fit(); becomes summary.json.
@@ -76,15 +81,20 @@ struct TrainSummary {
   int64_t grad_bytes = 0;
   int64_t optimizer_state_bytes = 0;
   int64_t comm_bytes = 0;
-  double wall_seconds = 0.0;   // whole fit, incl. evaluation
-  double train_seconds = 0.0;  // optimizer steps only
+  int64_t nonfinite_skipped_steps = 0;  // --nonfinite skip: steps whose update was skipped
+  double wall_seconds = 0.0;            // whole fit, incl. evaluation
+  double train_seconds = 0.0;           // optimizer steps only
   double samples_per_second = 0.0;
   Precision precision = Precision::Fp32;
-  std::vector<EvalPoint> history;  // every test evaluation of this fit, in order
+  // Every test evaluation of the run, in order (a resumed run's include those before the resume).
+  std::vector<EvalPoint> history;
   nlohmann::json extra;  // the objective's figures (language models: bits per byte, tokens/s)
 };
 
 nlohmann::json to_json(const TrainSummary& summary);
+// summary.json's "history" array, and back (checkpoints carry it, so a resumed run's is whole).
+nlohmann::json history_json(const std::vector<EvalPoint>& history);
+std::vector<EvalPoint> history_from_json(const nlohmann::json& json);
 
 // A finished fit's memory and communication figures in `summary`: the peak of `measured` above
 // `baseline` and its bytes, the peak RSS, and the bytes of the model's parameters, of their
@@ -108,11 +118,27 @@ class Trainer {
   Trainer(models::StagedModel model, std::shared_ptr<Objective> objective, TrainConfig config,
           RunDirectory* run);
 
-  // Continues from run->checkpoint_path() (weights, optimizer state, epoch, step).
-  // Returns the number of epochs already done. Throws tessera::Error if there is none.
+  // Continues from run->checkpoint_path() (weights, optimizer state, epoch, step; after a
+  // mid-epoch checkpoint also the position in the epoch, the stochastic layers' generators, the
+  // evaluation history and the run's elapsed time), so that the rest of the run is the one an
+  // uninterrupted run would have trained. Returns the number of epochs already done. Throws
+  // tessera::Error if there is none.
   int64_t resume();
   // The same from a given checkpoint file (data-parallel workers without a run directory).
   int64_t resume(const std::string& checkpoint_path);
+  // The same from metadata whose tensors the caller has loaded into model() and optimizer()
+  // (SDP's per-worker checkpoints, dist/restart_checkpoint).
+  int64_t resume_from_meta(const nlohmann::json& meta);
+
+  // Where the checkpoints of fit() go (every config.checkpoint_every epochs, every
+  // config.checkpoint_every_steps steps and at the end), given the metadata to store. Default:
+  // save_checkpoint to the run directory's checkpoint.pt (nothing without one). A replacement is
+  // called on every worker at the same step, so it may be collective.
+  void set_checkpoint_saver(std::function<void(const nlohmann::json& meta)> saver) {
+    checkpoint_saver_ = std::move(saver);
+  }
+  // The clock of the history's elapsed_seconds; default: since this process started.
+  void set_run_clock(const metrics::RunClock& clock) { clock_ = clock; }
 
   // Trains in step with other workers (see WorkerSync); call before fit().
   void set_worker_sync(std::shared_ptr<WorkerSync> sync) { sync_ = std::move(sync); }
@@ -149,8 +175,11 @@ class Trainer {
   }
 
   // One optimizer step on a batch; returns the loss. With a WorkerSync, an empty batch (no
-  // tensors) takes part in the step without samples and returns 0.
+  // tensors) takes part in the step without samples and returns 0. A non-finite loss or gradient
+  // (on any worker) throws NonfiniteError under --nonfinite stop; under skip the update is left
+  // out on every worker and last_step_skipped() says so.
   double train_step(const data::Batch& batch);
+  bool last_step_skipped() const { return last_step_skipped_; }
 
   models::StagedModel& model() { return model_; }
   torch::optim::Optimizer& optimizer() { return *optimizer_; }
@@ -160,13 +189,17 @@ class Trainer {
 
  private:
   EvalResult run_epoch(data::BatchIterator& batches, int64_t epoch, int64_t steps_per_epoch,
-                       int64_t total_steps, const data::Dataset* test,
-                       std::vector<EvalPoint>& history);
+                       int64_t total_steps, const data::Dataset* test);
   // The model's outputs for `batch`, computed in config_.precision, returned as fp32.
   torch::Tensor forward(const data::Batch& batch, bool training);
   EvalPoint evaluate_point(const data::Dataset& test, double epoch, int64_t samples);
+  // After backward: the workers' verdict on a non-finite loss or gradient, applied (nonfinite.h).
+  bool skip_nonfinite_step(double loss);
+  std::string kept_after_stop() const;
   void log_epoch(int64_t epoch, const EvalResult& train, const std::optional<EvalResult>& test,
-                 double seconds, double samples_per_second);
+                 double seconds, double samples_per_second, double elapsed_seconds);
+  void save();
+  bool checkpoint_due_at_step() const;
 
   models::StagedModel model_;
   std::shared_ptr<Objective> objective_;
@@ -179,11 +212,24 @@ class Trainer {
   std::shared_ptr<WorkerSync> sync_;
   int64_t epochs_done_ = 0;
   int64_t step_ = 0;
+  int64_t epoch_ = 0;  // the epoch run_epoch is in (0-based), for messages
+  NonfiniteGuard nonfinite_;
+  bool last_step_skipped_ = false;
   double train_seconds_ = 0.0;
   int64_t train_samples_ = 0;
   std::function<void(const EvalPoint&)> on_evaluation_;
   std::function<void(const StepPoint&)> after_step_;
   double inner_eval_seconds_ = 0.0;  // of the current epoch's mid-epoch evaluations
+  // The epoch under way: its steps, loss sum and samples so far (stored by a mid-epoch
+  // checkpoint; a resumed run starts its first epoch there).
+  int64_t step_in_epoch_ = 0;
+  double epoch_loss_sum_ = 0.0;
+  int64_t epoch_samples_ = 0;
+  int64_t next_eval_ = 1;
+  nlohmann::json resumed_generators_;  // stochastic layers' states to restore mid-epoch
+  std::vector<EvalPoint> history_;     // the run's evaluations
+  metrics::RunClock clock_ = metrics::RunClock::since_process_start();
+  std::function<void(const nlohmann::json&)> checkpoint_saver_;
 };
 
 // Parses "cpu" / "cuda" / "cuda:N"; UsageError if unknown or CUDA is not available.

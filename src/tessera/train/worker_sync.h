@@ -8,6 +8,8 @@
 
 #include <torch/torch.h>
 
+#include "tessera/train/nonfinite.h"
+
 namespace tessera::train {
 
 class WorkerSync {
@@ -27,6 +29,17 @@ class WorkerSync {
   virtual void after_step() {}
   // Sums `values` over the workers, in place (e.g. an epoch's loss sum and sample count).
   virtual void sum(std::vector<double>& values) = 0;
+  // This worker's loss in the current step is not finite: called after before_backward and before
+  // backward. DataParallel makes the averaged gradient non-finite with it (see agree_nonfinite).
+  virtual void mark_nonfinite_loss() {}
+  // After after_backward: whether any worker saw a non-finite loss or gradient in this step, given
+  // `here` (this worker's, as rank `rank`); the same verdict on every worker. The default sums a
+  // two-element ballot over the workers (16 bytes all-reduced per step).
+  virtual NonfiniteVote agree_nonfinite(bool here, int64_t rank) {
+    std::vector<double> ballot = nonfinite_ballot(here, rank);
+    sum(ballot);
+    return count_ballots(ballot);
+  }
 };
 
 }  // namespace tessera::train

@@ -1,0 +1,17 @@
+// The defaults of Architecture's overridable methods.
+#include "tessera/models/architecture.h"
+
+#include "tessera/models/subnet.h"
+
+namespace tessera::models {
+
+ModelConfig Architecture::resolve(ModelConfig config) const {
+  validate_subnet(config.subnet, unit_groups(config));
+  return config;
+}
+
+std::string Architecture::stage_name(const ModelConfig&, int64_t stage) const {
+  return "stage " + std::to_string(stage);
+}
+
+}  // namespace tessera::models

@@ -1,0 +1,17 @@
+// tessera's public header for train/: the Trainer, optimizers, schedules, checkpoints, safetensors,
+// run directories. Includes every header of src/tessera/train/ (installed under
+// include/tessera/train/).
+#pragma once
+
+#include "tessera/train/batch_norm_statistics.h"
+#include "tessera/train/checkpoint.h"
+#include "tessera/train/chunked_adam.h"
+#include "tessera/train/model_file.h"
+#include "tessera/train/objective.h"
+#include "tessera/train/optimizer.h"
+#include "tessera/train/optimizer_state.h"
+#include "tessera/train/run_directory.h"
+#include "tessera/train/safetensors.h"
+#include "tessera/train/schedule.h"
+#include "tessera/train/trainer.h"
+#include "tessera/train/worker_sync.h"
