@@ -11,10 +11,12 @@ parameter), gradient norm clipped to 1, 100 linear warm-up steps then cosine to 
 
 Run with Debian's interpreter (python3-torch 1.13.1, the same libtorch as tessera):
   /usr/bin/python3 bench/lm_peer.py --steps 200 --threads 2
-It prints the tokens/s of the training steps (corpus loading and model building excluded, the
+--precision bf16 runs the forward under torch.autocast("cpu", torch.bfloat16), as tessera's
+--precision bf16. It prints the tokens/s of the training steps (corpus loading and model building excluded, the
 first step included, as in tessera's train_seconds) and the last step's loss.
 """
 import argparse
+import contextlib
 import io
 import math
 import os
@@ -174,6 +176,8 @@ def main():
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--corpus", default=CORPUS)
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+                        help="bf16: the forward under torch.autocast('cpu', torch.bfloat16)")
     parser.add_argument("--param-count", action="store_true", help="print it and exit")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -189,6 +193,8 @@ def main():
     optimizer = torch.optim.AdamW(model.parameters(), lr=LR, betas=BETAS, eps=EPS,
                                   weight_decay=WEIGHT_DECAY)
     generator = torch.Generator().manual_seed(args.seed)
+    autocast = (torch.autocast("cpu", torch.bfloat16) if args.precision == "bf16"
+                else contextlib.nullcontext())
     model.train()
     start = time.perf_counter()
     for step in range(args.steps):
@@ -196,7 +202,9 @@ def main():
             group["lr"] = scheduled_lr(step, args.steps)
         inputs, labels = random_batch(tokens, generator)
         optimizer.zero_grad()
-        loss = F.cross_entropy(model(inputs).flatten(0, 1), labels.flatten())
+        with autocast:
+            logits = model(inputs)
+        loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten())
         loss.backward()
         loss_value = loss.item()
         nn.utils.clip_grad_norm_(model.parameters(), CLIP)

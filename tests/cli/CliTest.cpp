@@ -243,3 +243,42 @@ TEST(Cli, PnnBadPlansAndAFailedWorkerAreClearErrors) {
   EXPECT_NE(r.output.find("partition 1 exited with status 1"), std::string::npos) << r.output;
   std::filesystem::remove_all(dir);
 }
+
+namespace {
+// `tessera ARGS` with the bf16 detection forced to `native` (TESSERA_CPU_BF16: "0" or "1").
+Result run_with_bf16(const std::string& native, const std::string& args) {
+  return tessera::testing::run_command("TESSERA_CPU_BF16=" + native + " " +
+                                       std::string(TESSERA_BINARY) + " " + args + " 2>&1");
+}
+}  // namespace
+
+TEST(Cli, PrecisionIsRecordedCheckpointsCrossItAndBf16IsRefusedWithoutNativeSupport) {
+  const std::string dir = fresh_dir("cli_precision");
+  // TESSERA_CPU_BF16=1: bf16 runs (emulated by oneDNN) on a CI machine without avx512_bf16.
+  auto r =
+      run_with_bf16("1", kQuickTrain + " --epochs 1 --precision bf16 --run-dir " + dir + "/bf16");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(read_json(dir + "/bf16/summary.json")["precision"], "bf16");
+  EXPECT_EQ(read_json(dir + "/bf16/config.json")["train"]["precision"], "bf16");
+  // The bf16 run's checkpoint goes on in fp32, and an fp32 checkpoint is evaluated in bf16.
+  r = run("train --run-dir " + dir + "/bf16 --resume --epochs 2 --precision fp32 --quiet");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(read_json(dir + "/bf16/summary.json")["precision"], "fp32");
+  r = run_with_bf16("1", "eval --checkpoint " + dir + "/bf16/checkpoint.pt " + kEvalData +
+                             " --precision bf16 --output " + dir + "/eval.json");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NEAR(read_json(dir + "/eval.json")["test_accuracy"].get<double>(),
+              read_json(dir + "/bf16/summary.json")["test_accuracy"].get<double>(), 0.05);
+
+  r = run_with_bf16("0", kQuickTrain + " --epochs 1 --precision bf16");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("avx512_bf16"), std::string::npos) << r.output;
+  r = run(kQuickTrain + " --epochs 1 --precision fp16");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("--precision"), std::string::npos) << r.output;
+  // PNN partitions train in bf16 too.
+  r = run_with_bf16("1", std::string(kQuickPnn) + " --precision bf16 --run-dir " + dir + "/pnn");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(read_json(dir + "/pnn/summary.json")["precision"], "bf16");
+  std::filesystem::remove_all(dir);
+}

@@ -10,6 +10,8 @@
 
 #include "tessera/cli/commands.h"
 #include "tessera/cli/options.h"
+#include "tessera/train/fused_kernels.h"
+#include "tessera/train/precision.h"
 
 namespace tessera::cli {
 namespace {
@@ -64,6 +66,10 @@ int info_command(const Args& args) {
               std::thread::hardware_concurrency());
   std::printf("BLAS      %s (libtorch built with %s)\n", loaded_blas().c_str(),
               blas_info().c_str());
+  std::printf("bf16      %s\n", train::cpu_has_native_bf16()
+                                    ? "native on this CPU (--precision bf16 available)"
+                                    : "not native on this CPU (--precision bf16 refused on cpu)");
+  std::printf("optimizer one-pass SGD/Adam/AdamW loops with %s\n", train::fused_kernel_isa());
   std::printf("devices   cpu");
   if (torch::cuda::is_available())
     std::printf(", cuda x%d", static_cast<int>(torch::cuda::device_count()));

@@ -58,6 +58,9 @@ void CommonOptions::finish() {
   model.hidden = parse_int_list(lists.hidden, "--hidden");
   data.synthetic_shape = parse_int_list(lists.synthetic_shape, "--synthetic-shape");
   check_model_flags(model);
+  train.precision = train::parse_precision(precision);
+  // Before any data is loaded: a CPU without native bf16 is refused at once.
+  train::require_precision_supported(train.precision, train::parse_device(train.device));
 }
 
 void check_model_flags(const models::ModelConfig& model) {
@@ -258,6 +261,10 @@ void add_runtime_flags(CLI::App& app, CommonOptions& o) {
   app.add_option("--device", o.train.device, "cpu, cuda or cuda:N")->capture_default_str();
   app.add_option("--threads", o.threads, "intra-op threads (0: cores / local workers)")
       ->check(integer_in(0, 4096));
+  app.add_option("--precision", o.precision,
+                 "fp32, or bf16: bf16 compute under autocast with fp32 weights, optimizer state "
+                 "and loss (needs a CPU with avx512_bf16/amx_bf16, or CUDA)")
+      ->capture_default_str();
   app.add_flag("--quiet", o.train.quiet, "no progress output");
 }
 

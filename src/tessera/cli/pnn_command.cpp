@@ -256,6 +256,7 @@ int pnn_command(const Args& raw_args) {
     print_comparison(*comparison);
     summary.update(pnn::to_json(*comparison));
   }
+  summary["precision"] = train::precision_name(options.train.precision);
   run.write_json("summary.json", summary);
   std::printf("run directory: %s\n", options.run_dir.c_str());
   if (comparison) {

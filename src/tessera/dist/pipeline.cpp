@@ -13,6 +13,7 @@
 #include "tessera/metrics/progress.h"
 #include "tessera/metrics/timer.h"
 #include "tessera/models/regularizers.h"
+#include "tessera/train/autocast_scope.h"
 #include "tessera/train/checkpoint.h"
 
 namespace tessera::dist {
@@ -86,6 +87,7 @@ PipelineTrainer::PipelineTrainer(ProcessGroup group, const models::ModelConfig& 
                                      config_.nonfinite_max_skips);
   require(micro_batches_ >= 1, "--micro-batches must be at least 1");
   require(config_.device == "cpu", "--dist pipeline runs on cpu only for now");
+  train::require_precision_supported(config_.precision, torch::Device(config_.device));
   if (ranges_.empty()) ranges_ = split_stages(model, group_.size());
   require(static_cast<int64_t>(ranges_.size()) == group_.size(),
           "pipeline: one stage range per rank is needed");
@@ -126,7 +128,13 @@ torch::Tensor PipelineTrainer::forward_micro_batch(const torch::Tensor& inputs, 
     if (keep_graph) x.requires_grad_(true);
   }
   if (stage_input != nullptr) *stage_input = x;
-  torch::Tensor out = partition_->forward(x);
+  torch::Tensor out;
+  {
+    train::AutocastScope autocast(config_.precision, torch::Device(config_.device));
+    out = partition_->forward(x);
+  }
+  // Activations travel, and the loss is computed, in fp32 whatever the stage computed in.
+  out = out.to(torch::kFloat);
   if (!last_) send(out.detach(), group_.rank() + 1, tag, keep_graph);
   return out;
 }
@@ -438,6 +446,7 @@ train::TrainSummary PipelineTrainer::fit(const data::Dataset& train, const data:
   summary.nonfinite_skipped_steps = nonfinite_.skipped();
   summary.wall_seconds = wall.seconds();
   summary.train_seconds = train_seconds_;
+  summary.precision = config_.precision;
   summary.samples_per_second = train_seconds_ > 0 ? samples_ / train_seconds_ : 0.0;
   summary.extra = objective_->extra_metrics(
       summary.test.samples > 0 ? std::optional<double>(summary.test.loss) : std::nullopt,

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "tessera/train/fused_kernels.h"
+#include "tessera/train/fused_step.h"
 #include "tessera/train/optimizer_state.h"
 
 namespace tessera::train {
@@ -28,6 +30,43 @@ void apply_update(torch::Tensor& p, const torch::Tensor& exp_avg, const torch::T
   }
 }
 
+// Adam(W)'s update of one float CPU parameter in one pass over p, grad and the moments (see
+// fused_kernels.h), the elements split among the intra-op threads in one parallel region.
+void fused_update(torch::Tensor& p, const torch::Tensor& grad, torch::Tensor& exp_avg,
+                  torch::Tensor& exp_avg_sq, torch::Tensor max_exp_avg_sq, const AdamScalars& s) {
+  float* param = p.data_ptr<float>();
+  const float* gradient = grad.data_ptr<float>();
+  float* first = exp_avg.data_ptr<float>();
+  float* second = exp_avg_sq.data_ptr<float>();
+  float* maximum = max_exp_avg_sq.defined() ? max_exp_avg_sq.data_ptr<float>() : nullptr;
+  parallel_elements(p.numel(), [&](int64_t begin, int64_t end) {
+    adam_update(param + begin, gradient + begin, first + begin, second + begin,
+                maximum == nullptr ? nullptr : maximum + begin, end - begin, s);
+  });
+  // Written through raw pointers: tell autograd's checks that these tensors changed.
+  for (auto* t : {&p, &exp_avg, &exp_avg_sq, &max_exp_avg_sq})
+    if (t->defined()) t->unsafeGetTensorImpl()->bump_version();
+}
+
+// The constants of step `step` (counted from 1), computed in double as libtorch does.
+template <typename Options>
+AdamScalars adam_scalars(const Options& options, int64_t step, bool decoupled) {
+  const double beta1 = std::get<0>(options.betas());
+  const double beta2 = std::get<1>(options.betas());
+  AdamScalars s;
+  s.beta1 = static_cast<float>(beta1);
+  s.beta2 = static_cast<float>(beta2);
+  s.one_minus_beta1 = static_cast<float>(1 - beta1);
+  s.one_minus_beta2 = static_cast<float>(1 - beta2);
+  s.eps = static_cast<float>(options.eps());
+  s.weight_decay = decoupled ? 0.0f : static_cast<float>(options.weight_decay());
+  s.decay_factor = decoupled ? static_cast<float>(1 - options.lr() * options.weight_decay()) : 1;
+  s.sqrt_bias_correction2 =
+      static_cast<float>(std::sqrt(1 - std::pow(beta2, static_cast<double>(step))));
+  s.step_size = static_cast<float>(options.lr() / (1 - std::pow(beta1, static_cast<double>(step))));
+  return s;
+}
+
 // One parameter's Adam(W) step, as libtorch's Adam::step / AdamW::step do it.
 template <typename Options, typename State, typename StateMap>
 void step_parameter(torch::Tensor& p, Options& options, StateMap& states, bool decoupled) {
@@ -45,6 +84,12 @@ void step_parameter(torch::Tensor& p, Options& options, StateMap& states, bool d
     found = states.emplace(key, std::move(state)).first;
   }
   auto& state = static_cast<State&>(*found->second);
+  if (fusable({p, grad, state.exp_avg(), state.exp_avg_sq(), state.max_exp_avg_sq()})) {
+    state.step(state.step() + 1);
+    fused_update(p, grad, state.exp_avg(), state.exp_avg_sq(), state.max_exp_avg_sq(),
+                 adam_scalars(options, state.step(), decoupled));
+    return;
+  }
   if (decoupled && options.weight_decay() != 0) p.mul_(1 - options.lr() * options.weight_decay());
   state.step(state.step() + 1);
   const double beta1 = std::get<0>(options.betas());

@@ -4,7 +4,11 @@
 // layers that is 8 MiB, a tenth of a PNN partition's peak. These classes apply the same
 // element-wise operations to slices of at most kChunkElements, so the temporaries stay small
 // (on CPU; on a GPU the kernel launches would cost more than the memory saves).
-// State, options and checkpoints are libtorch's own (they subclass Adam / AdamW).
+// A float parameter on the CPU whose tensors are contiguous takes a fused path instead: one pass
+// over parameter, gradient and moments in one parallel region (fused_kernels.h; no temporaries,
+// and a single wake-up of sleeping OpenMP threads instead of one per operation and slice), equal
+// to libtorch's arithmetic up to float rounding. State, options and checkpoints are libtorch's own
+// (they subclass Adam / AdamW).
 #pragma once
 
 #include <cstdint>

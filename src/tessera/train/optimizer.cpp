@@ -3,6 +3,7 @@
 #include "tessera/core/error.h"
 #include "tessera/metrics/memory_tracker.h"
 #include "tessera/train/chunked_adam.h"
+#include "tessera/train/fused_sgd.h"
 
 namespace tessera::train {
 
@@ -33,10 +34,10 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(std::vector<torch::Tenso
                                                         const OptimizerConfig& config) {
   validate(config);
   if (config.name == "sgd") {
-    return std::make_unique<torch::optim::SGD>(parameters, torch::optim::SGDOptions(config.lr)
-                                                               .momentum(config.momentum)
-                                                               .nesterov(config.nesterov)
-                                                               .weight_decay(config.weight_decay));
+    return std::make_unique<FusedSGD>(parameters, torch::optim::SGDOptions(config.lr)
+                                                      .momentum(config.momentum)
+                                                      .nesterov(config.nesterov)
+                                                      .weight_decay(config.weight_decay));
   }
   const auto betas = std::make_tuple(config.beta1, config.beta2);
   if (config.name == "adam") {

@@ -14,6 +14,7 @@
 #include "tessera/metrics/progress.h"
 #include "tessera/metrics/timer.h"
 #include "tessera/models/regularizers.h"
+#include "tessera/train/autocast_scope.h"
 #include "tessera/train/checkpoint.h"
 
 namespace tessera::train {
@@ -36,6 +37,7 @@ nlohmann::json to_json(const TrainConfig& config) {
           {"augment_crop_padding", config.augmentation.crop_padding},
           {"augment_flip", config.augmentation.horizontal_flip},
           {"device", config.device},
+          {"precision", precision_name(config.precision)},
           {"rank", config.rank},
           {"world_size", config.world_size}};
 }
@@ -103,6 +105,7 @@ nlohmann::json summary_fields(const TrainSummary& s) {
           {"wall_seconds", s.wall_seconds},
           {"train_seconds", s.train_seconds},
           {"samples_per_second", s.samples_per_second},
+          {"precision", precision_name(s.precision)},
           {"history", history_json(s.history)}};
 }
 }  // namespace
@@ -156,6 +159,7 @@ Trainer::Trainer(models::StagedModel model, std::shared_ptr<Objective> objective
       device_(parse_device(config_.device)),
       nonfinite_(parse_nonfinite_policy(config_.nonfinite), config_.nonfinite_max_skips) {
   validate(config_);
+  require_precision_supported(config_.precision, device_);
   model_->to(device_);
   trained_ = model_->parameters();
   optimizer_ = make_optimizer(trained_, config_.optimizer);
@@ -233,12 +237,22 @@ int64_t Trainer::resume_from_meta(const nlohmann::json& meta) {
   return epochs_done_;
 }
 
+torch::Tensor Trainer::forward(const data::Batch& batch, bool training) {
+  torch::Tensor outputs;
+  {
+    AutocastScope autocast(config_.precision, device_);
+    outputs = model_->forward(objective_->inputs(batch, training));
+  }
+  // The loss and its reductions in fp32, whatever the model computed in.
+  return outputs.to(torch::kFloat);
+}
+
 double Trainer::train_step(const data::Batch& batch) {
   model_->train();
   optimizer_->zero_grad();
   double loss_value = 0.0;
   if (batch.labels.defined()) {
-    torch::Tensor outputs = model_->forward(objective_->inputs(batch, /*training=*/true));
+    torch::Tensor outputs = forward(batch, /*training=*/true);
     torch::Tensor loss = objective_->loss(outputs, batch);
     if (sync_) {
       // DDP needs to know before backward (its all-reduce runs during it); alone, reading the
@@ -302,7 +316,7 @@ EvalResult Trainer::evaluate(const data::Dataset& dataset) {
   while (batches.next(batch)) {
     batch.inputs = batch.inputs.to(device_);
     batch.labels = batch.labels.to(device_);
-    torch::Tensor outputs = model_->forward(objective_->inputs(batch, /*training=*/false));
+    torch::Tensor outputs = forward(batch, /*training=*/false);
     const int64_t n = batch.labels.size(0);
     loss_sum += objective_->loss(outputs, batch).item<double>() * static_cast<double>(n);
     if (objective_->is_classification())
@@ -572,6 +586,7 @@ TrainSummary Trainer::fit(const data::Dataset& train, const data::Dataset* test,
   summary.nonfinite_skipped_steps = nonfinite_.skipped();
   summary.wall_seconds = wall.seconds();
   summary.train_seconds = train_seconds_;
+  summary.precision = config_.precision;
   summary.samples_per_second =
       train_seconds_ > 0 ? static_cast<double>(train_samples_) / train_seconds_ : 0.0;
   summary.extra =

@@ -19,6 +19,7 @@
 #include "tessera/models/staged_model.h"
 #include "tessera/train/objective.h"
 #include "tessera/train/optimizer.h"
+#include "tessera/train/precision.h"
 #include "tessera/train/run_directory.h"
 #include "tessera/train/schedule.h"
 #include "tessera/train/worker_sync.h"
@@ -42,6 +43,8 @@ struct TrainConfig {
   int64_t nonfinite_max_skips = 10;  // skip: more non-finite steps in a row than this stop the run
   data::Augmentation augmentation;
   std::string device = "cpu";
+  // bf16: forward under autocast (AutocastScope), loss, master weights and optimizer state fp32.
+  Precision precision = Precision::Fp32;
   int64_t rank = 0;  // data shard of this worker
   int64_t world_size = 1;
   bool quiet = false;  // no progress output
@@ -82,6 +85,7 @@ struct TrainSummary {
   double wall_seconds = 0.0;            // whole fit, incl. evaluation
   double train_seconds = 0.0;           // optimizer steps only
   double samples_per_second = 0.0;
+  Precision precision = Precision::Fp32;
   // Every test evaluation of the run, in order (a resumed run's include those before the resume).
   std::vector<EvalPoint> history;
   nlohmann::json extra;  // the objective's figures (language models: bits per byte, tokens/s)
@@ -186,6 +190,8 @@ class Trainer {
  private:
   EvalResult run_epoch(data::BatchIterator& batches, int64_t epoch, int64_t steps_per_epoch,
                        int64_t total_steps, const data::Dataset* test);
+  // The model's outputs for `batch`, computed in config_.precision, returned as fp32.
+  torch::Tensor forward(const data::Batch& batch, bool training);
   EvalPoint evaluate_point(const data::Dataset& test, double epoch, int64_t samples);
   // After backward: the workers' verdict on a non-finite loss or gradient, applied (nonfinite.h).
   bool skip_nonfinite_step(double loss);

@@ -1,0 +1,126 @@
+#include "tessera/train/fused_kernels.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace tessera::train {
+namespace {
+
+// The loops, written once and inlined into one function per instruction set below. The fused
+// multiply-adds (std::fma) are where ATen's vectorised kernels use one (add with alpha, and
+// addcmul as GCC contracts it), so the results match libtorch's optimizers bit for bit on this
+// build; without FMA hardware std::fma is libm's, still exact, only slower.
+#define TESSERA_ALWAYS_INLINE inline __attribute__((always_inline))
+
+TESSERA_ALWAYS_INLINE void adam_loop(float* __restrict p, const float* __restrict g,
+                                     float* __restrict m, float* __restrict v,
+                                     float* __restrict vmax, int64_t n, const AdamScalars& s) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float grad = std::fma(p[i], s.weight_decay, g[i]);
+    const float param = p[i] * s.decay_factor;
+    const float first = std::fma(grad, s.one_minus_beta1, m[i] * s.beta1);
+    const float second = std::fma(s.one_minus_beta2 * grad, grad, v[i] * s.beta2);
+    m[i] = first;
+    v[i] = second;
+    float denominator_source = second;
+    if (vmax != nullptr) {
+      denominator_source = std::max(vmax[i], second);
+      vmax[i] = denominator_source;
+    }
+    const float denominator = std::sqrt(denominator_source) / s.sqrt_bias_correction2 + s.eps;
+    p[i] = param - s.step_size * first / denominator;
+  }
+}
+
+TESSERA_ALWAYS_INLINE void sgd_loop(float* __restrict p, const float* __restrict g,
+                                    float* __restrict buf, int64_t n, const SgdScalars& s) {
+  for (int64_t i = 0; i < n; ++i) {
+    float direction = std::fma(p[i], s.weight_decay, g[i]);
+    if (buf != nullptr) {
+      const float velocity = s.first_step
+                                 ? direction
+                                 : std::fma(direction, s.one_minus_dampening, buf[i] * s.momentum);
+      buf[i] = velocity;
+      direction = s.nesterov ? std::fma(velocity, s.momentum, direction) : velocity;
+    }
+    p[i] = std::fma(direction, -s.lr, p[i]);
+  }
+}
+
+using AdamLoop = void (*)(float*, const float*, float*, float*, float*, int64_t,
+                          const AdamScalars&);
+using SgdLoop = void (*)(float*, const float*, float*, int64_t, const SgdScalars&);
+
+// The build targets baseline x86-64; these loops are memory-bound at AVX-512 width and
+// compute-bound (sqrt, division) below it, so they are also compiled for AVX2 + FMA and for
+// AVX-512 + FMA, and the widest the CPU has is picked once, by its features (GCC's
+// target_clones("arch=...") would pick by CPU model and miss every AMD CPU).
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx512f,fma"))) void adam_avx512(float* p, const float* g, float* m,
+                                                        float* v, float* vmax, int64_t n,
+                                                        const AdamScalars& s) {
+  adam_loop(p, g, m, v, vmax, n, s);
+}
+__attribute__((target("avx2,fma"))) void adam_avx2(float* p, const float* g, float* m, float* v,
+                                                   float* vmax, int64_t n, const AdamScalars& s) {
+  adam_loop(p, g, m, v, vmax, n, s);
+}
+__attribute__((target("avx512f,fma"))) void sgd_avx512(float* p, const float* g, float* buf,
+                                                       int64_t n, const SgdScalars& s) {
+  sgd_loop(p, g, buf, n, s);
+}
+__attribute__((target("avx2,fma"))) void sgd_avx2(float* p, const float* g, float* buf, int64_t n,
+                                                  const SgdScalars& s) {
+  sgd_loop(p, g, buf, n, s);
+}
+#endif
+void adam_baseline(float* p, const float* g, float* m, float* v, float* vmax, int64_t n,
+                   const AdamScalars& s) {
+  adam_loop(p, g, m, v, vmax, n, s);
+}
+void sgd_baseline(float* p, const float* g, float* buf, int64_t n, const SgdScalars& s) {
+  sgd_loop(p, g, buf, n, s);
+}
+
+enum class Isa { Avx512, Avx2, Baseline };
+
+Isa widest_isa() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")) return Isa::Avx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::Avx2;
+#endif
+  return Isa::Baseline;
+}
+
+}  // namespace
+
+const char* fused_kernel_isa() {
+  static const Isa isa = widest_isa();
+  return isa == Isa::Avx512 ? "avx512f+fma" : isa == Isa::Avx2 ? "avx2+fma" : "baseline";
+}
+
+void adam_update(float* p, const float* g, float* m, float* v, float* vmax, int64_t n,
+                 const AdamScalars& s) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const AdamLoop loop = widest_isa() == Isa::Avx512 ? adam_avx512
+                               : widest_isa() == Isa::Avx2 ? adam_avx2
+                                                           : adam_baseline;
+#else
+  static const AdamLoop loop = adam_baseline;
+#endif
+  loop(p, g, m, v, vmax, n, s);
+}
+
+void sgd_update(float* p, const float* g, float* buf, int64_t n, const SgdScalars& s) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const SgdLoop loop = widest_isa() == Isa::Avx512 ? sgd_avx512
+                              : widest_isa() == Isa::Avx2 ? sgd_avx2
+                                                          : sgd_baseline;
+#else
+  static const SgdLoop loop = sgd_baseline;
+#endif
+  loop(p, g, buf, n, s);
+}
+
+}  // namespace tessera::train

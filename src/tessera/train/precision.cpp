@@ -1,0 +1,56 @@
+#include "tessera/train/precision.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "tessera/core/error.h"
+
+namespace tessera::train {
+
+Precision parse_precision(const std::string& name) {
+  if (name == "fp32") return Precision::Fp32;
+  if (name == "bf16") return Precision::Bf16;
+  throw UsageError("--precision must be fp32 or bf16, got '" + name + "'");
+}
+
+const char* precision_name(Precision precision) {
+  return precision == Precision::Bf16 ? "bf16" : "fp32";
+}
+
+torch::ScalarType compute_dtype(Precision precision) {
+  return precision == Precision::Bf16 ? torch::kBFloat16 : torch::kFloat;
+}
+
+namespace {
+// The flags of the first processor in /proc/cpuinfo, each surrounded by spaces ("" if unknown).
+std::string cpu_flags() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(cpuinfo, line))
+    if (line.rfind("flags", 0) == 0) return " " + line.substr(line.find(':') + 1) + " ";
+  return "";
+}
+}  // namespace
+
+bool cpu_has_native_bf16() {
+  if (const char* forced = std::getenv("TESSERA_CPU_BF16")) {
+    const std::string value = forced;
+    require(value == "0" || value == "1", "TESSERA_CPU_BF16 must be 0 or 1, got '" + value + "'");
+    return value == "1";
+  }
+  const std::string flags = cpu_flags();
+  return flags.find(" avx512_bf16 ") != std::string::npos ||
+         flags.find(" amx_bf16 ") != std::string::npos;
+}
+
+void require_precision_supported(Precision precision, const torch::Device& device) {
+  if (precision != Precision::Bf16 || device.is_cuda()) return;
+  // oneDNN would emulate bf16 with fp32 arithmetic and conversions: slower than fp32, and not
+  // what a user asking for bf16 expects.
+  require(cpu_has_native_bf16(),
+          "--precision bf16: this CPU has no native bf16 arithmetic (neither avx512_bf16 nor "
+          "amx_bf16 in /proc/cpuinfo); use --precision fp32 or a machine that has it");
+}
+
+}  // namespace tessera::train

@@ -1,0 +1,29 @@
+// The arithmetic precision of training (--precision): fp32, or bf16 compute under autocast with
+// fp32 master weights, fp32 optimizer state and an fp32 loss. bf16 needs hardware that computes it
+// natively (CPU: avx512_bf16 or amx_bf16; or a CUDA device); elsewhere it is refused, never
+// silently emulated.
+#pragma once
+
+#include <string>
+
+#include <torch/torch.h>
+
+namespace tessera::train {
+
+enum class Precision { Fp32, Bf16 };
+
+// "fp32" / "bf16"; UsageError naming --precision and the choices otherwise.
+Precision parse_precision(const std::string& name);
+const char* precision_name(Precision precision);
+
+// The dtype the autocast region computes in (kFloat for fp32).
+torch::ScalarType compute_dtype(Precision precision);
+
+// Whether this CPU computes bf16 natively: /proc/cpuinfo lists avx512_bf16 or amx_bf16. The
+// environment variable TESSERA_CPU_BF16=0|1 overrides the detection (for tests of the refusal).
+bool cpu_has_native_bf16();
+
+// UsageError unless `device` can train in `precision` (see the header comment).
+void require_precision_supported(Precision precision, const torch::Device& device);
+
+}  // namespace tessera::train
