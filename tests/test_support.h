@@ -40,6 +40,13 @@ inline std::string fresh_dir(const std::string& name) {
 
 // The JSON document in the file at `path`; throws nlohmann::json::parse_error if the file is
 // missing or not JSON.
+// The file's bytes (empty when it cannot be opened): to check that a failed run left a file as it
+// was.
+inline std::string file_contents(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
 inline nlohmann::json read_json(const std::string& path) {
   std::ifstream in(path);
   return nlohmann::json::parse(in);

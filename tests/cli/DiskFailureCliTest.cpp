@@ -75,13 +75,6 @@ void fill_leaving(const std::string& dir, int64_t keep) {
   ASSERT_TRUE(out) << "the filler did not fit";
 }
 
-std::string contents(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // Every line of metrics.jsonl is a whole record; returns the epochs of the epoch records.
 std::vector<int64_t> epoch_records(const std::string& path) {
   std::vector<int64_t> epochs;
@@ -111,7 +104,7 @@ TEST(DiskFailureCli, AFullDiskAtTheCheckpointKeepsTheLastOneAndResumeContinues) 
   const std::string dir = mount_point + "/run";
   auto r = tessera_run(kRun + " --epochs 1 --run-dir " + dir);
   ASSERT_EQ(r.code, 0) << r.output;
-  const std::string checkpoint = contents(dir + "/checkpoint.pt");
+  const std::string checkpoint = tessera::testing::file_contents(dir + "/checkpoint.pt");
   ASSERT_GT(checkpoint.size(), 32u << 10);
   // Room for config.json's rewrite and epoch 2's record, not for a second checkpoint.
   fill_leaving(mount_point, 12 << 10);
@@ -121,7 +114,7 @@ TEST(DiskFailureCli, AFullDiskAtTheCheckpointKeepsTheLastOneAndResumeContinues) 
   EXPECT_NE(r.output.find("cannot write checkpoint " + dir + "/checkpoint.pt"), std::string::npos)
       << r.output;
   EXPECT_NE(r.output.find("No space left on device"), std::string::npos) << r.output;
-  EXPECT_EQ(contents(dir + "/checkpoint.pt"), checkpoint);
+  EXPECT_EQ(tessera::testing::file_contents(dir + "/checkpoint.pt"), checkpoint);
   EXPECT_FALSE(std::filesystem::exists(dir + "/checkpoint.pt.tmp"));
   EXPECT_EQ(epoch_records(dir + "/metrics.jsonl"), (std::vector<int64_t>{1, 2}));
 
@@ -142,7 +135,7 @@ TEST(DiskFailureCli, AFullDiskWhileLoggingKeepsWholeRecordsAndResumeContinues) {
   const std::string logged = kRun + " --batch-size 8 --log-every 1";
   auto r = tessera_run(logged + " --epochs 1 --run-dir " + dir);
   ASSERT_EQ(r.code, 0) << r.output;
-  const std::string checkpoint = contents(dir + "/checkpoint.pt");
+  const std::string checkpoint = tessera::testing::file_contents(dir + "/checkpoint.pt");
   // One page: config.json's rewrite borrows it and gives it back, the records then need more.
   fill_leaving(mount_point, 4 << 10);
 
@@ -151,9 +144,9 @@ TEST(DiskFailureCli, AFullDiskWhileLoggingKeepsWholeRecordsAndResumeContinues) {
   EXPECT_NE(r.output.find("cannot write to " + dir + "/metrics.jsonl: No space left on device"),
             std::string::npos)
       << r.output;
-  EXPECT_EQ(contents(dir + "/checkpoint.pt"), checkpoint);
+  EXPECT_EQ(tessera::testing::file_contents(dir + "/checkpoint.pt"), checkpoint);
   EXPECT_EQ(epoch_records(dir + "/metrics.jsonl"), (std::vector<int64_t>{1}));
-  const std::string metrics = contents(dir + "/metrics.jsonl");
+  const std::string metrics = tessera::testing::file_contents(dir + "/metrics.jsonl");
   ASSERT_FALSE(metrics.empty());
   EXPECT_EQ(metrics.back(), '\n');
 
@@ -180,8 +173,8 @@ TEST(DiskFailureCli, AReadOnlyRunDirectoryIsAClearErrorAndResumeContinuesOnceWri
   const std::string dir = mount_point + "/run";
   auto r = tessera_run(kRun + " --epochs 1 --run-dir " + dir);
   ASSERT_EQ(r.code, 0) << r.output;
-  const std::string checkpoint = contents(dir + "/checkpoint.pt");
-  const std::string metrics = contents(dir + "/metrics.jsonl");
+  const std::string checkpoint = tessera::testing::file_contents(dir + "/checkpoint.pt");
+  const std::string metrics = tessera::testing::file_contents(dir + "/metrics.jsonl");
   ASSERT_TRUE(mount.set_read_only(true)) << mount.error();
 
   r = tessera_run("train --run-dir " + dir + " --resume --epochs 2");
@@ -193,8 +186,8 @@ TEST(DiskFailureCli, AReadOnlyRunDirectoryIsAClearErrorAndResumeContinuesOnceWri
   EXPECT_NE(r.output.find("cannot create run directory " + mount_point + "/fresh"),
             std::string::npos)
       << r.output;
-  EXPECT_EQ(contents(dir + "/checkpoint.pt"), checkpoint);
-  EXPECT_EQ(contents(dir + "/metrics.jsonl"), metrics);
+  EXPECT_EQ(tessera::testing::file_contents(dir + "/checkpoint.pt"), checkpoint);
+  EXPECT_EQ(tessera::testing::file_contents(dir + "/metrics.jsonl"), metrics);
 
   ASSERT_TRUE(mount.set_read_only(false)) << mount.error();
   r = tessera_run("train --run-dir " + dir + " --resume --epochs 2");

@@ -17,13 +17,6 @@ tessera::testing::CommandResult tessera_run(const std::string& args) {
   return tessera::testing::run_command(std::string(TESSERA_BINARY) + " " + args + " 2>&1");
 }
 
-std::string contents(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 const std::string kRun =
     "train --data synthetic --synthetic-train 512 --synthetic-test 128 --synthetic-shape 1,8,8 "
     "--hidden 32,32 --batch-size 64 --threads 1 --quiet";
@@ -32,9 +25,9 @@ TEST(NonfiniteCli, ADivergingResumedRunStopsAtTheFirstNonFiniteStepAndKeepsTheCh
   const std::string dir = tessera::testing::fresh_dir("cli_nonfinite_stop") + "/run";
   auto r = tessera_run(kRun + " --epochs 1 --run-dir " + dir);
   ASSERT_EQ(r.code, 0) << r.output;
-  const std::string checkpoint = contents(dir + "/checkpoint.pt");
-  const std::string metrics = contents(dir + "/metrics.jsonl");
-  const std::string summary = contents(dir + "/summary.json");
+  const std::string checkpoint = tessera::testing::file_contents(dir + "/checkpoint.pt");
+  const std::string metrics = tessera::testing::file_contents(dir + "/metrics.jsonl");
+  const std::string summary = tessera::testing::file_contents(dir + "/summary.json");
 
   r = tessera_run("train --run-dir " + dir + " --resume --epochs 3 --lr 1e30");
   EXPECT_EQ(r.code, 1) << r.output;
@@ -44,9 +37,9 @@ TEST(NonfiniteCli, ADivergingResumedRunStopsAtTheFirstNonFiniteStepAndKeepsTheCh
   EXPECT_NE(r.output.find(dir + "/checkpoint.pt keeps the last good state"), std::string::npos)
       << r.output;
   EXPECT_EQ(r.output.find("test accuracy"), std::string::npos) << r.output;
-  EXPECT_EQ(contents(dir + "/checkpoint.pt"), checkpoint);
-  EXPECT_EQ(contents(dir + "/metrics.jsonl"), metrics);
-  EXPECT_EQ(contents(dir + "/summary.json"), summary);
+  EXPECT_EQ(tessera::testing::file_contents(dir + "/checkpoint.pt"), checkpoint);
+  EXPECT_EQ(tessera::testing::file_contents(dir + "/metrics.jsonl"), metrics);
+  EXPECT_EQ(tessera::testing::file_contents(dir + "/summary.json"), summary);
 
   // The run goes on from its checkpoint at a sane rate.
   r = tessera_run("train --run-dir " + dir + " --resume --epochs 2 --lr 1e-3");

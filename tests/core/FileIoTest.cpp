@@ -12,13 +12,6 @@
 
 namespace file_io_test {
 
-std::string contents(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 TEST(FileIo, AnUncommittedAtomicFileLeavesThePreviousVersionAndNoTemporary) {
   const std::string dir = tessera::testing::fresh_dir("core_atomic_file");
   const std::string path = dir + "/a.json";
@@ -28,10 +21,10 @@ TEST(FileIo, AnUncommittedAtomicFileLeavesThePreviousVersionAndNoTemporary) {
     ASSERT_TRUE(file.write("second", 6));
     EXPECT_TRUE(std::filesystem::exists(path + ".tmp"));
   }  // not committed: as if the process had failed half-way
-  EXPECT_EQ(contents(path), "first\n");
+  EXPECT_EQ(tessera::testing::file_contents(path), "first\n");
   EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
   tessera::write_file_atomically(path, "third\n");
-  EXPECT_EQ(contents(path), "third\n");
+  EXPECT_EQ(tessera::testing::file_contents(path), "third\n");
 }
 
 TEST(FileIo, ErrorsNameThePathAndTheReason) {
@@ -55,10 +48,10 @@ TEST(FileIo, AppendingDropsATornLastLineFirst) {
     tessera::AppendFile file(path, /*append=*/true);
     file.write("{\"d\":4}\n");
   }
-  EXPECT_EQ(contents(path), "{\"a\":1}\n{\"b\":2}\n{\"d\":4}\n");
+  EXPECT_EQ(tessera::testing::file_contents(path), "{\"a\":1}\n{\"b\":2}\n{\"d\":4}\n");
   std::ofstream(path, std::ios::trunc) << "no newline at all";
   { tessera::AppendFile file(path, true); }
-  EXPECT_EQ(contents(path), "");
+  EXPECT_EQ(tessera::testing::file_contents(path), "");
   {
     tessera::AppendFile file(path, /*append=*/false);
     file.write("x\n");
@@ -67,7 +60,7 @@ TEST(FileIo, AppendingDropsATornLastLineFirst) {
     tessera::AppendFile file(path, true);  // whole lines: kept as they are
     file.write("y\n");
   }
-  EXPECT_EQ(contents(path), "x\ny\n");
+  EXPECT_EQ(tessera::testing::file_contents(path), "x\ny\n");
 }
 
 }  // namespace file_io_test

@@ -21,13 +21,6 @@ tessera::testing::CommandResult launch_train(int workers, const std::string& arg
                                        args + " 2>&1");
 }
 
-std::string contents(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 const std::string kRun =
     "--data synthetic --synthetic-train 512 --synthetic-test 128 --synthetic-shape 1,8,8 "
     "--hidden 32,32 --batch-size 64 --threads 1 --quiet";
@@ -36,8 +29,8 @@ TEST(NonfiniteDist, ADivergingResumedDdpRunStopsOnEveryRankAndKeepsTheCheckpoint
   const std::string dir = tessera::testing::fresh_dir("dist_nonfinite_ddp") + "/run";
   auto r = launch_train(2, "--dist ddp --epochs 1 --run-dir " + dir + " " + kRun);
   ASSERT_EQ(r.code, 0) << r.output;
-  const std::string checkpoint = contents(dir + "/checkpoint.pt");
-  const std::string metrics = contents(dir + "/metrics.jsonl");
+  const std::string checkpoint = tessera::testing::file_contents(dir + "/checkpoint.pt");
+  const std::string metrics = tessera::testing::file_contents(dir + "/metrics.jsonl");
 
   r = launch_train(2, "--dist ddp --run-dir " + dir + " --resume --epochs 3 --lr 1e30");
   EXPECT_NE(r.code, 0) << r.output;
@@ -47,8 +40,8 @@ TEST(NonfiniteDist, ADivergingResumedDdpRunStopsOnEveryRankAndKeepsTheCheckpoint
     EXPECT_NE(r.output.find(std::string("at epoch 2, step 6 on ") + rank), std::string::npos)
         << r.output;
   EXPECT_EQ(r.output.find("timed out"), std::string::npos) << r.output;
-  EXPECT_EQ(contents(dir + "/checkpoint.pt"), checkpoint);
-  EXPECT_EQ(contents(dir + "/metrics.jsonl"), metrics);
+  EXPECT_EQ(tessera::testing::file_contents(dir + "/checkpoint.pt"), checkpoint);
+  EXPECT_EQ(tessera::testing::file_contents(dir + "/metrics.jsonl"), metrics);
 }
 
 TEST(NonfiniteDist, PipelineRanksAgreeOnANonFiniteStep) {

@@ -18,13 +18,6 @@ tessera::testing::CommandResult launch_sdp(int workers, const std::string& args)
                                        " train --dist sdp " + args + " 2>&1");
 }
 
-std::string contents(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 const std::string kRun =
     "--data synthetic --synthetic-train 512 --synthetic-test 128 --synthetic-shape 1,8,8 "
     "--hidden 32,32 --batch-size 64 --threads 1 --quiet --sdp-level neuron --coverage 0.5";
@@ -35,14 +28,14 @@ TEST(NonfiniteSdp, ADivergingRunStopsOnEveryWorkerAndKeepsThePreviousCheckpoint)
   const std::string dir = tessera::testing::fresh_dir("sdp_nonfinite") + "/run";
   auto r = launch_sdp(2, "--epochs 1 --run-dir " + dir + " " + kRun);
   ASSERT_EQ(r.code, 0) << r.output;
-  const std::string checkpoint = contents(dir + "/checkpoint.pt");
+  const std::string checkpoint = tessera::testing::file_contents(dir + "/checkpoint.pt");
   ASSERT_FALSE(checkpoint.empty());
 
   r = launch_sdp(2, "--epochs 2 --lr 1e30 --run-dir " + dir + " " + kRun);
   EXPECT_NE(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("at epoch 1, step 2 on rank 0"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("--nonfinite stop"), std::string::npos) << r.output;
-  EXPECT_EQ(contents(dir + "/checkpoint.pt"), checkpoint);
+  EXPECT_EQ(tessera::testing::file_contents(dir + "/checkpoint.pt"), checkpoint);
 }
 
 }  // namespace nonfinite_sdp_test
