@@ -55,7 +55,8 @@ void sync_directory(const std::string& directory) {
 
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)), temporary_(path_ + ".tmp") {
   fd_ = ::open(temporary_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw Error("cannot write " + path_ + ": cannot create " + temporary_ + ": " + reason());
+  if (fd_ < 0)
+    throw Error("cannot write " + path_ + ": cannot create " + temporary_ + ": " + reason());
 }
 
 AtomicFile::~AtomicFile() {
@@ -73,7 +74,8 @@ bool AtomicFile::write(const void* data, size_t size) {
 void AtomicFile::commit() {
   if (!failure_.empty()) throw Error(failure_);
   // A file system that allocates lazily may accept the writes and fail only here.
-  if (::fsync(fd_) != 0) throw Error("cannot write " + path_ + ": flushing it to disk failed: " + reason());
+  if (::fsync(fd_) != 0)
+    throw Error("cannot write " + path_ + ": flushing it to disk failed: " + reason());
   const int fd = fd_;
   fd_ = -1;
   if (::close(fd) != 0) throw Error("cannot write " + path_ + ": closing it failed: " + reason());
