@@ -70,12 +70,6 @@ int train_alone(const Args& args, CommonOptions& options, bool resume,
 
   std::unique_ptr<train::RunDirectory> run;
   if (!options.run_dir.empty()) {
-    // What the interrupted run logged after its checkpoint is logged again as the run goes on.
-    if (resume)
-      train::drop_metrics_after_step(options.run_dir + "/metrics.jsonl",
-                                     train::read_checkpoint_meta(options.run_dir + "/checkpoint.pt")
-                                         .at("step")
-                                         .get<int64_t>());
     run = std::make_unique<train::RunDirectory>(options.run_dir, resume);
     run->write_json("config.json", {{"command", "train"},
                                     {"args", recorded_args(args)},
