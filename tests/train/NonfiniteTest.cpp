@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "../test_support.h"
@@ -179,6 +180,50 @@ TEST(Nonfinite, BallotsNameTheOneRankOrCountTheWorkers) {
   EXPECT_EQ(train::describe(elsewhere, one),
             "the loss or a gradient was non-finite at epoch 3, step 40 on rank 2");
   EXPECT_THROW(train::parse_nonfinite_policy("ignore"), UsageError);
+}
+
+// The gradient scan reads raw floats in one parallel region over all gradients laid end to end:
+// a single bad value anywhere (first, last, across a tensor boundary, in a small or a large
+// tensor, as +inf, -inf or NaN) must be seen, and the largest finite values and subnormals must
+// not be mistaken for one.
+TEST(Nonfinite, TheGradientScanFindsOneBadValueAnywhere) {
+  torch::manual_seed(3);
+  auto parameter = [](int64_t n) {
+    torch::Tensor p = torch::zeros({n}, torch::requires_grad());
+    p.mutable_grad() = torch::randn({n});
+    return p;
+  };
+  std::vector<torch::Tensor> params = {parameter(7), parameter(200000), parameter(1),
+                                       parameter(65537)};
+  params[1].mutable_grad()[5] = std::numeric_limits<float>::max();
+  params[3].mutable_grad()[9] = -std::numeric_limits<float>::max();
+  params[3].mutable_grad()[10] = std::numeric_limits<float>::denorm_min();
+  ASSERT_TRUE(train::gradients_finite(params));
+  const float bad[] = {std::numeric_limits<float>::infinity(),
+                       -std::numeric_limits<float>::infinity(),
+                       std::numeric_limits<float>::quiet_NaN()};
+  for (float value : bad)
+    for (size_t i = 0; i < params.size(); ++i) {
+      const int64_t n = params[i].numel();
+      for (int64_t at : {int64_t{0}, n / 2, n - 1}) {
+        torch::Tensor g = params[i].mutable_grad();
+        const float kept = g[at].item<float>();
+        g[at] = value;
+        EXPECT_FALSE(train::gradients_finite(params))
+            << value << " in tensor " << i << " at " << at;
+        g[at] = kept;
+      }
+    }
+  ASSERT_TRUE(train::gradients_finite(params));
+  // A tensor the fused scan does not take (a strided view, doubles) goes through isfinite().
+  torch::Tensor strided = torch::zeros({4, 4}, torch::requires_grad());
+  strided.mutable_grad() = torch::zeros({4, 4}).t();
+  strided.mutable_grad()[1][2] = std::nanf("");
+  EXPECT_FALSE(train::gradients_finite({params[0], strided}));
+  torch::Tensor doubles = torch::zeros({3}, torch::dtype(torch::kDouble).requires_grad(true));
+  doubles.mutable_grad() =
+      torch::full({3}, std::numeric_limits<double>::infinity(), torch::kDouble);
+  EXPECT_FALSE(train::gradients_finite({params[0], doubles}));
 }
 
 }  // namespace nonfinite_test

@@ -39,6 +39,9 @@ struct SgdScalars {
 // (1 - dampening) d, d = nesterov ? d + momentum buf : buf; p -= lr d.
 void sgd_update(float* p, const float* g, float* buf, int64_t n, const SgdScalars& s);
 
+// Whether all n floats are finite (no infinity, no NaN): one read pass, exact, no temporaries.
+bool floats_finite(const float* x, int64_t n);
+
 // The instruction set the loops run with on this CPU: "avx512f+fma", "avx2+fma" or "baseline".
 const char* fused_kernel_isa();
 

@@ -1,6 +1,11 @@
 #include "tessera/train/nonfinite.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
+
+#include "tessera/train/fused_kernels.h"
+#include "tessera/train/fused_step.h"
 
 namespace tessera::train {
 
@@ -11,12 +16,46 @@ NonfinitePolicy parse_nonfinite_policy(const std::string& name) {
 }
 
 namespace {
-// One boolean per tensor, combined on the device, read once.
+// Dense float tensors on the CPU, scanned by the fused loop (fused_kernels.h) laid end to end in
+// one parallel region: one read pass, no temporaries and no synchronisation, where isfinite()
+// would write a bool tensor per gradient and read it back (10% of a small MLP's step time).
+bool cpu_floats_finite(const std::vector<torch::Tensor>& tensors) {
+  std::vector<const float*> data;
+  std::vector<int64_t> ends;  // each tensor's end in the concatenation
+  int64_t total = 0;
+  for (const auto& t : tensors) {
+    data.push_back(t.data_ptr<float>());
+    total += t.numel();
+    ends.push_back(total);
+  }
+  std::atomic<bool> finite{true};
+  parallel_elements(total, [&](int64_t begin, int64_t end) {
+    size_t segment =
+        static_cast<size_t>(std::upper_bound(ends.begin(), ends.end(), begin) - ends.begin());
+    while (begin < end && finite.load(std::memory_order_relaxed)) {
+      const int64_t start = segment == 0 ? 0 : ends[segment - 1];
+      const int64_t stop = std::min(end, ends[segment]);
+      if (!floats_finite(data[segment] + (begin - start), stop - begin)) finite = false;
+      begin = stop;
+      ++segment;
+    }
+  });
+  return finite;
+}
+
+// Anything else (a GPU, half precision): one boolean per tensor, combined on the device, read
+// once.
 bool all_finite(const std::vector<torch::Tensor>& tensors) {
+  std::vector<torch::Tensor> scanned;
   std::vector<torch::Tensor> flags;
-  for (const auto& t : tensors)
-    if (t.defined() && t.numel() > 0 && t.is_floating_point())
+  for (const auto& t : tensors) {
+    if (!t.defined() || t.numel() == 0 || !t.is_floating_point()) continue;
+    if (fusable({t}))
+      scanned.push_back(t);
+    else
       flags.push_back(torch::isfinite(t).all());
+  }
+  if (!scanned.empty() && !cpu_floats_finite(scanned)) return false;
   if (flags.empty()) return true;
   return torch::stack(flags).all().item<bool>();
 }
