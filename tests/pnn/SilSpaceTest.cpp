@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include "tessera/core/error.h"
+#include "tessera/models/architecture.h"
 #include "tessera/pnn/partition_objective.h"
+#include "tessera/pnn/pnn_run.h"
 
 namespace tessera::pnn {
 namespace {
@@ -76,6 +78,28 @@ TEST(SilSpace, TheRegressionLossIsComputedInTheReducedSpace) {
   full_targets.target_sil = pooled->lift(sil);
   PartitionObjective full(full_targets, torch::kCPU);
   EXPECT_NEAR(full.loss(outputs, batch).item<float>(), 1.0, 1e-6);
+}
+
+TEST(SilSpace, AResNetCutGetsItsLabelsInThePooledSpace) {
+  PnnSetup setup;
+  models::ModelConfig resnet;
+  resnet.arch = "resnet";
+  resnet.depth = 8;
+  resnet.width = 0.5;
+  setup.model = models::architecture("resnet").resolve(resnet);
+  setup.pnn.cuts = {1};  // after the stem: [8, 28, 28]
+  setup.pnn.sil_space = space("pooled", 4);
+  const PartitionPlan plan = choose_plan(setup);
+  const auto sils = make_sils(setup, plan);
+  const auto spaces = make_sil_spaces(setup, plan);
+  ASSERT_EQ(sils.size(), 1u);
+  EXPECT_EQ(sils[0].sizes().vec(), (Shape{10, 8, 4, 4}));
+  EXPECT_EQ(spaces[0]->activation_shape(), (Shape{8, 28, 28}));
+  EXPECT_EQ(spaces[0]->lift(sils[0]).sizes().vec(), (Shape{10, 8, 28, 28}));
+  // The labels and the map are the run's, the same on every call (each worker draws its own).
+  EXPECT_TRUE(make_sils(setup, plan)[0].equal(sils[0]));
+  setup.pnn.sil_space = space("pooled", 5);  // 28 is not a multiple of 5
+  EXPECT_THROW(make_sils(setup, plan), UsageError);
 }
 
 TEST(SilSpace, BadValuesAreUsageErrorsNamingTheFlag) {
