@@ -55,6 +55,8 @@ std::vector<std::shared_ptr<const SilSpace>> make_sil_spaces(const PnnSetup& set
                                                              const PartitionPlan& plan) {
   std::vector<std::shared_ptr<const SilSpace>> spaces;
   const std::vector<Shape> shapes = cut_shapes(setup, plan);
+  // Seeded by (SIL seed, cut), apart from the labels' own draws: every worker of the parallel
+  // schedule builds the same map.
   for (size_t k = 0; k < shapes.size(); ++k)
     spaces.push_back(std::make_shared<const SilSpace>(
         setup.pnn.sil_space, shapes[k], mix_seed(setup.pnn.sil.seed, 0x5ace0000 + k)));
