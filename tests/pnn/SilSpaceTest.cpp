@@ -117,6 +117,7 @@ TEST(SilSpace, BadValuesAreUsageErrorsNamingTheFlag) {
   EXPECT_NE(message(space("pooled", 5), {8, 28, 28}).find("must divide"), std::string::npos);
   EXPECT_NE(message(space("pooled", 2), {64}).find("[channels, height, width]"), std::string::npos);
   EXPECT_NE(message(space("projected", 65), {64}).find("--sil-space-size 65"), std::string::npos);
+  EXPECT_NE(message(space("full", 4), {64}).find("--sil-space-size needs"), std::string::npos);
   EXPECT_NO_THROW(validate(space("full")));
 }
 

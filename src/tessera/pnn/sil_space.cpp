@@ -17,6 +17,9 @@ void validate(const SilSpaceConfig& config) {
           "unknown --sil-space '" + config.kind + "' (known: full, pooled, projected)");
   require(config.kind == "full" || config.size >= 1,
           "--sil-space " + config.kind + " needs --sil-space-size of at least 1");
+  // A size without a reduced space would be silently ignored.
+  require(config.kind != "full" || config.size == 0,
+          "--sil-space-size needs --sil-space pooled or projected");
 }
 
 namespace {

@@ -22,8 +22,8 @@ struct SilSpaceConfig {
 };
 
 std::vector<std::string> sil_space_names();
-// Throws UsageError naming --sil-space / --sil-space-size for an unknown kind or a size that is
-// not positive (pooled, projected).
+// Throws UsageError naming --sil-space / --sil-space-size for an unknown kind, a size that is
+// not positive (pooled, projected) or a size given with full.
 void validate(const SilSpaceConfig& config);
 
 class SilSpace {
