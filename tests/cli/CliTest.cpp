@@ -186,6 +186,30 @@ TEST(Cli, PnnParallelWorkersExchangeNothingAndTheJoinedModelLearns) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(Cli, PnnSilSpaceRegressesInTheReducedSpaceAndRejectsWhatCannotFit) {
+  const std::string dir = fresh_dir("cli_pnn_sil_space");
+  auto r =
+      run(std::string(kQuickPnn) +
+          " --pnn-schedule parallel --sil-space projected --sil-space-size 16 --run-dir " + dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto summary = read_json(dir + "/parallel/summary.json");
+  // Partition 0's outputs are compared with its labels in the 16-dimensional space.
+  EXPECT_EQ(summary.at("partitions")[0].at("regression_fit").at("units"), 16);
+  // It learns (chance: 10%), if less than in the full space (at least 90%, above): the lifted labels P^T s are
+  // 16 of 64 dimensions, small against the SIL noise (docs/results.md, issue 19).
+  EXPECT_GE(summary.at("test_accuracy").get<double>(), 0.3);
+  // The MLP's cut is [64]: nothing to pool, a projection larger than the cut, no size.
+  for (const char* bad : {" --sil-space pooled --sil-space-size 2",
+                          " --sil-space projected "
+                          "--sil-space-size 65",
+                          " --sil-space pooled", " --sil-space strided"}) {
+    r = run(std::string(kQuickPnn) + bad + " --run-dir " + dir);
+    EXPECT_EQ(r.code, 2) << bad << "\n" << r.output;
+    EXPECT_NE(r.output.find("--sil-space"), std::string::npos) << r.output;
+  }
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Cli, PnnCompareRunsBothSchedulesAndPrintsTheTable) {
   const std::string dir = fresh_dir("cli_pnn_compare");
   const auto r = run(std::string(kQuickPnn) + " --compare --pnn-schedule sequential,parallel " +

@@ -128,6 +128,7 @@ std::vector<FlagCase> cases() {
       {pnns, "--sil-kappa", kNotPositive},
       {pnns, "--sil-seed", kNotSeed},
       {pnns, "--sil-noise", kNotNonNegative},
+      {pnns, "--sil-space-size", kNotCount},
       {pnns, "--partition-epochs", {"1,-1", "nan", "1.5"}},
       {pnns, "--partition-batch-size", {"64,0", "nan", "-1"}},
       {pnns, "--partition-lr", {"0.1,inf", "nan", "0.1,0", "-0.1", "0.1,1e400"}},

@@ -47,6 +47,15 @@ void add_pnn_flags(CLI::App& app, pnn::PnnConfig& config, PnnFlags& o) {
       ->capture_default_str()
       ->check(positive_real());
   app.add_option("--sil-seed", config.sil.seed, "SIL seed (default: --seed)")->check(seed_value());
+  app.add_option("--sil-space", config.sil_space.kind,
+                 "space the SIL regression happens in: full (the cut's activation), pooled "
+                 "(each channel averaged to size x size cells), projected (a seeded random "
+                 "projection to size dimensions)")
+      ->capture_default_str();
+  app.add_option("--sil-space-size", config.sil_space.size,
+                 "pooled: cells per side (must divide the cut's height and width); projected: "
+                 "dimensions")
+      ->check(integer_in(1, 1 << 30));
   app.add_option("--sil-loss", config.sil_loss, "regression loss to SIL: mse, cosine")
       ->capture_default_str();
   app.add_option("--sil-noise", config.sil_noise,

@@ -39,11 +39,16 @@ torch::Tensor PartitionObjective::loss(const torch::Tensor& outputs, const data:
     return torch::nn::functional::cross_entropy(outputs.flatten(0, sample_dims - 1),
                                                 batch.labels.flatten());
   const torch::Tensor target = sil_rows(targets_.target_sil, batch.labels);
-  if (targets_.loss == "mse") return torch::mse_loss(outputs, target);
+  const torch::Tensor mapped = in_target_space(outputs);
+  if (targets_.loss == "mse") return torch::mse_loss(mapped, target);
   const torch::Tensor similarity =
-      torch::cosine_similarity(outputs.flatten(0, sample_dims - 1).flatten(1),
+      torch::cosine_similarity(mapped.flatten(0, sample_dims - 1).flatten(1),
                                target.flatten(0, sample_dims - 1).flatten(1), /*dim=*/1);
   return (1.0 - similarity).mean();
+}
+
+torch::Tensor PartitionObjective::in_target_space(const torch::Tensor& outputs) const {
+  return targets_.target_space ? targets_.target_space->reduce(outputs) : outputs;
 }
 
 }  // namespace tessera::pnn

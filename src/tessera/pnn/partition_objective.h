@@ -5,10 +5,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include <torch/torch.h>
 
+#include "tessera/pnn/sil_space.h"
 #include "tessera/train/objective.h"
 
 namespace tessera::pnn {
@@ -16,7 +18,9 @@ namespace tessera::pnn {
 struct PartitionTargets {
   torch::Tensor input_sil;   // undefined: train on the batch's inputs
   double input_noise = 0.0;  // std of the Gaussian noise added to input_sil rows while training
-  torch::Tensor target_sil;  // undefined: classify the true labels
+  torch::Tensor target_sil;  // undefined: classify the true labels; rows in target_space
+  // The fixed map applied to the outputs before the regression loss; null: the full activation.
+  std::shared_ptr<const SilSpace> target_space;
   std::string loss = "mse";  // regression loss against target_sil: mse | cosine
   uint64_t seed = 0;         // of the noise
 };
@@ -36,6 +40,8 @@ class PartitionObjective : public train::Objective {
   torch::Tensor inputs(const data::Batch& batch, bool training) override;
   torch::Tensor loss(const torch::Tensor& outputs, const data::Batch& batch) override;
   bool is_classification() const override { return !targets_.target_sil.defined(); }
+  // The outputs in the space their SIL rows live in (target_space's reduce; as they are if none).
+  torch::Tensor in_target_space(const torch::Tensor& outputs) const;
 
  private:
   PartitionTargets targets_;

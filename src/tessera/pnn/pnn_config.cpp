@@ -18,6 +18,7 @@ const char* schedule_name(PnnSchedule schedule) {
 void validate(const PnnConfig& config) {
   require(!config.cuts.empty() || config.partitions >= 2, "--partitions must be at least 2");
   validate(config.sil);
+  validate(config.sil_space);
   PartitionTargets targets;
   targets.loss = config.sil_loss;
   targets.input_noise = config.sil_noise;
@@ -40,6 +41,8 @@ nlohmann::json to_json(const PnnConfig& c) {
           {"sil", c.sil.generator},
           {"sil_kappa", c.sil.kappa},
           {"sil_seed", c.sil.seed},
+          {"sil_space", c.sil_space.kind},
+          {"sil_space_size", c.sil_space.size},
           {"sil_loss", c.sil_loss},
           {"sil_noise", c.sil_noise},
           {"partition_epochs", c.partition_epochs},

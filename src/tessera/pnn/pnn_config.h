@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tessera/pnn/sil.h"
+#include "tessera/pnn/sil_space.h"
 #include "tessera/train/trainer.h"
 
 namespace tessera::pnn {
@@ -25,6 +26,7 @@ struct PnnConfig {
   int64_t partitions = 2;
   PnnSchedule schedule = PnnSchedule::Sequential;
   SilConfig sil;
+  SilSpaceConfig sil_space;      // where the regression to the labels happens
   std::string sil_loss = "mse";  // mse | cosine
   double sil_noise = 0.1;        // parallel schedule: std of the noise on S_{i-1}[y] inputs
   // One value per partition, or empty for the common --epochs / --batch-size / --lr.

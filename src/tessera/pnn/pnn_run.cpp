@@ -31,21 +31,53 @@ std::string plan_path(const std::string& run_dir) {
   return run_dir + "/plan.json";
 }
 
-std::vector<torch::Tensor> make_sils(const PnnSetup& setup, const PartitionPlan& plan) {
+namespace {
+
+// One sample's activation shape at each cut of `plan`. A language model classifies every
+// position: its label rows are one position's activation ([D] of [T, D]), and a position's
+// synthetic label is S[the byte it must predict].
+std::vector<Shape> cut_shapes(const PnnSetup& setup, const PartitionPlan& plan) {
   const models::Architecture& arch = models::architecture(setup.model.arch);
-  std::vector<torch::Tensor> sils;
-  const std::vector<int64_t> cuts = plan.cuts();
-  // A language model classifies every position: its label rows are one position's activation
-  // ([D] of [T, D]), and a position's synthetic label is S[the byte it must predict].
   const bool per_position =
       arch.boundary_shape(setup.model, arch.num_stages(setup.model)).size() > 1;
-  for (size_t k = 0; k < cuts.size(); ++k) {
-    Shape shape = arch.boundary_shape(setup.model, cuts[k]);
+  std::vector<Shape> shapes;
+  for (const int64_t cut : plan.cuts()) {
+    Shape shape = arch.boundary_shape(setup.model, cut);
     if (per_position) shape.erase(shape.begin());
-    sils.push_back(
-        make_sil(setup.pnn.sil, setup.model.num_classes, shape, static_cast<int64_t>(k)));
+    shapes.push_back(shape);
   }
+  return shapes;
+}
+
+}  // namespace
+
+std::vector<std::shared_ptr<const SilSpace>> make_sil_spaces(const PnnSetup& setup,
+                                                             const PartitionPlan& plan) {
+  std::vector<std::shared_ptr<const SilSpace>> spaces;
+  const std::vector<Shape> shapes = cut_shapes(setup, plan);
+  // Seeded by (SIL seed, cut), apart from the labels' own draws: every worker of the parallel
+  // schedule builds the same map.
+  for (size_t k = 0; k < shapes.size(); ++k)
+    spaces.push_back(std::make_shared<const SilSpace>(
+        setup.pnn.sil_space, shapes[k], mix_seed(setup.pnn.sil.seed, 0x5ace0000 + k)));
+  return spaces;
+}
+
+namespace {
+
+std::vector<torch::Tensor> sils_in(const PnnSetup& setup,
+                                   const std::vector<std::shared_ptr<const SilSpace>>& spaces) {
+  std::vector<torch::Tensor> sils;
+  for (size_t k = 0; k < spaces.size(); ++k)
+    sils.push_back(make_sil(setup.pnn.sil, setup.model.num_classes, spaces[k]->reduced_shape(),
+                            static_cast<int64_t>(k)));
   return sils;
+}
+
+}  // namespace
+
+std::vector<torch::Tensor> make_sils(const PnnSetup& setup, const PartitionPlan& plan) {
+  return sils_in(setup, make_sil_spaces(setup, plan));
 }
 
 nlohmann::json to_json(const PnnResult& r) {
@@ -78,8 +110,21 @@ std::string partition_dir(const PnnSetup& setup, int64_t index) {
   return setup.run_dir + "/partition" + std::to_string(index);
 }
 
-PartitionJob make_job(const PnnSetup& setup, const PartitionPlan& plan,
-                      const std::vector<torch::Tensor>& sils, int64_t index, bool parallel,
+// The synthetic labels of every cut and the spaces they live in.
+struct CutLabels {
+  std::vector<torch::Tensor> sils;
+  std::vector<std::shared_ptr<const SilSpace>> spaces;
+};
+
+CutLabels make_cut_labels(const PnnSetup& setup, const PartitionPlan& plan) {
+  CutLabels labels;
+  labels.spaces = make_sil_spaces(setup, plan);
+  labels.sils = sils_in(setup, labels.spaces);
+  return labels;
+}
+
+PartitionJob make_job(const PnnSetup& setup, const PartitionPlan& plan, const CutLabels& labels,
+                      int64_t index, bool parallel,
                       const metrics::RunClock& clock = metrics::RunClock::since_process_start()) {
   PartitionJob job;
   job.clock = clock;
@@ -88,10 +133,16 @@ PartitionJob make_job(const PnnSetup& setup, const PartitionPlan& plan,
   job.model = setup.model;
   job.train = partition_train_config(setup.pnn, setup.train, index, plan.size());
   if (parallel && index > 0) {
-    job.targets.input_sil = sils[static_cast<size_t>(index) - 1];
+    // The previous cut's labels as activations: in a reduced space, the least-norm activation
+    // that maps to them.
+    const auto k = static_cast<size_t>(index) - 1;
+    job.targets.input_sil = labels.spaces[k]->lift(labels.sils[k]);
     job.targets.input_noise = setup.pnn.sil_noise;
   }
-  if (index + 1 < plan.size()) job.targets.target_sil = sils[static_cast<size_t>(index)];
+  if (index + 1 < plan.size()) {
+    job.targets.target_sil = labels.sils[static_cast<size_t>(index)];
+    job.targets.target_space = labels.spaces[static_cast<size_t>(index)];
+  }
   job.targets.loss = setup.pnn.sil_loss;
   job.targets.seed = mix_seed(setup.train.seed, 0x5150 + static_cast<uint64_t>(index));
   job.run_dir = partition_dir(setup, index);
@@ -116,16 +167,16 @@ int64_t json_int(const nlohmann::json& report, const char* key) {
   return report.at(key).get<int64_t>();
 }
 
-void train_sequentially(const PnnSetup& setup, const PartitionPlan& plan,
-                        const std::vector<torch::Tensor>& sils, const data::TrainTest& data,
-                        const metrics::RunClock& clock, PnnResult& result) {
+void train_sequentially(const PnnSetup& setup, const PartitionPlan& plan, const CutLabels& labels,
+                        const data::TrainTest& data, const metrics::RunClock& clock,
+                        PnnResult& result) {
   data::Dataset train = data.train;
   data::Dataset test = data.test;
   int64_t flops = 0;
   const metrics::MeasurementScope measured;  // the hand-overs' bytes
   for (int64_t i = 0; i < plan.size(); ++i) {
     PartitionOutcome outcome =
-        train_partition(make_job(setup, plan, sils, i, false, clock), train, &test);
+        train_partition(make_job(setup, plan, labels, i, false, clock), train, &test);
     result.partitions.push_back(outcome.report);
     const bool last = i + 1 == plan.size();
     if (last) {
@@ -262,11 +313,11 @@ PnnResult run_pnn(const PnnSetup& setup, const data::TrainTest& data) {
   result.plan = setup.plan;
   std::filesystem::create_directories(setup.run_dir);
   train::write_json_file(plan_path(setup.run_dir), to_json(result.plan));
-  const std::vector<torch::Tensor> sils = make_sils(setup, result.plan);
-  torch::save(sils, setup.run_dir + "/sil.pt");
+  const CutLabels labels = make_cut_labels(setup, result.plan);
+  torch::save(labels.sils, setup.run_dir + "/sil.pt");
 
   if (setup.pnn.schedule == PnnSchedule::Sequential)
-    train_sequentially(setup, result.plan, sils, data, clock, result);
+    train_sequentially(setup, result.plan, labels, data, clock, result);
   else
     train_in_parallel(setup, result.plan, data, clock, result);
   for (const auto& report : result.partitions) {
@@ -285,8 +336,8 @@ void run_parallel_worker(const PnnSetup& setup, int64_t index, const data::Train
   require(index >= 0 && index < plan.size(), "--partition " + std::to_string(index) +
                                                  " is not a partition (0.." +
                                                  std::to_string(plan.size() - 1) + ")");
-  const std::vector<torch::Tensor> sils = make_sils(setup, plan);
-  const PartitionJob job = make_job(setup, plan, sils, index, /*parallel=*/true);
+  const PartitionJob job =
+      make_job(setup, plan, make_cut_labels(setup, plan), index, /*parallel=*/true);
   if (index == 0) {
     train_partition(job, data.train, &data.test);
   } else {

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -38,7 +39,12 @@ PartitionPlan choose_plan(const PnnSetup& setup, std::vector<int64_t>* stage_byt
 // Where run_pnn records the plan in a run directory (plan.json), for its parallel workers.
 std::string plan_path(const std::string& run_dir);
 
-// The synthetic labels of every cut of `plan` (index k: the cut between partitions k and k+1).
+// The fixed map of every cut of `plan` into the space its labels live in (--sil-space).
+std::vector<std::shared_ptr<const SilSpace>> make_sil_spaces(const PnnSetup& setup,
+                                                             const PartitionPlan& plan);
+
+// The synthetic labels of every cut of `plan` (index k: the cut between partitions k and k+1),
+// shaped like one sample in that cut's space (make_sil_spaces).
 std::vector<torch::Tensor> make_sils(const PnnSetup& setup, const PartitionPlan& plan);
 
 // Test accuracy of the joined model after `flops` training FLOPs (all workers together).

@@ -26,7 +26,9 @@ std::pair<torch::Tensor, torch::Tensor> outputs_and_targets(
     batch.labels = batch.labels.to(device);
     // One row per sample, or per position of a sequence (each regresses its own SIL row).
     const int64_t row = target_sil[0].numel();
-    outputs.push_back(model->forward(objective.inputs(batch, /*training=*/false))
+    outputs.push_back(objective
+                          .in_target_space(model->forward(objective.inputs(batch,
+                                                                           /*training=*/false)))
                           .reshape({-1, row})
                           .to(torch::kCPU, torch::kFloat64));
     targets.push_back(sil_rows(target_sil, batch.labels.to(target_sil.device()))

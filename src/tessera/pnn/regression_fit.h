@@ -28,7 +28,8 @@ struct RegressionFit {
 };
 
 // Runs the partition (eval mode, no gradients) over the first `max_samples` samples of `dataset`,
-// feeding what `objective` feeds it, and compares its outputs with `target_sil` rows.
+// feeding what `objective` feeds it, and compares its outputs, mapped into the objective's target
+// space, with `target_sil` rows.
 RegressionFit measure_regression_fit(models::StagedModel& model, PartitionObjective& objective,
                                      const torch::Tensor& target_sil, const data::Dataset& dataset,
                                      const torch::Device& device, int64_t max_samples = 2048);
