@@ -241,7 +241,9 @@ TEST(Cli, PnnCompareRunsBothSchedulesAndPrintsTheTable) {
       }
     }
   }
-  for (const auto& point : read_json(dir + "/conventional/summary.json").at("history"))
+  // The summary held by name: a range-for over a member of a temporary reads freed memory (ASan).
+  const nlohmann::json conventional = read_json(dir + "/conventional/summary.json");
+  for (const auto& point : conventional.at("history"))
     EXPECT_GT(point.at("elapsed_seconds").get<double>(), 0.0);
   std::filesystem::remove_all(dir);
 }

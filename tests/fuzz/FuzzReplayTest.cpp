@@ -47,7 +47,8 @@ bool replay(const std::string& target, const std::string& bytes, const std::stri
 }
 
 TEST(FuzzReplayTest, EveryReaderHasAHarness) {
-  const std::set<std::string> expected = {"checkpoint", "cifar", "config", "idx", "text"};
+  const std::set<std::string> expected = {"checkpoint", "cifar",       "config",
+                                          "idx",        "safetensors", "text"};
   std::set<std::string> registered;
   for (const auto& [name, target] : targets()) registered.insert(name);
   for (const auto& name : expected) EXPECT_TRUE(registered.count(name)) << name;
