@@ -71,6 +71,7 @@ fail() {
 positive() { [[ "$2" =~ ^[0-9]+$ ]] && [ "$2" -ge 1 ] || fail "$1 must be a positive integer, got '$2'"; }
 
 out=""
+invocation="$0 $*"
 while [ $# -gt 0 ]; do
   case "$1" in
     --rates) rates="$2"; shift 2 ;;
@@ -138,7 +139,7 @@ out="$(cd "$out" && pwd)"
   echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores"
   echo "commit: $(git -C "$root_dir" rev-parse --short HEAD 2> /dev/null || echo unknown)$(
     git -C "$root_dir" diff --quiet HEAD 2> /dev/null || echo ' (with uncommitted changes)')"
-  echo "command: $0 $*"
+  echo "command: $invocation"
   echo "settings: model $model, $epochs epochs (FLOP-matched SDP: $flop_epochs), batch $batch per" \
     "data-parallel worker ($global_batch global), limit-train $limit_train, limit-test" \
     "$limit_test, $evals evaluations per epoch, coverage $coverage, seed $seed, timeout $run_timeout s"
