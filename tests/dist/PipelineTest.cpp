@@ -113,3 +113,49 @@ TEST_P(PipelineEquivalence, EqualsSingleWorkerTrainingOnTheSameBatches) {
 INSTANTIATE_TEST_SUITE_P(RanksAndMicroBatches, PipelineEquivalence,
                          ::testing::Values(std::make_pair(2, 1), std::make_pair(2, 3),
                                            std::make_pair(4, 4)));
+
+// --evals-per-epoch: the pipeline evaluates where the Trainer does (the same epochs and samples,
+// the same figures), each point on the run's clock, and the evaluations change no weight.
+TEST(PipelineHistory, EvaluatesWhereTheTrainerDoesDuringEpochs) {
+  metrics::install_memory_tracker();
+  const auto data = synthetic_data();
+  const models::ModelConfig config = mlp_config(data.train);
+  train::TrainConfig settings = sgd_config();
+  settings.evals_per_epoch = 3;  // 7 steps per epoch: after steps 2, 4 and 7
+  torch::manual_seed(settings.seed);
+  auto single_model = models::build_model(config);
+  train::Trainer single(single_model, std::make_shared<train::Classification>(), settings, nullptr);
+  const train::TrainSummary expected = single.fit(data.train, &data.test);
+  ASSERT_EQ(expected.history.size(), 6u);
+  auto expected_parameters = single_model->named_parameters();
+
+  std::mutex seeding;  // the constructor seeds torch's global generator
+  std::vector<train::TrainSummary> summaries(2);
+  const bool ran = test::run_ranks(2, "pipeline_history", [&](dist::ProcessGroup& group) {
+    std::unique_ptr<dist::PipelineTrainer> pipeline;
+    {
+      std::lock_guard<std::mutex> lock(seeding);
+      pipeline = std::make_unique<dist::PipelineTrainer>(
+          group, config, std::make_shared<train::Classification>(), settings, 2, nullptr);
+    }
+    summaries[group.rank()] = pipeline->fit(data.train, &data.test);
+    for (const auto& item : pipeline->partition()->named_parameters())
+      EXPECT_TRUE(torch::allclose(item.value(), expected_parameters[item.key()], 1e-4, 1e-5))
+          << "rank " << group.rank() << " " << item.key();
+  });
+  if (!ran) GTEST_SKIP() << "no process group on this machine";
+  for (const auto& summary : summaries) {
+    ASSERT_EQ(summary.history.size(), expected.history.size());
+    for (size_t k = 0; k < expected.history.size(); ++k) {
+      const train::EvalPoint& got = summary.history[k];
+      EXPECT_DOUBLE_EQ(got.epoch, expected.history[k].epoch);
+      EXPECT_EQ(got.train_samples, expected.history[k].train_samples);
+      EXPECT_NEAR(got.test.loss, expected.history[k].test.loss, 1e-5);
+      if (k > 0) {
+        EXPECT_GT(got.elapsed_seconds, summary.history[k - 1].elapsed_seconds);
+        EXPECT_GT(got.evaluation_seconds, summary.history[k - 1].evaluation_seconds);
+      }
+    }
+    EXPECT_NEAR(summary.test.loss, expected.test.loss, 1e-5);
+  }
+}

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <mutex>
+#include <sstream>
 
 #include "../dist/rank_threads.h"
 #include "../test_support.h"
@@ -166,6 +167,83 @@ TEST(SdpRun, BackwardMaskingTrainsHeldUnitsOfTheFullModelAndRefreshesTheRest) {
   for (const auto& r : results) EXPECT_GT(r.details.at("refresh_comm_bytes").get<int64_t>(), 0);
   EXPECT_GT(results[0].summary.test.accuracy, 0.5);
   EXPECT_DOUBLE_EQ(checkpoint_accuracy(dir, setup.model), results[0].summary.test.accuracy);
+}
+
+// Every tensor of the two checkpoints' models is the same, bit for bit.
+void expect_same_checkpoints(const std::string& a, const std::string& b,
+                             const models::ModelConfig& model) {
+  models::StagedModel first = models::build_model(model);
+  models::StagedModel second = models::build_model(model);
+  train::load_checkpoint(a + "/checkpoint.pt", *first, nullptr);
+  train::load_checkpoint(b + "/checkpoint.pt", *second, nullptr);
+  auto theirs = second->named_parameters();
+  for (const auto& item : first->named_parameters())
+    EXPECT_TRUE(torch::equal(item.value(), theirs[item.key()])) << item.key();
+}
+
+// Evaluations during training only read the workers' models: the run ends with the model of a
+// run without them, and its history holds the full model's figures on the run's clock, the last
+// of them the final model's.
+void expect_evaluations_leave_training_unchanged(sdp::SdpSetup setup, const std::string& name) {
+  setup.train.evals_per_epoch = 3;  // 10 steps per epoch: after steps 3, 6 and 10
+  const std::string plain_dir = tessera::testing::fresh_dir(name + "_plain");
+  const std::string evaluated_dir = tessera::testing::fresh_dir(name + "_evaluated");
+  setup.evaluate_during_training = false;
+  RUN_SDP_OR_SKIP(plain, 4, name + "_plain", setup, plain_dir);
+  setup.evaluate_during_training = true;
+  RUN_SDP_OR_SKIP(evaluated, 4, name + "_evaluated", setup, evaluated_dir);
+
+  EXPECT_TRUE(plain[0].summary.history.empty());
+  EXPECT_EQ(evaluated[0].summary.test.loss, plain[0].summary.test.loss);
+  expect_same_checkpoints(plain_dir, evaluated_dir, setup.model);
+
+  const std::vector<train::EvalPoint>& history = evaluated[0].summary.history;
+  ASSERT_EQ(history.size(), 6u);
+  EXPECT_DOUBLE_EQ(history[0].epoch, 0.3);
+  EXPECT_DOUBLE_EQ(history.back().epoch, 2.0);
+  EXPECT_DOUBLE_EQ(history.back().test.accuracy, evaluated[0].summary.test.accuracy);
+  EXPECT_DOUBLE_EQ(history.back().test.loss, evaluated[0].summary.test.loss);
+  EXPECT_EQ(history.back().test.samples, 500);
+  for (size_t k = 1; k < history.size(); ++k) {
+    EXPECT_GT(history[k].train_samples, history[k - 1].train_samples);
+    EXPECT_GT(history[k].elapsed_seconds, history[k - 1].elapsed_seconds);
+    // Each evaluation's time is counted once the next point comes.
+    EXPECT_GT(history[k].evaluation_seconds, history[k - 1].evaluation_seconds);
+    EXPECT_LT(history[k].evaluation_seconds, history[k].elapsed_seconds);
+  }
+  EXPECT_EQ(history[0].evaluation_seconds, 0.0);
+  // The assembled model learns: better than chance (0.1) by the end.
+  EXPECT_GT(history.back().test.accuracy, 0.2);
+  // Every worker records rank 0's figures.
+  for (const auto& r : evaluated) {
+    ASSERT_EQ(r.summary.history.size(), history.size());
+    for (size_t k = 0; k < history.size(); ++k)
+      EXPECT_EQ(r.summary.history[k].test.loss, history[k].test.loss);
+  }
+  // Rank 0's metrics.jsonl: each epoch's record with the full model's test figures then.
+  std::istringstream lines(tessera::testing::file_contents(evaluated_dir + "/metrics.jsonl"));
+  std::vector<double> epoch_accuracies;
+  for (std::string line; std::getline(lines, line);) {
+    const nlohmann::json record = nlohmann::json::parse(line);
+    if (record.at("type") == "epoch") {
+      epoch_accuracies.push_back(record.at("test_accuracy").get<double>());
+      EXPECT_TRUE(record.contains("elapsed_seconds"));
+    }
+  }
+  EXPECT_EQ(epoch_accuracies,
+            (std::vector<double>{history[2].test.accuracy, history[5].test.accuracy}));
+}
+
+TEST(SdpRun, EvaluationsDuringTrainingOfTheAssembledModelChangeNothing) {
+  sdp::SdpSetup setup = run_setup(0.5);
+  setup.redraw_epochs = 1;  // an evaluation right after a plan change, too
+  expect_evaluations_leave_training_unchanged(setup, "sdp_evals_forward");
+}
+
+TEST(SdpRun, EvaluationsDuringTrainingOfTheBackwardMaskedModelChangeNothing) {
+  sdp::SdpSetup setup = run_setup(0.5);
+  setup.masking = sdp::Masking::Backward;
+  expect_evaluations_leave_training_unchanged(setup, "sdp_evals_backward");
 }
 
 TEST(SdpRun, RefusesSettingsThatExcludeEachOther) {

@@ -314,6 +314,7 @@ void PipelineTrainer::save_restart_checkpoint() {
       {"train_seconds", train_seconds_},
       {"stochastic_generators", models::stochastic_layer_states(*partition_)},
       {"history", train::history_json(history_)},
+      {"evaluation_seconds", evaluation_seconds_},
       {"elapsed_seconds", clock_.seconds()}};
   save_worker_checkpoint(group_, restart_dir_, *partition_, optimizer_.get(), meta);
 }
@@ -334,10 +335,28 @@ void PipelineTrainer::resume() {
   train_seconds_ = meta.at("train_seconds").get<double>();
   resumed_generators_ = meta.at("stochastic_generators");
   history_ = train::history_from_json(meta.at("history"));
+  evaluation_seconds_ = meta.value("evaluation_seconds", 0.0);
   clock_.add(meta.at("elapsed_seconds").get<double>());
 }
 
-void PipelineTrainer::run_epoch(data::BatchIterator& batches, int64_t epoch, int64_t total_steps) {
+train::EvalResult PipelineTrainer::evaluate_into_history(const data::Dataset& test, double epoch,
+                                                         int64_t samples) {
+  // The time the evaluated weights were reached, before the evaluation's own cost.
+  const double elapsed = clock_.seconds();
+  const train::EvalResult result = evaluate(test);
+  history_.push_back({epoch, samples, result, elapsed, evaluation_seconds_});
+  evaluation_seconds_ += clock_.seconds() - elapsed;
+  return result;
+}
+
+bool PipelineTrainer::inner_evaluation_due(int64_t steps_per_epoch) const {
+  for (int64_t k = 1; k < config_.evals_per_epoch; ++k)
+    if (step_in_epoch_ == steps_per_epoch * k / config_.evals_per_epoch) return true;
+  return false;
+}
+
+void PipelineTrainer::run_epoch(data::BatchIterator& batches, int64_t epoch, int64_t total_steps,
+                                const data::Dataset* test) {
   batches.start_epoch(epoch);
   // Rank 0's seed on every rank: they all see the same batches, and the layers, named by their
   // stage, draw distinct masks anyway.
@@ -366,6 +385,13 @@ void PipelineTrainer::run_epoch(data::BatchIterator& batches, int64_t epoch, int
     ++step_;
     ++step_in_epoch_;
     inject_fault_at_step(group_.rank(), step_);
+    if (test != nullptr && inner_evaluation_due(steps_per_epoch)) {
+      const double started = clock_.seconds();
+      evaluate_into_history(
+          *test, static_cast<double>(epoch) + static_cast<double>(step_in_epoch_) / steps_per_epoch,
+          samples_ + static_cast<int64_t>(epoch_totals_[1]));
+      inner_eval_seconds_ += clock_.seconds() - started;
+    }
     // The epoch's last step is checkpointed after the epoch's evaluation (fit).
     if (restartable && step_ % config_.checkpoint_every_steps == 0 &&
         step_in_epoch_ < steps_per_epoch)
@@ -400,8 +426,10 @@ train::TrainSummary PipelineTrainer::fit(const data::Dataset& train, const data:
   for (int64_t epoch = epochs_done_; epoch < config_.epochs; ++epoch) {
     metrics::Timer epoch_timer;
     epoch_ = epoch;
-    run_epoch(batches, epoch, total_steps);
-    const double seconds = epoch_timer.seconds();
+    run_epoch(batches, epoch, total_steps, test);
+    // Evaluations inside the epoch are not training time.
+    const double seconds = epoch_timer.seconds() - inner_eval_seconds_;
+    inner_eval_seconds_ = 0.0;
     train_seconds_ += seconds;
     samples_ += static_cast<int64_t>(epoch_totals_[1]);
     std::vector<double> totals = epoch_totals_;
@@ -414,8 +442,8 @@ train::TrainSummary PipelineTrainer::fit(const data::Dataset& train, const data:
     double elapsed = clock_.seconds();
     std::optional<train::EvalResult> result;
     if (test != nullptr) {
-      result = evaluate(*test);
-      history_.push_back({static_cast<double>(epochs_done_), samples_, *result, elapsed});
+      result = evaluate_into_history(*test, static_cast<double>(epochs_done_), samples_);
+      elapsed = history_.back().elapsed_seconds;
     }
     if (first_) log_epoch(epochs_done_, summary.last_train, result, seconds, elapsed);
     const bool checkpoint_now =

@@ -69,7 +69,12 @@ class PipelineTrainer {
   void log_epoch(int64_t epoch, const train::EvalResult& train,
                  const std::optional<train::EvalResult>& test, double seconds, double elapsed);
   void save_restart_checkpoint();
-  void run_epoch(data::BatchIterator& batches, int64_t epoch, int64_t total_steps);
+  void run_epoch(data::BatchIterator& batches, int64_t epoch, int64_t total_steps,
+                 const data::Dataset* test);
+  // Every rank: one test evaluation into the history, at the run's clock (as Trainer's).
+  train::EvalResult evaluate_into_history(const data::Dataset& test, double epoch, int64_t samples);
+  // Whether one of the epoch's config.evals_per_epoch - 1 inner evaluations is due now.
+  bool inner_evaluation_due(int64_t steps_per_epoch) const;
 
   ProcessGroup group_;
   std::vector<std::pair<int64_t, int64_t>> ranges_;  // every rank's stages
@@ -88,6 +93,8 @@ class PipelineTrainer {
   double train_seconds_ = 0.0;
   nlohmann::json resumed_generators_;  // stochastic layers' states to restore mid-epoch
   std::vector<train::EvalPoint> history_;
+  double evaluation_seconds_ = 0.0;  // spent in the history's evaluations
+  double inner_eval_seconds_ = 0.0;  // of the current epoch's inner evaluations
   metrics::RunClock clock_ = metrics::RunClock::since_process_start();
   std::string restart_dir_;
   int64_t step_comm_bytes_ = 0;

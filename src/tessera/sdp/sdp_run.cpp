@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "tessera/core/error.h"
+#include "tessera/core/seeding.h"
 #include "tessera/dist/restart_checkpoint.h"
 #include "tessera/metrics/flops.h"
 #include "tessera/models/architecture.h"
@@ -117,6 +118,13 @@ class SdpRun {
   void move_to_next_plan(int64_t step, const std::string& plan_file);
   train::TrainSummary fit_plan_sequence();
   nlohmann::json details() const;
+  models::StagedModel full_model_now(bool final);
+  train::EvalResult prepare_and_evaluate(models::StagedModel& full, const data::Dataset& test,
+                                         nlohmann::json* details);
+  train::EvalResult evaluate_during_training(const data::Dataset& test);
+  const data::Dataset* test_during_training() const {
+    return setup_.evaluate_during_training ? &data_.test : nullptr;
+  }
   void finish_on_rank0(models::StagedModel assembled, dist::RunResult& result);
   std::string resume_checkpoint() const;
   void save_restart_checkpoint(const nlohmann::json& trainer_meta);
@@ -175,7 +183,7 @@ train::TrainSummary SdpRun::fit_plan_sequence() {
                        ? "sdp_plan_step" + std::to_string(at.step) + ".json"
                        : "sdp_plan_epoch" + std::to_string(at.step / steps_per_epoch) + ".json");
     });
-  train::TrainSummary summary = trainer.fit(data_.train, nullptr);
+  train::TrainSummary summary = trainer.fit(data_.train, test_during_training());
   trainer.after_step(nullptr);
   summary.train_flops = earlier_flops_ + flops_since_change(summary.train_samples);
   return summary;
@@ -211,6 +219,62 @@ nlohmann::json SdpRun::details() const {
   return json;
 }
 
+// The model the run stands for now, on rank 0 (other ranks: an empty holder). Forward masking:
+// assembled from every worker's subnetwork (collective). Backward masking: rank 0's own full model
+// (every worker's is the same); during training a copy, which the batch-norm pass may change.
+models::StagedModel SdpRun::full_model_now(bool final) {
+  train::Trainer& trainer = *worker_.trainer;
+  if (!backward_)
+    return assemble_full_model(group_, *trainer.model(), sequence_.plan, full_, config_.seed,
+                               setup_.rescale);
+  if (group_.rank() != 0) return models::StagedModel(nullptr);
+  if (final) return trainer.model();
+  models::StagedModel copy(nullptr);
+  {
+    const auto rng_lock = lock_global_generator();
+    copy = models::build_model(full_);
+  }
+  copy->to(trainer.model()->parameters().front().device());
+  torch::NoGradGuard no_grad;
+  auto params = trainer.model()->named_parameters();
+  for (auto& item : copy->named_parameters()) item.value().copy_(params[item.key()]);
+  auto buffers = trainer.model()->named_buffers();
+  for (auto& item : copy->named_buffers()) item.value().copy_(buffers[item.key()]);
+  return copy;
+}
+
+// Rank 0: the full model's batch-norm statistics re-estimated (recorded in `details` if given),
+// then its test figures.
+train::EvalResult SdpRun::prepare_and_evaluate(models::StagedModel& full, const data::Dataset& test,
+                                               nlohmann::json* details) {
+  const int64_t bn_samples = train::recompute_batch_norm_statistics(
+      full, data_.train, setup_.bn_batches, config_.batch_size, config_.seed,
+      train::parse_device(config_.device));
+  if (details != nullptr) (*details)["bn_recalibration_samples"] = bn_samples;
+  train::Trainer evaluator(full, objective_, config_, nullptr);
+  return evaluator.evaluate(test);
+}
+
+// An evaluation during training (the Trainer's test evaluator, every worker at the same step): the
+// model the run would end with if it stopped here, evaluated as the final one is. Every worker
+// records rank 0's figures. Nothing of the training changes: the workers' models are only read.
+train::EvalResult SdpRun::evaluate_during_training(const data::Dataset& test) {
+  models::StagedModel full = full_model_now(/*final=*/false);
+  torch::Tensor figures = torch::zeros({3}, torch::kFloat64);
+  if (group_.rank() == 0) {
+    const train::EvalResult result = prepare_and_evaluate(full, test, nullptr);
+    figures = torch::tensor({result.loss, result.accuracy, static_cast<double>(result.samples)},
+                            torch::kFloat64);
+  }
+  std::vector<torch::Tensor> message = {figures};
+  group_.broadcast(message, 0);
+  train::EvalResult result;
+  result.loss = figures[0].item<double>();
+  result.accuracy = figures[1].item<double>();
+  result.samples = static_cast<int64_t>(figures[2].item<double>());
+  return result;
+}
+
 // Rank 0: the subnetwork's own accuracy, then the full model's batch-norm statistics, test
 // figures and checkpoint.
 void SdpRun::finish_on_rank0(models::StagedModel assembled, dist::RunResult& result) {
@@ -225,12 +289,8 @@ void SdpRun::finish_on_rank0(models::StagedModel assembled, dist::RunResult& res
                100.0 * own_accuracy);
   result.details[backward_ ? "worker0_own_bn_test_accuracy" : "worker0_subnet_test_accuracy"] =
       own_accuracy;
-  result.details["bn_recalibration_samples"] = train::recompute_batch_norm_statistics(
-      assembled, data_.train, setup_.bn_batches, config_.batch_size, config_.seed,
-      train::parse_device(config_.device));
   result.details["full_parameters"] = models::parameter_count(*assembled);
-  train::Trainer evaluator(assembled, objective_, config_, nullptr);
-  result.summary.test = evaluator.evaluate(data_.test);
+  result.summary.test = prepare_and_evaluate(assembled, data_.test, &result.details);
   if (setup_.run) {
     nlohmann::json meta = trainer.checkpoint_meta();
     meta["model"] = models::to_json(full_);
@@ -320,18 +380,18 @@ dist::RunResult SdpRun::run() {
   if (!setup_.restart_dir.empty())
     worker_.trainer->set_checkpoint_saver(
         [this](const nlohmann::json& meta) { save_restart_checkpoint(meta); });
+  worker_.trainer->set_test_evaluator(
+      [this](const data::Dataset& test) { return evaluate_during_training(test); });
   dist::RunResult result;
-  result.summary = backward_ ? worker_.trainer->fit(data_.train, nullptr) : fit_plan_sequence();
+  result.summary =
+      backward_ ? worker_.trainer->fit(data_.train, test_during_training()) : fit_plan_sequence();
   // Moving units to a new plan is training traffic too (this process's, as the sync's stats).
   result.step_comm_bytes =
       worker_.stats().comm_bytes + sequence_.changes.comm_bytes - resumed_change_bytes_;
 
   // With backward masking every worker ends with the same full model (refreshed after every
   // step): rank 0's is the result, and nothing needs to travel.
-  models::StagedModel assembled =
-      backward_ ? (leader ? worker_.trainer->model() : models::StagedModel(nullptr))
-                : assemble_full_model(group_, *worker_.trainer->model(), sequence_.plan, full_,
-                                      config_.seed, setup_.rescale);
+  models::StagedModel assembled = full_model_now(/*final=*/true);
   result.details = details();
   if (leader) finish_on_rank0(assembled, result);
   return result;

@@ -1,7 +1,8 @@
 // A run of subnetwork data parallelism (`tessera train --dist sdp`), one call per worker: the plan
 // every worker computes alone, each worker's subnetwork and its synchronisation, the plan changes
 // (redraws), and at the end the full model, assembled on rank 0 (forward masking) or rank 0's own
-// (backward masking), evaluated and saved as an ordinary checkpoint.
+// (backward masking), evaluated and saved as an ordinary checkpoint. The same full model is also
+// evaluated during training (train.evals_per_epoch times per epoch), for time to accuracy.
 #pragma once
 
 #include <cstdint>
@@ -35,6 +36,10 @@ struct SdpSetup {
   int64_t bn_batches = 100;   // training batches re-estimating batch-norm statistics at the end
   int64_t redraw_epochs = 0;  // forward masking: a new plan every N epochs (0: one plan)
   int64_t redraw_steps = 0;   // ... or every N optimizer steps
+  // Evaluate the full model (assembled as at the end) train.evals_per_epoch times per epoch, into
+  // the summary's history with elapsed_seconds (time to accuracy); the training is the same
+  // either way. false: only the final model is evaluated.
+  bool evaluate_during_training = true;
   train::RunDirectory* run = nullptr;  // rank 0's (plans, metrics, checkpoint), or null
   // Every rank: the run directory whose restart/ folder holds each worker's checkpoints
   // (dist/restart_checkpoint), taken at train.checkpoint_every epochs and

@@ -66,7 +66,8 @@ nlohmann::json history_json(const std::vector<EvalPoint>& history) {
                       {"test_accuracy", point.test.accuracy},
                       {"test_loss", point.test.loss},
                       {"test_samples", point.test.samples},
-                      {"elapsed_seconds", point.elapsed_seconds}});
+                      {"elapsed_seconds", point.elapsed_seconds},
+                      {"evaluation_seconds", point.evaluation_seconds}});
   return points;
 }
 
@@ -80,6 +81,7 @@ std::vector<EvalPoint> history_from_json(const nlohmann::json& json) {
     p.test.loss = point.at("test_loss").get<double>();
     p.test.samples = point.value("test_samples", int64_t{0});
     p.elapsed_seconds = point.value("elapsed_seconds", 0.0);
+    p.evaluation_seconds = point.value("evaluation_seconds", 0.0);
     history.push_back(p);
   }
   return history;
@@ -199,6 +201,7 @@ nlohmann::json Trainer::checkpoint_meta() const {
           {"next_eval", next_eval_},
           {"stochastic_generators", models::stochastic_layer_states(*model_)},
           {"history", history_json(history_)},
+          {"evaluation_seconds", evaluation_seconds_},
           {"elapsed_seconds", clock_.seconds()}};
 }
 
@@ -233,6 +236,7 @@ int64_t Trainer::resume_from_meta(const nlohmann::json& meta) {
       resumed_generators_ = by_rank.at(static_cast<size_t>(config_.rank));
   }
   history_ = history_from_json(meta.value("history", nlohmann::json::array()));
+  evaluation_seconds_ = meta.value("evaluation_seconds", 0.0);
   clock_.add(meta.value("elapsed_seconds", 0.0));
   return epochs_done_;
 }
@@ -335,8 +339,10 @@ EvalResult Trainer::evaluate(const data::Dataset& dataset) {
 EvalPoint Trainer::evaluate_point(const data::Dataset& test, double epoch, int64_t samples) {
   // The time the evaluated weights were reached, before the evaluation's own cost.
   const double elapsed = clock_.seconds();
-  EvalPoint point{epoch, samples, evaluate(test), elapsed};
+  EvalPoint point{epoch, samples, {}, elapsed, evaluation_seconds_};
+  point.test = test_evaluator_ ? test_evaluator_(test) : evaluate(test);
   if (on_evaluation_) on_evaluation_(point);
+  evaluation_seconds_ += clock_.seconds() - elapsed;
   return point;
 }
 
@@ -575,7 +581,8 @@ TrainSummary Trainer::fit(const data::Dataset& train, const data::Dataset* test,
     if (checkpoint_now) save();
   }
   summary.history = history_;
-  if (test != nullptr && !last_test) last_test = evaluate(*test);
+  if (test != nullptr && !last_test)
+    last_test = test_evaluator_ ? test_evaluator_(*test) : evaluate(*test);
   if (last_test) summary.test = *last_test;
 
   summary.epochs = epochs_done_;

@@ -65,6 +65,9 @@ struct EvalPoint {
   int64_t train_samples = 0;  // samples trained on so far (the run's, incl. a resumed part)
   EvalResult test;
   double elapsed_seconds = 0.0;  // wall seconds since the run started (metrics::RunClock)
+  // Of those, the seconds spent in the run's earlier evaluations: elapsed_seconds minus this is
+  // the time to this point without them (runs evaluating at different rates compare fairly).
+  double evaluation_seconds = 0.0;
 };
 
 // Everything measured over a fit(); becomes summary.json.
@@ -161,6 +164,12 @@ class Trainer {
 
   EvalResult evaluate(const data::Dataset& dataset);
 
+  // What fit() runs for each test evaluation instead of evaluate(test) (e.g. SDP's evaluation of
+  // the assembled model, collective over the workers); call before fit().
+  void set_test_evaluator(std::function<EvalResult(const data::Dataset&)> evaluator) {
+    test_evaluator_ = std::move(evaluator);
+  }
+
   // Called after every test evaluation during fit() (e.g. to keep a snapshot of the weights).
   void on_evaluation(std::function<void(const EvalPoint&)> callback) {
     on_evaluation_ = std::move(callback);
@@ -228,6 +237,8 @@ class Trainer {
   int64_t next_eval_ = 1;
   nlohmann::json resumed_generators_;  // stochastic layers' states to restore mid-epoch
   std::vector<EvalPoint> history_;     // the run's evaluations
+  double evaluation_seconds_ = 0.0;    // spent in them (EvalPoint::evaluation_seconds)
+  std::function<EvalResult(const data::Dataset&)> test_evaluator_;
   metrics::RunClock clock_ = metrics::RunClock::since_process_start();
   std::function<void(const nlohmann::json&)> checkpoint_saver_;
 };
