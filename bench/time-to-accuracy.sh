@@ -35,6 +35,8 @@
 #   --seed S             (default 1)
 #   --timeout S          seconds any one run may take (default 900)
 #   --only REGEX         run only the rows whose name matches
+#   --sdp-flags "F ..."  more flags for every SDP row, e.g. "--sdp-redraw-steps 20" (a new plan
+#                        every 20 steps); recorded in environment.txt with the command
 #   --smoke              tiny sizes to try the script: synthetic 1x8x8 data, a 32-wide MLP,
 #                        2 epochs of 2048 samples, batch 16 per worker
 #   --tessera PATH       the binary (default build/tessera of this checkout)
@@ -58,6 +60,7 @@ seed=1
 run_timeout=900
 only=""
 smoke=0
+sdp_flags=()
 tessera="$root_dir/build/tessera"
 
 usage() {
@@ -85,6 +88,7 @@ while [ $# -gt 0 ]; do
     --seed) seed="$2"; shift 2 ;;
     --timeout) run_timeout="$2"; shift 2 ;;
     --only) only="$2"; shift 2 ;;
+    --sdp-flags) read -r -a sdp_flags <<< "$2"; shift 2 ;;
     --smoke) smoke=1; shift ;;
     --tessera) tessera="$2"; shift 2 ;;
     -h | --help) usage ;;
@@ -220,7 +224,8 @@ run_rate() {  # rate
   local rows="$out/$rate.tsv"
   local raw="$dir/raw.tsv"
   : > "$raw"
-  local sdp=(--dist sdp --sdp-level "$level" --coverage "$coverage" --batch-size "$batch")
+  local sdp=(--dist sdp --sdp-level "$level" --coverage "$coverage" --batch-size "$batch"
+    "${sdp_flags[@]}")
   local pnn=(pnn --partitions 2 --batch-size "$global_batch" --epochs "$epochs")
   # DDP first: its final accuracy is every row's target. Then SDP and the other methods
   # alternately, so that a drift of the machine during the table does not favour one side.

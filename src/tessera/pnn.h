@@ -14,3 +14,4 @@
 #include "tessera/pnn/pnn_run.h"
 #include "tessera/pnn/regression_fit.h"
 #include "tessera/pnn/sil.h"
+#include "tessera/pnn/sil_space.h"
