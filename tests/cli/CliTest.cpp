@@ -195,8 +195,8 @@ TEST(Cli, PnnSilSpaceRegressesInTheReducedSpaceAndRejectsWhatCannotFit) {
   const auto summary = read_json(dir + "/parallel/summary.json");
   // Partition 0's outputs are compared with its labels in the 16-dimensional space.
   EXPECT_EQ(summary.at("partitions")[0].at("regression_fit").at("units"), 16);
-  // It learns (chance: 10%), if less than in the full space (at least 90%, above): the lifted labels P^T s are
-  // 16 of 64 dimensions, small against the SIL noise (docs/results.md, issue 19).
+  // It learns (chance: 10%), if less than in the full space (at least 90%, above): the lifted
+  // labels P^T s are 16 of 64 dimensions, small against the SIL noise (docs/results.md, issue 19).
   EXPECT_GE(summary.at("test_accuracy").get<double>(), 0.3);
   // The MLP's cut is [64]: nothing to pool, a projection larger than the cut, no size.
   for (const char* bad : {" --sil-space pooled --sil-space-size 2",
