@@ -133,53 +133,50 @@ void sgd_baseline(float* p, const float* g, float* buf, int64_t n, const SgdScal
 
 enum class Isa { Avx512, Avx2, Baseline };
 
+// The CPU's widest instruction set, read once.
 Isa widest_isa() {
+  static const Isa isa = [] {
 #if defined(__x86_64__) && defined(__GNUC__)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")) return Isa::Avx512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::Avx2;
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")) return Isa::Avx512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::Avx2;
 #endif
-  return Isa::Baseline;
+    return Isa::Baseline;
+  }();
+  return isa;
 }
+
+// The variant of a loop for that instruction set.
+template <typename Loop>
+Loop widest(Loop avx512, Loop avx2, Loop baseline) {
+  return widest_isa() == Isa::Avx512 ? avx512 : widest_isa() == Isa::Avx2 ? avx2 : baseline;
+}
+#if defined(__x86_64__) && defined(__GNUC__)
+#define TESSERA_WIDEST(loop) widest(loop##_avx512, loop##_avx2, loop##_baseline)
+#else
+#define TESSERA_WIDEST(loop) loop##_baseline
+#endif
 
 }  // namespace
 
 const char* fused_kernel_isa() {
-  static const Isa isa = widest_isa();
+  const Isa isa = widest_isa();
   return isa == Isa::Avx512 ? "avx512f+fma" : isa == Isa::Avx2 ? "avx2+fma" : "baseline";
 }
 
 void adam_update(float* p, const float* g, float* m, float* v, float* vmax, int64_t n,
                  const AdamScalars& s) {
-#if defined(__x86_64__) && defined(__GNUC__)
-  static const AdamLoop loop = widest_isa() == Isa::Avx512 ? adam_avx512
-                               : widest_isa() == Isa::Avx2 ? adam_avx2
-                                                           : adam_baseline;
-#else
-  static const AdamLoop loop = adam_baseline;
-#endif
+  static const AdamLoop loop = TESSERA_WIDEST(adam);
   loop(p, g, m, v, vmax, n, s);
 }
 
 void sgd_update(float* p, const float* g, float* buf, int64_t n, const SgdScalars& s) {
-#if defined(__x86_64__) && defined(__GNUC__)
-  static const SgdLoop loop = widest_isa() == Isa::Avx512 ? sgd_avx512
-                              : widest_isa() == Isa::Avx2 ? sgd_avx2
-                                                          : sgd_baseline;
-#else
-  static const SgdLoop loop = sgd_baseline;
-#endif
+  static const SgdLoop loop = TESSERA_WIDEST(sgd);
   loop(p, g, buf, n, s);
 }
 
 bool floats_finite(const float* x, int64_t n) {
-#if defined(__x86_64__) && defined(__GNUC__)
-  static const FiniteLoop loop = widest_isa() == Isa::Avx512 ? finite_avx512
-                                 : widest_isa() == Isa::Avx2 ? finite_avx2
-                                                             : finite_baseline;
-#else
-  static const FiniteLoop loop = finite_baseline;
-#endif
+  static const FiniteLoop loop = TESSERA_WIDEST(finite);
   return loop(x, n);
 }
 
