@@ -92,6 +92,12 @@ TEST(LanguageModelCli, PnnBothSchedulesJoinIntoAModelThatGenerates) {
   for (const char* schedule : {"sequential", "parallel"}) {
     const auto summary = read_json(dir + "/pnn/" + schedule + "/summary.json");
     EXPECT_GT(summary["test_loss"].get<double>(), 0.0) << schedule;
+    // Bits per byte beside the loss, and a loss at every curve point (quality against FLOPs).
+    EXPECT_NEAR(summary["test_bits_per_byte"].get<double>(),
+                summary["test_loss"].get<double>() / std::log(2.0), 1e-9)
+        << schedule;
+    EXPECT_TRUE(summary.contains("joined_test_bits_per_byte")) << schedule;
+    for (const auto& point : summary["curve"]) EXPECT_GT(point["loss"].get<double>(), 0.0);
     const auto g = run_tessera("generate --checkpoint " + dir + "/pnn/" + schedule +
                                "/checkpoint.pt --prompt Record --tokens 10 --threads 1");
     EXPECT_EQ(g.code, 0) << g.output;

@@ -25,7 +25,7 @@ std::vector<CurvePoint> conventional_curve(const train::TrainSummary& summary,
   std::vector<CurvePoint> curve;
   for (const auto& point : summary.history)
     curve.push_back({metrics::training_flops(forward_flops) * point.train_samples,
-                     point.test.accuracy, "training", point.elapsed_seconds});
+                     point.test.accuracy, point.test.loss, "training", point.elapsed_seconds});
   return curve;
 }
 

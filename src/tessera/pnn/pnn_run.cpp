@@ -8,6 +8,7 @@
 #include "tessera/core/seeding.h"
 #include "tessera/dist/live_progress.h"
 #include "tessera/metrics/flops.h"
+#include "tessera/metrics/language_model.h"
 #include "tessera/metrics/measurement_scope.h"
 #include "tessera/metrics/timer.h"
 #include "tessera/models/architecture.h"
@@ -85,23 +86,29 @@ nlohmann::json to_json(const PnnResult& r) {
   for (const auto& point : r.curve)
     curve.push_back({{"flops", point.flops},
                      {"accuracy", point.accuracy},
+                     {"loss", point.loss},
                      {"phase", point.phase},
                      {"elapsed_seconds", point.elapsed_seconds}});
-  return {{"schedule", schedule_name(r.schedule)},
-          {"cuts", r.plan.cuts()},
-          {"partitions", r.partitions},
-          {"joined_test_accuracy", r.joined.accuracy},
-          {"joined_test_loss", r.joined.loss},
-          {"test_accuracy", r.recovered.accuracy},
-          {"test_loss", r.recovered.loss},
-          {"recovery", r.recovery},
-          {"curve", curve},
-          {"train_flops", r.train_flops},
-          {"handover_bytes", r.handover_bytes},
-          {"partition_comm_bytes", r.partition_comm_bytes},
-          {"max_partition_peak_tensor_bytes", r.max_partition_peak_tensor_bytes},
-          {"wall_seconds", r.wall_seconds},
-          {"checkpoint", r.checkpoint}};
+  nlohmann::json json = {{"schedule", schedule_name(r.schedule)},
+                         {"cuts", r.plan.cuts()},
+                         {"partitions", r.partitions},
+                         {"joined_test_accuracy", r.joined.accuracy},
+                         {"joined_test_loss", r.joined.loss},
+                         {"test_accuracy", r.recovered.accuracy},
+                         {"test_loss", r.recovered.loss},
+                         {"recovery", r.recovery},
+                         {"curve", curve},
+                         {"train_flops", r.train_flops},
+                         {"handover_bytes", r.handover_bytes},
+                         {"partition_comm_bytes", r.partition_comm_bytes},
+                         {"max_partition_peak_tensor_bytes", r.max_partition_peak_tensor_bytes},
+                         {"wall_seconds", r.wall_seconds},
+                         {"checkpoint", r.checkpoint}};
+  if (r.language_model) {
+    json["joined_test_bits_per_byte"] = metrics::bits_per_token(r.joined.loss);
+    json["test_bits_per_byte"] = metrics::bits_per_token(r.recovered.loss);
+  }
+  return json;
 }
 
 namespace {
@@ -185,7 +192,8 @@ void train_sequentially(const PnnSetup& setup, const PartitionPlan& plan, const 
       const int64_t per_sample = metrics::training_flops(json_int(outcome.report, "forward_flops"));
       for (const auto& point : outcome.report.at("history"))
         result.curve.push_back({flops + per_sample * point.at("train_samples").get<int64_t>(),
-                                point.at("test_accuracy").get<double>(), "partitions",
+                                point.at("test_accuracy").get<double>(),
+                                point.at("test_loss").get<double>(), "partitions",
                                 point.at("elapsed_seconds").get<double>()});
     }
     flops += json_int(outcome.report, "train_flops");
@@ -255,7 +263,8 @@ void train_in_parallel(const PnnSetup& setup, const PartitionPlan& plan,
     }
     const train::EvalResult joined =
         evaluate_model(join_checkpoints(setup.model, paths), data.test, setup.train);
-    result.curve.push_back({flops, joined.accuracy, "partitions", launched_at + ready});
+    result.curve.push_back(
+        {flops, joined.accuracy, joined.loss, "partitions", launched_at + ready});
   }
   for (int64_t i = 0; i < plan.size(); ++i)
     for (size_t k = 0; k < samples[static_cast<size_t>(i)].size(); ++k)
@@ -289,7 +298,8 @@ void join_and_recover(const PnnSetup& setup, const PartitionPlan& plan, const da
     const int64_t per_sample = metrics::training_flops(joined->forward_flops());
     for (const auto& point : summary.history)
       result.curve.push_back({before_recovery + per_sample * point.train_samples,
-                              point.test.accuracy, "recovery", point.elapsed_seconds});
+                              point.test.accuracy, point.test.loss, "recovery",
+                              point.elapsed_seconds});
   }
   result.checkpoint = setup.run_dir + "/checkpoint.pt";
   train::save_checkpoint(result.checkpoint, *joined, nullptr,
@@ -309,6 +319,7 @@ PnnResult run_pnn(const PnnSetup& setup, const data::TrainTest& data) {
   const metrics::RunClock clock;  // the curve's elapsed_seconds
   PnnResult result;
   result.schedule = setup.pnn.schedule;
+  result.language_model = data.train.windows != nullptr;
   require(setup.plan.size() >= 1, "run_pnn: no partition plan (see choose_plan)");
   result.plan = setup.plan;
   std::filesystem::create_directories(setup.run_dir);

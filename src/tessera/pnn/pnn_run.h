@@ -47,16 +47,18 @@ std::vector<std::shared_ptr<const SilSpace>> make_sil_spaces(const PnnSetup& set
 // shaped like one sample in that cut's space (make_sil_spaces).
 std::vector<torch::Tensor> make_sils(const PnnSetup& setup, const PartitionPlan& plan);
 
-// Test accuracy of the joined model after `flops` training FLOPs (all workers together).
+// Test accuracy and loss of the joined model after `flops` training FLOPs (all workers together).
 struct CurvePoint {
   int64_t flops = 0;
   double accuracy = 0.0;
-  std::string phase;             // "partitions" or "recovery"
+  double loss = 0.0;  // mean test cross-entropy (nats; a language model's bits per byte / ln 2)
+  std::string phase;  // "partitions" or "recovery"
   double elapsed_seconds = 0.0;  // wall seconds since the PNN run started
 };
 
 struct PnnResult {
   PnnSchedule schedule = PnnSchedule::Sequential;
+  bool language_model = false;  // text windows: the summary adds bits per byte
   PartitionPlan plan;
   std::vector<nlohmann::json> partitions;  // each partition's report (train_partition)
   train::EvalResult joined;                // the joined model before recovery

@@ -61,6 +61,7 @@ Run schedule_run(const std::string& path, const std::string& name, const std::st
   run.name = name + ": pnn " + schedule;
   run.path = path + "/" + schedule;
   run.method = "pnn " + schedule;
+  run.language_model = s.contains("test_bits_per_byte");
   const nlohmann::json& partitions = s.at("partitions");
   run.workers = schedule == "parallel" ? static_cast<int64_t>(partitions.size()) : 1;
   double steps = 0;
@@ -76,6 +77,8 @@ Run schedule_run(const std::string& path, const std::string& name, const std::st
     Evaluation e;
     e.train_flops = number_or_missing(point, "flops");
     e.test_accuracy = number_or_missing(point, "accuracy");
+    e.test_loss = number_or_missing(point, "loss");
+    if (run.language_model) e.bits_per_byte = e.test_loss / std::log(2.0);
     run.evaluations.push_back(e);
   }
   run.bytes_per_step = steps > 0 ? number_or_missing(s, "partition_comm_bytes") / steps : kMissing;
@@ -89,6 +92,12 @@ Run schedule_run(const std::string& path, const std::string& name, const std::st
   for (const auto& c : s.value("cuts", nlohmann::json::array()))
     cuts += (cuts.empty() ? "" : ", ") + c.dump();
   rows.emplace_back("cuts after stage", cuts.empty() ? "-" : cuts);
+  if (run.language_model) {
+    rows.emplace_back("joined bits per byte",
+                      fixed(number_or_missing(s, "joined_test_bits_per_byte"), "%.3f"));
+    rows.emplace_back("bits per byte (after recovery)",
+                      fixed(number_or_missing(s, "test_bits_per_byte"), "%.3f"));
+  }
   rows.emplace_back("joined test accuracy",
                     percent_or_dash(number_or_missing(s, "joined_test_accuracy")));
   rows.emplace_back("test accuracy (after recovery)",

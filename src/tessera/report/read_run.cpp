@@ -178,13 +178,6 @@ std::string percent(double fraction) {
   return text;
 }
 
-std::string fixed(double value, const char* format) {
-  if (!std::isfinite(value)) return "-";
-  char text[32];
-  std::snprintf(text, sizeof text, format, value);
-  return text;
-}
-
 void add_summary_rows(Run& run, const nlohmann::json& summary, const nlohmann::json& config,
                       double factor) {
   auto& rows = run.summary;
@@ -224,6 +217,13 @@ void add_summary_rows(Run& run, const nlohmann::json& summary, const nlohmann::j
 }
 
 }  // namespace
+
+std::string fixed(double value, const char* format) {
+  if (!std::isfinite(value)) return "-";
+  char text[32];
+  std::snprintf(text, sizeof text, format, value);
+  return text;
+}
 
 double number_or_missing(const nlohmann::json& object, const char* key) {
   if (!object.is_object()) return kMissing;

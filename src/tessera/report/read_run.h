@@ -28,5 +28,7 @@ std::vector<SdpPlan> read_sdp_plans(const std::string& path);
 std::vector<nlohmann::json> read_json_lines(const std::string& path);
 // A number field, or kMissing when absent or not a number.
 double number_or_missing(const nlohmann::json& object, const char* key);
+// `value` printed with the printf `format` (one double), or "-" when it is not finite.
+std::string fixed(double value, const char* format);
 
 }  // namespace tessera::report
