@@ -57,7 +57,7 @@ TEST(PnnRun, SequentialPnnLearnsTheSyntheticSetAndRecordsEverything) {
   EXPECT_EQ(result.curve.back().flops, result.train_flops);
   EXPECT_DOUBLE_EQ(result.curve.back().accuracy, result.recovered.accuracy);
   EXPECT_DOUBLE_EQ(result.curve.back().loss, result.recovered.loss);
-  // The first point is the joined model after the partitions: its loss is the joined loss.
+  // The partitions' last point is the joined model before recovery: its loss is the joined loss.
   EXPECT_NEAR(result.curve[7].loss, result.joined.loss, 1e-5);
   EXPECT_FALSE(to_json(result).contains("test_bits_per_byte"));  // images, not text
   // Each partition holds only its own stages: together, exactly the whole model's parameters.

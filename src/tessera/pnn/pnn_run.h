@@ -51,7 +51,7 @@ std::vector<torch::Tensor> make_sils(const PnnSetup& setup, const PartitionPlan&
 struct CurvePoint {
   int64_t flops = 0;
   double accuracy = 0.0;
-  double loss = 0.0;  // mean test cross-entropy (nats; a language model's bits per byte / ln 2)
+  double loss = 0.0;  // mean test cross-entropy in nats (a language model's bits per byte x ln 2)
   std::string phase;  // "partitions" or "recovery"
   double elapsed_seconds = 0.0;  // wall seconds since the PNN run started
 };

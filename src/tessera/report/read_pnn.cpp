@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "tessera/core/error.h"
+#include "tessera/metrics/language_model.h"
 #include "tessera/report/read_run.h"
 #include "tessera/report/svg_plot.h"
 
@@ -78,7 +79,7 @@ Run schedule_run(const std::string& path, const std::string& name, const std::st
     e.train_flops = number_or_missing(point, "flops");
     e.test_accuracy = number_or_missing(point, "accuracy");
     e.test_loss = number_or_missing(point, "loss");
-    if (run.language_model) e.bits_per_byte = e.test_loss / std::log(2.0);
+    if (run.language_model) e.bits_per_byte = metrics::bits_per_token(e.test_loss);
     run.evaluations.push_back(e);
   }
   run.bytes_per_step = steps > 0 ? number_or_missing(s, "partition_comm_bytes") / steps : kMissing;

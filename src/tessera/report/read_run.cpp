@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "tessera/core/error.h"
+#include "tessera/metrics/language_model.h"
 #include "tessera/report/svg_plot.h"
 #include "tessera/train/run_directory.h"
 
@@ -100,7 +101,7 @@ void add_evaluations(Run& run, const nlohmann::json& summary,
     e.bytes_sent = total_samples > 0 ? total_bytes * own_samples / total_samples : kMissing;
     e.test_accuracy = number_or_missing(p, "test_accuracy");
     e.test_loss = number_or_missing(p, "test_loss");
-    if (run.language_model) e.bits_per_byte = e.test_loss / std::log(2.0);
+    if (run.language_model) e.bits_per_byte = metrics::bits_per_token(e.test_loss);
     run.evaluations.push_back(e);
   }
   if (!run.wall_measured && !points.empty())
