@@ -108,6 +108,12 @@ TEST(CheckpointArchiveTest, RejectsDamagedArchivesBeforeLibtorchReadsThem) {
   put_little_endian(bytes, directory + 24, 0x7ffffff0, 4);
   expect_rejected(path, bytes, "lies outside the archive");
 
+  // The first record marked encrypted (flag bit 0 at +8): miniz refuses it, and libtorch 1.13
+  // leaked its reader when it did (fuzz_checkpoint's regression input leak-8407852...).
+  bytes = good;
+  bytes[directory + 8] = static_cast<char>(bytes[directory + 8] | 1);
+  expect_rejected(path, bytes, "is encrypted or patched");
+
   // One flipped bit in the first tensor's data (libtorch would load it silently), and a local
   // header naming another record.
   const size_t first_local = good.find("PK\x03\x04");

@@ -76,6 +76,7 @@ struct Directory {
 struct Entry {
   std::string name;
   uint16_t method = 0;
+  uint16_t flags = 0;  // the general-purpose bit flags of its directory entry
   uint32_t crc = 0;
   uint64_t compressed = 0;
   uint64_t uncompressed = 0;
@@ -160,6 +161,7 @@ std::vector<Entry> read_entries(ArchiveFile& file, const Directory& directory) {
       file.fail("directory entry " + std::to_string(n) + " is cut off");
     Entry entry;
     entry.name.assign(reinterpret_cast<const char*>(header + kCentralHeaderBytes), name_bytes);
+    entry.flags = static_cast<uint16_t>(little_endian(header + 8, 2));
     entry.method = static_cast<uint16_t>(little_endian(header + 10, 2));
     entry.crc = static_cast<uint32_t>(little_endian(header + 16, 4));
     entry.compressed = little_endian(header + 20, 4);
@@ -219,6 +221,12 @@ uint32_t content_crc(ArchiveFile& file, const Entry& entry, uint64_t data) {
 // byte in a weight would load silently, and one in a TorchScript code record reaches libtorch's
 // parser: fuzz_checkpoint made it crash that way).
 void check_record(ArchiveFile& file, const Entry& entry, uint64_t directory_offset) {
+  // Encrypted (bits 0 and 6), patched (bit 5) or masked-directory (bit 13) records: miniz refuses
+  // to extract them, and libtorch 1.13 then leaks its reader's buffers (fuzz_checkpoint found it).
+  constexpr uint16_t kUnreadableFlags = 0x0001 | 0x0020 | 0x0040 | 0x2000;
+  if (entry.flags & kUnreadableFlags)
+    file.fail("record " + entry.name + " is encrypted or patched (zip flags " +
+              std::to_string(entry.flags) + "), which libtorch cannot read");
   if (entry.method != 0 && entry.method != 8)
     file.fail("record " + entry.name + " uses compression method " + std::to_string(entry.method));
   if (entry.method == 0 && entry.compressed != entry.uncompressed)
