@@ -24,6 +24,10 @@
 #   --master-addr A    give the hosts this master address instead of host 0's (error paths)
 #   --down H:S         set host H's link down S seconds after the hosts started (a host that
 #                      disappears mid-run); each host's exit is then timed from that moment
+#   --down-when TEXT   count --down's S from when TEXT first appears in a host's launch.log
+#                      (e.g. 'epoch 1:', once the workers train), not from the start: a slow
+#                      start (a sanitizer build, a loaded machine) then cannot turn a lost host
+#                      mid-run into one that never joined
 #   --tessera PATH     the binary, default build/tessera of this checkout
 #
 # Needs root (ip netns, veth, bridge, tc). Exit status: the first failing host's, 0 if all
@@ -41,6 +45,7 @@ out=""
 port=29500
 master_override=""
 down=""
+down_when=""
 tessera="$root_dir/build/tessera"
 
 usage() {
@@ -59,6 +64,7 @@ while [ $# -gt 0 ]; do
     --port) port="$2"; shift 2 ;;
     --master-addr) master_override="$2"; shift 2 ;;
     --down) down="$2"; shift 2 ;;
+    --down-when) down_when="$2"; shift 2 ;;
     --tessera) tessera="$2"; shift 2 ;;
     -h | --help) usage ;;
     --) shift; break ;;
@@ -78,6 +84,7 @@ if [ -n "$down" ]; then
   down_host="${BASH_REMATCH[1]}"
   down_after="${BASH_REMATCH[2]}"
 fi
+[ -z "$down_when" ] || [ -n "$down" ] || { echo "netns-cluster: --down-when needs --down" >&2; exit 2; }
 [ -x "$tessera" ] || { echo "netns-cluster: no tessera binary at $tessera (build first)" >&2; exit 2; }
 tessera="$(cd "$(dirname "$tessera")" && pwd)/$(basename "$tessera")"
 command=("$@")
@@ -186,12 +193,29 @@ for ((i = 0; i < hosts; i++)); do
   pids+=($!)
 done
 
+# Whether TEXT is in some host's log; "gone" once every host has exited without it.
+seen_in_a_log() {
+  local i alive=0
+  for ((i = 0; i < hosts; i++)); do
+    grep -qF -- "$1" "$out/h$i/launch.log" 2>/dev/null && return 0
+    kill -0 "${pids[i]}" 2>/dev/null && alive=1
+  done
+  [ "$alive" = 1 ] && return 1
+  echo "netns-cluster: every host exited before '$1' appeared in a log" >&2
+  return 0
+}
+
 down_at=""
 if [ -n "$down" ]; then
+  after="after $down_after s"
+  if [ -n "$down_when" ]; then
+    until seen_in_a_log "$down_when"; do sleep 0.2; done
+    after="$down_after s after '$down_when' appeared"
+  fi
   sleep "$down_after"
   ip -n "$(host_ns "$down_host")" link set eth0 down
   down_at="$(date +%s.%N)"
-  echo "netns-cluster: host $down_host's link set down after $down_after s"
+  echo "netns-cluster: host $down_host's link set down $after"
 fi
 
 status=0

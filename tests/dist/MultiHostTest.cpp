@@ -213,8 +213,9 @@ TEST(MultiHost, AStoppedClusterRemovesEverythingItMade) {
 TEST(MultiHost, AHostWhoseLinkGoesDownIsNamedWithinTheTimeout) {
   if (!is_root()) GTEST_SKIP() << "needs root to make network namespaces (CI runs as root)";
   const std::string out = fresh_dir("dist_multihost_down") + "/cluster";
-  // A run that would go on for long; host 1's link goes down 10 s in, once the workers train.
-  const auto r = cluster("--hosts 2 --down 1:10 --out " + out,
+  // A run that would go on for long; host 1's link goes down 2 s after rank 0 reported its first
+  // epoch, so that the workers train by then however slowly they started (a sanitizer build).
+  const auto r = cluster("--hosts 2 --down 1:2 --down-when 'epoch 1:' --out " + out,
                          "tessera train --dist ddp --dist-timeout 5 --epochs 100000 "
                          "--data synthetic --synthetic-train 512 --synthetic-test 128 "
                          "--synthetic-shape 1,8,8 --hidden 32,32 --batch-size 64 --threads 1",
