@@ -193,7 +193,7 @@ for ((i = 0; i < hosts; i++)); do
   pids+=($!)
 done
 
-# Whether TEXT is in some host's log; "gone" once every host has exited without it.
+# True once TEXT is in some host's log, or once every host has exited without it (said so).
 seen_in_a_log() {
   local i alive=0
   for ((i = 0; i < hosts; i++)); do
