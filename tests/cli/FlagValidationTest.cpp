@@ -234,6 +234,10 @@ TEST(FlagValidation, InconsistentFlagsAreRefusedBeforeAnythingLoads) {
       {{"train", "--optimizer", "sgd", "--momentum", "0", "--nesterov"},
        "--nesterov needs a positive --momentum"},
       {{"launch", "--nnodes", "2", "--node-rank", "2", "--", "true"}, "--node-rank"},
+      {{"train", "--model", "vit", "--tie-embeddings"}, "--tie-embeddings is for --model llama"},
+      {{"pnn", "--model", "llama", "--tie-embeddings"}, "--tie-embeddings: PNN puts"},
+      {{"train", "--model", "llama", "--tie-embeddings", "--dist", "pipeline"},
+       "--tie-embeddings: the pipeline puts"},
   };
   for (const auto& [args, message] : bad) {
     const Outcome o = tessera_main(args);

@@ -118,6 +118,7 @@ TEST(LanguageModelCli, DistributedRunsReportBitsPerByteAndTheirCheckpointsGenera
       {"pipeline", "--dist pipeline --micro-batches 2"},
       {"sdp_block", "--dist sdp --sdp-level block --coverage 0.5"},
       {"sdp_neuron", "--dist sdp --sdp-level neuron --coverage 0.5 --sdp-masking backward"},
+      {"sdp_tied", "--dist sdp --sdp-level neuron --coverage 0.5 --tie-embeddings"},
   };
   for (const auto& [name, flags] : runs) {
     const auto r = run_command("timeout -s KILL 180 " + binary + " launch -n 2 -- " + binary +

@@ -252,6 +252,61 @@ TEST(LlamaTest, GenerationIsReproducibleForASeed) {
   for (int64_t token : first) EXPECT_TRUE(token >= 0 && token < 256);
 }
 
+TEST(LlamaTest, TiedEmbeddingsShareOneWeightBetweenTheEmbeddingAndTheHead) {
+  ModelConfig config = tiny_llama(8);
+  config.tie_embeddings = true;
+  torch::manual_seed(3);
+  StagedModel model = build_model(config);
+  const int64_t untied = parameter_count(*build_model(tiny_llama(8)));
+  EXPECT_EQ(parameter_count(*model), untied - 256 * 16);
+  EXPECT_EQ(llama().stage_name(model->config(), 3), "head 16->256 (tied)");
+  auto params = named_parameters_of(*model);
+  EXPECT_EQ(params.count("stage3.out.weight"), 0u);
+  torch::Tensor table = params.at("stage0.embed.weight");
+
+  // Tokens 0..9 only: row 200 of the table is used by the head alone, so its gradient proves the
+  // head multiplies by the table, and zeroing row 5 zeroes every position's logit for byte 5.
+  torch::manual_seed(4);
+  const torch::Tensor tokens = torch::randint(0, 10, {2, 8}, torch::kLong);
+  model->forward(tokens).logsumexp(-1).sum().backward();
+  EXPECT_GT(table.grad()[200].abs().sum().item<double>(), 0.0);
+  {
+    torch::NoGradGuard no_grad;
+    table[5].zero_();
+  }
+  const torch::Tensor logits = model->forward(tokens);
+  EXPECT_TRUE(torch::equal(logits.select(-1, 5), torch::zeros({2, 8})));
+  EXPECT_GT(logits.select(-1, 6).abs().sum().item<double>(), 0.0);
+
+  // The flag survives the model's JSON (checkpoints, config.json).
+  EXPECT_TRUE(model_config_from_json(to_json(model->config())).tie_embeddings);
+  EXPECT_FALSE(model_config_from_json(nlohmann::json::object()).tie_embeddings);
+}
+
+TEST(LlamaTest, TiedModelsCannotBeCutAndOtherFamiliesCannotTie) {
+  ModelConfig config = tiny_llama(8);
+  config.tie_embeddings = true;
+  EXPECT_THROW(require_cuttable(config, "PNN"), UsageError);
+  EXPECT_NO_THROW(require_cuttable(tiny_llama(8), "PNN"));
+  // A model holding the head without the embedding has no output map; its forward says so.
+  StagedModel head(architecture("llama").resolve(config), 3, 4);
+  try {
+    head->forward(torch::randn({2, 8, 16}));
+    ADD_FAILURE() << "a tied head without its embedding ran";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("tied to the token embedding"), std::string::npos);
+  }
+  ModelConfig vit;
+  vit.arch = "vit";
+  vit.input_shape = {1, 28, 28};
+  vit.depth = 1;
+  vit.embed_dim = 16;
+  vit.num_heads = 2;
+  vit.mlp_dim = 16;
+  vit.tie_embeddings = true;
+  EXPECT_THROW(build_model(vit), UsageError);
+}
+
 TEST(LlamaTest, BadConfigsAreUsageErrors) {
   auto expect_usage = [](ModelConfig config, const std::string& needle) {
     try {

@@ -64,6 +64,9 @@ void CommonOptions::finish() {
 }
 
 void check_model_flags(const models::ModelConfig& model) {
+  require(!model.tie_embeddings || model.arch == "llama",
+          "--tie-embeddings is for --model llama (the " + model.arch +
+              " family has no token embedding to tie)");
   if (model.arch != "vit" && model.arch != "llama") return;
   require(model.embed_dim % model.num_heads == 0,
           "--heads " + std::to_string(model.num_heads) + " must divide --embed-dim " +
@@ -166,6 +169,9 @@ void add_model_flags(CLI::App& app, CommonOptions& o) {
                  "(resnet/wrn blocks, vit attention and MLP sublayers; not mlp); in [0, 1)")
       ->capture_default_str()
       ->check(probability_below_one());
+  app.add_flag("--tie-embeddings", o.model.tie_embeddings,
+               "llama: the output head multiplies by the token embedding's weight instead of its "
+               "own (vocabulary x width fewer parameters; not with PNN or a pipeline)");
 }
 
 void add_train_flags(CLI::App& app, CommonOptions& o) {

@@ -13,6 +13,7 @@
 #include "tessera/dist/local_launcher.h"
 #include "tessera/models/architecture.h"
 #include "tessera/models/regularizers.h"
+#include "tessera/models/staged_model.h"
 #include "tessera/pnn/comparison.h"
 #include "tessera/pnn/pnn_run.h"
 #include "tessera/report/report.h"
@@ -126,6 +127,7 @@ std::vector<std::string> finish(const CLI::App& app, PnnFlags& flags) {
   apply_family_defaults(app, options);
   options.finish();
   train::validate(options.train);
+  models::require_cuttable(options.model, "PNN");
   if (app.count("--sil-seed") == 0) config.sil.seed = options.train.seed;
   // Evaluation in training-size batches, for every run here: otherwise a diagnostic pass over the
   // test set (e.g. a partition's regression loss on 1000-sample batches) can set a worker's peak.

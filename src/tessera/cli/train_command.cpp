@@ -131,6 +131,7 @@ int train_command(const Args& raw_args) {
   options.finish();
   train::validate(options.train);
   check_dist_flags(dist_flags, options.train);
+  if (mode == DistMode::Pipeline) models::require_cuttable(options.model, "the pipeline");
   if (mode != DistMode::None) return train_distributed(args, options, dist_flags, mode, resume);
   return train_alone(args, options, resume, init_from);
 }

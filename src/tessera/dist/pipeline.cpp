@@ -45,6 +45,7 @@ void sum_over_ranks(ProcessGroup& group, std::vector<double>& values) {
 
 std::vector<std::pair<int64_t, int64_t>> split_stages(const models::ModelConfig& config,
                                                       int64_t ranks) {
+  if (ranks > 1) models::require_cuttable(config, "the pipeline");
   const models::Architecture& arch = models::architecture(config.arch);
   const models::ModelConfig resolved = arch.resolve(config);
   const int64_t stages = arch.num_stages(resolved);
@@ -88,6 +89,7 @@ PipelineTrainer::PipelineTrainer(ProcessGroup group, const models::ModelConfig& 
   require(micro_batches_ >= 1, "--micro-batches must be at least 1");
   require(config_.device == "cpu", "--dist pipeline runs on cpu only for now");
   train::require_precision_supported(config_.precision, torch::Device(config_.device));
+  if (group_.size() > 1) models::require_cuttable(model, "the pipeline");
   if (ranges_.empty()) ranges_ = split_stages(model, group_.size());
   require(static_cast<int64_t>(ranges_.size()) == group_.size(),
           "pipeline: one stage range per rank is needed");

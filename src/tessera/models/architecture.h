@@ -82,6 +82,11 @@ class Architecture {
 
   // Multiply-add based FLOPs of one sample's forward pass through the stage (honouring subnet).
   virtual int64_t stage_forward_flops(const ModelConfig& config, int64_t stage) const = 0;
+
+  // Connects built stages [begin, begin + stages.size()) that share a parameter (llama's tied
+  // embeddings). The default accepts no sharing: UsageError when config.tie_embeddings is set.
+  virtual void link_stages(const ModelConfig& config, int64_t begin,
+                           const std::vector<StagePtr>& stages) const;
 };
 
 // The family named by `config.arch`; throws UsageError listing the known names otherwise.

@@ -120,13 +120,25 @@ torch::Tensor DecoderBlockImpl::forward_cached(torch::Tensor x, LayerCache& cach
   return x;
 }
 
-LmHeadImpl::LmHeadImpl(int64_t dim, int64_t vocabulary)
-    : norm(register_module("norm", RmsNorm(dim))),
-      out(register_module(
-          "out", torch::nn::Linear(torch::nn::LinearOptions(dim, vocabulary).bias(false)))) {}
+LmHeadImpl::LmHeadImpl(int64_t dim, int64_t vocabulary, bool tied)
+    : norm(register_module("norm", RmsNorm(dim))) {
+  if (!tied)
+    out = register_module("out",
+                          torch::nn::Linear(torch::nn::LinearOptions(dim, vocabulary).bias(false)));
+}
 
 torch::Tensor LmHeadImpl::forward(torch::Tensor x) {
-  return out(norm(x));
+  if (out) return out(norm(x));
+  if (!tied_weight_.defined())
+    throw Error(
+        "llama: the output head is tied to the token embedding, which is not in this model; a "
+        "model holding the head without stage 0 cannot run it");
+  return torch::linear(norm(x), tied_weight_);
+}
+
+void LmHeadImpl::tie(const torch::Tensor& embedding_weight) {
+  require(tied(), "llama: tie() on an output head that has its own weight");
+  tied_weight_ = embedding_weight;
 }
 
 torch::Tensor llama_forward_cached(StagedModel& model, const torch::Tensor& tokens,
@@ -210,11 +222,25 @@ class LlamaArchitecture : public Architecture {
 
   int64_t num_stages(const ModelConfig& config) const override { return config.depth + 2; }
 
+  // A model holding both stage 0 and the head ties them; one holding only the head is left without
+  // an output map (its forward says why), which only per-stage construction (measuring, SDP's
+  // stage-by-stage initialisation) does: PNN and the pipeline refuse tied models beforehand.
+  void link_stages(const ModelConfig& config, int64_t begin,
+                   const std::vector<StagePtr>& stages) const override {
+    const int64_t end = begin + static_cast<int64_t>(stages.size());
+    if (!config.tie_embeddings || begin != 0 || end <= head_stage(config)) return;
+    auto* embedding = dynamic_cast<TokenEmbeddingImpl*>(stages.front().get());
+    auto* head = dynamic_cast<LmHeadImpl*>(stages.back().get());
+    require(embedding != nullptr && head != nullptr, "llama: stages out of order");
+    head->tie(embedding->embed->weight);
+  }
+
   std::string stage_name(const ModelConfig& config, int64_t stage) const override {
     const std::string dim = std::to_string(config.embed_dim);
     const std::string vocabulary = std::to_string(config.num_classes);
     if (stage == 0) return "embed " + vocabulary + "->" + dim;
-    if (stage == head_stage(config)) return "head " + dim + "->" + vocabulary;
+    if (stage == head_stage(config))
+      return "head " + dim + "->" + vocabulary + (config.tie_embeddings ? " (tied)" : "");
     const BlockWidths held = block_widths(config, stage);
     std::string parts = held.heads > 0 ? std::to_string(held.heads) + " heads" : "no attn";
     parts += held.hidden > 0 ? ", mlp " + std::to_string(held.hidden) : ", no mlp";
@@ -233,7 +259,7 @@ class LlamaArchitecture : public Architecture {
     if (stage == 0) {
       built = TokenEmbedding(config.num_classes, config.embed_dim).ptr();
     } else if (stage == head_stage(config)) {
-      built = LmHead(config.embed_dim, config.num_classes).ptr();
+      built = LmHead(config.embed_dim, config.num_classes, config.tie_embeddings).ptr();
     } else {
       const BlockWidths held = block_widths(config, stage);
       built = DecoderBlock(config.embed_dim, held.heads, head_dim(config), held.hidden,

@@ -1,6 +1,7 @@
 // LLaMA-style decoder-only language model (`--model llama`): token embedding, pre-norm decoder
 // blocks (RMSNorm, causal multi-head self-attention with rotary position embeddings, SwiGLU MLP;
-// no biases), final RMSNorm and an output projection to the vocabulary. Embeddings are untied.
+// no biases), final RMSNorm and an output projection to the vocabulary, by its own weight or, with
+// tie_embeddings, by the token embedding's.
 //
 // Stages: 0 = token embedding (int64 [B, T] -> [B, T, D]), 1..depth = decoder blocks
 // ([B, T, D] -> [B, T, D]), depth + 1 = head ([B, T, D] -> logits [B, T, V]); PNN cuts between
@@ -109,14 +110,22 @@ class DecoderBlockImpl : public Stage {
 };
 TORCH_MODULE(DecoderBlock);
 
-// [B, T, D] -> logits [B, T, V]: final RMSNorm and a linear map without bias.
+// [B, T, D] -> logits [B, T, V]: final RMSNorm and a linear map without bias. Untied, the map is
+// its own `out`; tied, it has no weight of its own and multiplies by the token embedding's table,
+// which tie() hands it (the embedding's parameter, so its gradient sums both uses).
 class LmHeadImpl : public Stage {
  public:
-  LmHeadImpl(int64_t dim, int64_t vocabulary);
+  LmHeadImpl(int64_t dim, int64_t vocabulary, bool tied = false);
+  // Throws Error when tied and tie() was never called (a partition without the embedding).
   torch::Tensor forward(torch::Tensor x) override;
+  void tie(const torch::Tensor& embedding_weight);
+  bool tied() const { return !out; }
 
   RmsNorm norm;
-  torch::nn::Linear out;
+  torch::nn::Linear out{nullptr};  // null when tied
+
+ private:
+  torch::Tensor tied_weight_;  // [V, D], a parameter of stage 0
 };
 TORCH_MODULE(LmHead);
 

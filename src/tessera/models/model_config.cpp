@@ -19,6 +19,7 @@ nlohmann::json to_json(const ModelConfig& config) {
           {"pool", config.pool},
           {"dropout", config.dropout},
           {"drop_path", config.drop_path},
+          {"tie_embeddings", config.tie_embeddings},
           {"subnet", config.subnet}};
 }
 
@@ -53,6 +54,7 @@ ModelConfig model_config_from_json(const nlohmann::json& json) {
   // Absent from checkpoints written before the regularisers existed: they stay 0.
   read_field(json, "dropout", config.dropout);
   read_field(json, "drop_path", config.drop_path);
+  read_field(json, "tie_embeddings", config.tie_embeddings);  // absent before it existed: false
   read_field(json, "subnet", config.subnet);
   return config;
 }

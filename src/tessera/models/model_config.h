@@ -47,6 +47,11 @@ struct ModelConfig {
   double dropout = 0;
   double drop_path = 0;
 
+  // llama: the output head multiplies by the token embedding's weight (one [V, D] tensor) instead
+  // of holding its own. The embedding and the head must then be on one worker: no PNN cut or
+  // pipeline split between them.
+  bool tie_embeddings = false;
+
   Subnet subnet;
 };
 

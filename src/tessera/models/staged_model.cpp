@@ -20,6 +20,7 @@ StagedModelImpl::StagedModelImpl(const ModelConfig& config, int64_t begin, int64
     register_module("stage" + std::to_string(i), stage);
     stages_.push_back(std::move(stage));
   }
+  arch.link_stages(config, begin, stages_);
   // Distinct mask streams per layer from the start; the Trainer reseeds them from the run's seed.
   seed_stochastic_layers(*this, 0);
 }
@@ -50,6 +51,13 @@ int64_t StagedModelImpl::forward_flops() const {
 
 StagedModel build_model(const ModelConfig& config, int64_t begin, int64_t end) {
   return StagedModel(architecture(config.arch).resolve(config), begin, end);
+}
+
+void require_cuttable(const ModelConfig& config, const std::string& method) {
+  require(!config.tie_embeddings,
+          "--tie-embeddings: " + method +
+              " puts the token embedding and the output head on different workers, so they "
+              "cannot share one weight; train this model untied");
 }
 
 int64_t parameter_count(torch::nn::Module& module) {

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <torch/torch.h>
@@ -42,6 +43,10 @@ TORCH_MODULE(StagedModel);
 
 // Resolves the config (architecture defaults, validation) and builds the model.
 StagedModel build_model(const ModelConfig& config, int64_t begin = 0, int64_t end = -1);
+
+// UsageError when `method` (e.g. "PNN") would put stage 0 and the last stage on different workers
+// and they share a weight (llama's tied embeddings).
+void require_cuttable(const ModelConfig& config, const std::string& method);
 
 // Sum of parameter bytes of a module.
 int64_t parameter_bytes(torch::nn::Module& module);

@@ -12,6 +12,7 @@
 #include "tessera/metrics/measurement_scope.h"
 #include "tessera/metrics/timer.h"
 #include "tessera/models/architecture.h"
+#include "tessera/models/staged_model.h"
 #include "tessera/pnn/handover.h"
 #include "tessera/pnn/join.h"
 #include "tessera/train/checkpoint.h"
@@ -21,6 +22,7 @@
 namespace tessera::pnn {
 
 PartitionPlan choose_plan(const PnnSetup& setup, std::vector<int64_t>* stage_bytes) {
+  models::require_cuttable(setup.model, "PNN");
   if (!setup.pnn.cuts.empty()) return plan_from_cuts(setup.model, setup.pnn.cuts);
   const std::vector<int64_t> bytes = measure_stage_memory(
       setup.model, setup.train.batch_size, setup.train.optimizer, setup.train.device);
@@ -321,6 +323,7 @@ PnnResult run_pnn(const PnnSetup& setup, const data::TrainTest& data) {
   result.schedule = setup.pnn.schedule;
   result.language_model = data.train.windows != nullptr;
   require(setup.plan.size() >= 1, "run_pnn: no partition plan (see choose_plan)");
+  models::require_cuttable(setup.model, "PNN");
   result.plan = setup.plan;
   std::filesystem::create_directories(setup.run_dir);
   train::write_json_file(plan_path(setup.run_dir), to_json(result.plan));
