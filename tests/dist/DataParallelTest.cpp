@@ -40,6 +40,8 @@ void expect_close(const std::vector<torch::Tensor>& a, const std::vector<torch::
 struct DdpRun {
   std::vector<std::vector<torch::Tensor>> parameters;
   std::vector<train::TrainSummary> summaries;
+  std::vector<int64_t>
+      gradient_bytes;  // each rank's reducer's count (the summary's is the process's)
   bool ran = false;
 };
 
@@ -49,14 +51,17 @@ DdpRun train_ddp(int64_t world, int64_t batch_size, dist::ReducerOptions reducer
   DdpRun run;
   run.parameters.resize(world);
   run.summaries.resize(world);
+  run.gradient_bytes.resize(world);
   std::vector<models::StagedModel> models;
   for (int64_t r = 0; r < world; ++r) models.push_back(small_mlp(data_of(r), 100 + r));
   run.ran = test::run_ranks(world, name, [&](dist::ProcessGroup& group) {
     const int64_t rank = group.rank();
     train::Trainer trainer(models[rank], std::make_shared<train::Classification>(),
                            sgd_config(batch_size, rank, world), nullptr);
-    trainer.set_worker_sync(std::make_shared<dist::DataParallel>(group, reducer));
+    auto ddp = std::make_shared<dist::DataParallel>(group, reducer);
+    trainer.set_worker_sync(ddp);
     run.summaries[rank] = trainer.fit(data_of(rank), nullptr);
+    run.gradient_bytes[rank] = ddp->reducer()->stats().comm_bytes;
     run.parameters[rank] = snapshot(models[rank]);
   });
   return run;
@@ -91,6 +96,32 @@ INSTANTIATE_TEST_SUITE_P(Buckets, DdpEquivalence,
                          ::testing::Values(dist::ReducerOptions{4 << 20, true},
                                            dist::ReducerOptions{1024, true},  // many buckets
                                            dist::ReducerOptions{1024, false}));
+
+TEST(DataParallel, Bf16GradientsTrainLikeFp32OnesWithIdenticalReplicasAndHalfTheBytes) {
+  const auto data = synthetic_6x6(480);
+  auto same_data = [&](int64_t) -> const data::Dataset& { return data.train; };
+  const DdpRun fp32 = train_ddp(2, 16, dist::ReducerOptions{1024, true, false}, same_data, "fp32");
+  const DdpRun bf16 = train_ddp(2, 16, dist::ReducerOptions{1024, true, true}, same_data, "bf16");
+  if (!fp32.ran || !bf16.ran) GTEST_SKIP() << "no process group on this machine";
+  double largest = 0.0;
+  bool any_differs = false;
+  for (size_t i = 0; i < fp32.parameters[0].size(); ++i) {
+    EXPECT_TRUE(torch::equal(bf16.parameters[0][i], bf16.parameters[1][i])) << "parameter " << i;
+    const torch::Tensor gap = (bf16.parameters[0][i] - fp32.parameters[0][i]).abs();
+    largest = std::max(largest, gap.max().item<double>());
+    any_differs = any_differs || gap.max().item<double>() > 0;
+  }
+  EXPECT_TRUE(any_differs);  // the gradients were rounded
+  EXPECT_LT(largest, 2e-3);  // but 30 SGD steps stay close to fp32's
+  EXPECT_NEAR(bf16.summaries[0].last_train.loss, fp32.summaries[0].last_train.loss, 0.01);
+  // Each of two ranks sends one payload per all-reduce: fp32 4N + 4 bytes a step (the count rides
+  // in bucket 0), bf16 2N + 4 (the count in a float32 all-reduce of its own).
+  int64_t parameters = 0;
+  for (const auto& p : fp32.parameters[0]) parameters += p.numel();
+  const int64_t steps = fp32.summaries[0].steps;
+  EXPECT_EQ(fp32.gradient_bytes[0], steps * (4 * parameters + 4));
+  EXPECT_EQ(bf16.gradient_bytes[0], steps * (2 * parameters + 4));
+}
 
 TEST(DataParallel, UnequalShardsFinishWithIdenticalReplicas) {
   metrics::install_memory_tracker();

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -262,10 +263,14 @@ TEST(DistCli, GlooBindsToTheGivenInterface) {
 TEST(DistCli, Bf16TrainsUnderDdpPipelineAndSdp) {
   const std::string dir = fresh_dir("dist_cli_bf16");
   // TESSERA_CPU_BF16=1: bf16 runs (emulated by oneDNN) on a CI machine without avx512_bf16.
+  const std::string sdp = "--dist sdp --sdp-level neuron --coverage 0.5";
   const std::vector<std::pair<std::string, std::string>> methods = {
       {"ddp", "--dist ddp"},
       {"pipeline", "--dist pipeline --micro-batches 2"},
-      {"sdp", "--dist sdp --sdp-level neuron --coverage 0.5"}};
+      {"sdp", sdp},
+      {"ddp_bf16_comm", "--dist ddp --comm-precision bf16"},
+      {"sdp_bf16_comm", sdp + " --comm-precision bf16"}};
+  std::map<std::string, int64_t> bytes;
   for (const auto& [name, flags] : methods) {
     const std::string run = dir + "/" + name;
     std::filesystem::create_directories(run);
@@ -279,10 +284,18 @@ TEST(DistCli, Bf16TrainsUnderDdpPipelineAndSdp) {
     const auto summary = read_json(run + "/run/summary.json");
     EXPECT_EQ(summary["precision"], "bf16") << name;
     EXPECT_TRUE(std::isfinite(summary["test_loss"].get<double>())) << name;
+    bytes[name] = summary["comm_bytes_per_step"].get<int64_t>();
     // Activations cross the pipeline's cut in fp32 (a float per value, as in an fp32 run).
     if (name == "pipeline") {
       EXPECT_EQ(summary["comm_bytes_per_step"].get<int64_t>(),
                 2 * 64 * 32 * 4 + 2 * 16);  // + the non-finite ballot
     }
   }
+  // Gradients sent as bf16: half the bytes, but for the float32 sample counts and the per-step
+  // bookkeeping (exact counts: DataParallel and ProcessGroup tests). SDP at C = 0.5 on two
+  // workers shares only the output biases, so its bookkeeping weighs more.
+  const double ddp_ratio = static_cast<double>(bytes["ddp_bf16_comm"]) / bytes["ddp"];
+  EXPECT_GT(ddp_ratio, 0.45);
+  EXPECT_LT(ddp_ratio, 0.55);
+  EXPECT_LT(bytes["sdp_bf16_comm"], bytes["sdp"]);
 }

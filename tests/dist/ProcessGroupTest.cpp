@@ -4,6 +4,7 @@
 
 #include "rank_threads.h"
 #include "tessera/core/error.h"
+#include "tessera/core/seeding.h"
 #include "tessera/metrics/comm_counter.h"
 #include "tessera/metrics/measurement_scope.h"
 
@@ -121,6 +122,73 @@ TEST(ProcessGroup, CountsTheBytesEachRankSends) {
   EXPECT_EQ(by_op.at("all_reduce"), 2 * 4000);
   EXPECT_EQ(by_op.at("broadcast"), 40);  // the root sends to the one other rank
   EXPECT_EQ(by_op.at("send"), 4000);
+}
+
+TEST(ProcessGroup, Bf16AllReduceIsTheSumToBf16PrecisionIdenticalOnEveryRankAtHalfTheBytes) {
+  for (const int64_t world : {2, 3}) {
+    const metrics::MeasurementScope measured;
+    std::mutex mutex;
+    std::vector<torch::Tensor> results(static_cast<size_t>(world));
+    RUN_RANKS_OR_SKIP(world, "bf16_" + std::to_string(world), [&](dist::ProcessGroup& group) {
+      // 1001 values (not a multiple of the ranks: unequal chunks) spanning 12 orders of
+      // magnitude, and a list of two tensors of different shapes; two rings in flight at once.
+      // A generator of its own: the ranks are threads, the global one would be shared.
+      auto values = [&](int64_t rank, uint64_t seed) {
+        at::Generator generator = make_generator(seed + 10 * static_cast<uint64_t>(rank));
+        return torch::randn({1001}, generator) *
+               torch::pow(10.0, torch::randint(-6, 6, {1001}, generator));
+      };
+      std::vector<torch::Tensor> list = {values(group.rank(), 1).narrow(0, 0, 1000).view({10, 100}),
+                                         values(group.rank(), 2).narrow(0, 0, 7)};
+      std::vector<torch::Tensor> single = {values(group.rank(), 3)};
+      dist::Work first = group.all_reduce_bf16_async(list);
+      dist::Work second = group.all_reduce_bf16_async(single);
+      second.wait();
+      first.wait();
+      torch::Tensor exact = torch::zeros({1001}, torch::kDouble);
+      for (int64_t r = 0; r < group.size(); ++r) exact += values(r, 3).to(torch::kDouble);
+      // Each hop rounds a partial sum to bf16 (8 bits: relative 2^-8), at most world of them.
+      const torch::Tensor error = (single[0].to(torch::kDouble) - exact).abs();
+      const torch::Tensor bound = 4e-3 * static_cast<double>(world) * [&] {
+        torch::Tensor largest = torch::zeros({1001}, torch::kDouble);
+        for (int64_t r = 0; r < group.size(); ++r)
+          largest = torch::maximum(largest, values(r, 3).abs().to(torch::kDouble));
+        return largest * static_cast<double>(group.size());
+      }();
+      EXPECT_TRUE((error <= bound).all().item<bool>())
+          << "largest error ratio " << (error / bound).max().item<double>();
+      EXPECT_FALSE(torch::equal(single[0], exact.to(torch::kFloat)));  // it is not fp32
+      EXPECT_EQ(list[0].sizes(), (torch::IntArrayRef{10, 100}));
+      std::lock_guard<std::mutex> lock(mutex);
+      results[static_cast<size_t>(group.rank())] = single[0];
+    });
+    for (int64_t r = 1; r < world; ++r)
+      EXPECT_TRUE(torch::equal(results[0], results[static_cast<size_t>(r)])) << "rank " << r;
+    // Each rank sends 2 (W - 1) / W x the bf16 payload: 2 bytes a value, 1007 + 1001 values.
+    EXPECT_EQ(measured.comm_bytes_by_op().at("all_reduce"),
+              world * (dist::all_reduce_bytes(2 * 1007, world) +
+                       dist::all_reduce_bytes(2 * 1001, world)));
+  }
+}
+
+TEST(ProcessGroup, ABf16AllReduceWithAMissingPeerTimesOutNamingTheRank) {
+  std::string message;
+  std::mutex mutex;
+  const bool ran = test::run_ranks(
+      2, "bf16_timeout",
+      [&](dist::ProcessGroup& group) {
+        if (group.rank() != 0) return;
+        std::vector<torch::Tensor> t = {torch::ones({64})};
+        try {
+          group.all_reduce_bf16_async(t).wait();
+        } catch (const Error& e) {
+          std::lock_guard<std::mutex> lock(mutex);
+          message = e.what();
+        }
+      },
+      /*timeout_seconds=*/1.5);
+  if (!ran) GTEST_SKIP() << "no process group on this machine";
+  EXPECT_NE(message.find("rank 0: bf16 all_reduce hop"), std::string::npos) << message;
 }
 
 TEST(ProcessGroup, RejectsBadRanksAndMixedLists) {

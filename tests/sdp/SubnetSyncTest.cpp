@@ -2,6 +2,7 @@
 
 #include "../dist/rank_threads.h"
 #include "../test_support.h"
+#include "tessera/core/error.h"
 #include "tessera/core/seeding.h"
 #include "tessera/data/load.h"
 #include "tessera/dist/data_parallel.h"
@@ -31,7 +32,8 @@ sdp::MaskPlan plan_for(const models::ModelConfig& model, int64_t w, double cover
 
 }  // namespace
 
-class HolderAgreement : public ::testing::TestWithParam<sdp::SyncMode> {};
+// The sync mode, and whether the averages travel as bf16.
+class HolderAgreement : public ::testing::TestWithParam<std::pair<sdp::SyncMode, bool>> {};
 
 // Three workers, each unit on two of them, each worker stepping on its own random data: after
 // the steps every holder of an entry has the same value, and the assembled model has it too.
@@ -47,7 +49,7 @@ TEST_P(HolderAgreement, HoldersAgreeAfterEveryStepAndTheAssemblyHasTheirValues) 
   const bool ran = test::run_ranks(3, "sdp_agree", [&](dist::ProcessGroup& group) {
     const int64_t rank = group.rank();
     models::StagedModel& m = workers[rank];
-    sdp::SubnetSync sync(group, plan, GetParam());
+    sdp::SubnetSync sync(group, plan, GetParam().first, GetParam().second);
     sync.start(*m);
     torch::optim::SGD sgd(m->parameters(), torch::optim::SGDOptions(0.1));
     at::Generator generator = make_generator(100 + rank);
@@ -82,8 +84,27 @@ TEST_P(HolderAgreement, HoldersAgreeAfterEveryStepAndTheAssemblyHasTheirValues) 
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, HolderAgreement,
-                         ::testing::Values(sdp::SyncMode::Params, sdp::SyncMode::Grads),
-                         [](const auto& mode) { return std::string(sdp::to_string(mode.param)); });
+                         ::testing::Values(std::pair{sdp::SyncMode::Params, false},
+                                           std::pair{sdp::SyncMode::Grads, false},
+                                           std::pair{sdp::SyncMode::Grads, true}),
+                         [](const auto& mode) {
+                           return std::string(sdp::to_string(mode.param.first)) +
+                                  (mode.param.second ? "_bf16" : "");
+                         });
+
+TEST(SubnetSync, Bf16ParameterAveragingIsRefusedWithTheReason) {
+  const auto model = mlp_6x6();
+  const auto plan = plan_for(model, 1, 1.0);
+  const bool ran = test::run_ranks(1, "sdp_bf16_params", [&](dist::ProcessGroup& group) {
+    try {
+      sdp::SubnetSync sync(group, plan, sdp::SyncMode::Params, /*bf16_comm=*/true);
+      ADD_FAILURE() << "bf16 parameter averaging was accepted";
+    } catch (const UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find("--sdp-sync grads"), std::string::npos) << e.what();
+    }
+  });
+  if (!ran) GTEST_SKIP() << "no process group on this machine";
+}
 
 TEST(SubnetSync, OneWorkerWithFullCoverageIsConventionalTraining) {
   const auto data = synthetic_6x6(256);

@@ -30,6 +30,7 @@ sdp::SdpSetup sdp_setup(const DistFlags& flags) {
   setup.bn_batches = flags.sdp_bn_batches;
   setup.redraw_epochs = flags.sdp_redraw_epochs;
   setup.redraw_steps = flags.sdp_redraw_steps;
+  setup.bf16_comm = flags.comm_precision == "bf16";
   sdp::validate(setup);
   return setup;
 }
@@ -90,6 +91,7 @@ dist::RunResult run(DistMode mode, const CommonOptions& options, const DistFlags
   dist::DdpSetup setup{options.model, options.train, {}, {}, run_dir};
   setup.reducer.bucket_bytes = static_cast<int64_t>(flags.bucket_mb * (1 << 20));
   setup.reducer.overlap = !flags.no_overlap;
+  setup.reducer.bf16_comm = flags.comm_precision == "bf16";
   if (resume) setup.resume_from = options.run_dir + "/checkpoint.pt";
   return dist::run_ddp(setup, group, data);
 }

@@ -82,6 +82,9 @@ void check_dist_flags(const DistFlags& dist, const train::TrainConfig& train) {
   require(c.rank < 0 || c.world_size < 0 || c.rank < c.world_size,
           "--rank " + std::to_string(c.rank) + " must be below --world-size " +
               std::to_string(c.world_size));
+  require(dist.comm_precision == "fp32" || dist.mode == "ddp" || dist.mode == "sdp",
+          "--comm-precision " + dist.comm_precision +
+              " is for --dist ddp and --dist sdp (the gradients they average)");
   require(dist.mode != "pipeline" || dist.micro_batches <= train.batch_size,
           "--micro-batches " + std::to_string(dist.micro_batches) +
               " must not exceed --batch-size " + std::to_string(train.batch_size) +
@@ -319,6 +322,11 @@ void add_dist_flags(CLI::App& app, DistFlags& d) {
       ->check(real_in({0.0, 65536.0, true, false}));
   app.add_flag("--no-overlap", d.no_overlap,
                "ddp: all-reduce after backward instead of overlapping it (for comparison)");
+  app.add_option("--comm-precision", d.comm_precision,
+                 "ddp, sdp: gradients on the wire, fp32 or bf16 (half the bytes; summed in fp32 at "
+                 "each hop, sample counts kept in fp32)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   app.add_option("--micro-batches", d.micro_batches, "pipeline: micro-batches per batch")
       ->capture_default_str()
       ->check(integer_in(1, 1 << 20));

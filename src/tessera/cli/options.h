@@ -44,9 +44,10 @@ const char* mode_name(DistMode mode);
 struct DistFlags {
   std::string mode = "none";  // none, ddp, pipeline, sdp (parse_dist_mode)
   dist::DistConfig config;
-  double bucket_mb = 4.0;     // ddp: gradient bucket size
-  bool no_overlap = false;    // ddp: reduce after backward instead of during it
-  int64_t micro_batches = 4;  // pipeline: micro-batches per batch
+  double bucket_mb = 4.0;               // ddp: gradient bucket size
+  bool no_overlap = false;              // ddp: reduce after backward instead of during it
+  std::string comm_precision = "fp32";  // ddp, sdp: gradients on the wire (fp32 | bf16)
+  int64_t micro_batches = 4;            // pipeline: micro-batches per batch
   // sdp: subnetwork data parallelism (see sdp/).
   std::string sdp_level = "block";
   double coverage = 0.5;

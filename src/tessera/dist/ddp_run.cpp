@@ -27,6 +27,7 @@ RunResult run_ddp(const DdpSetup& setup, ProcessGroup& group, const data::TrainT
   result.details = {{"buckets", stats.buckets},
                     {"bucket_bytes", setup.reducer.bucket_bytes},
                     {"overlap", setup.reducer.overlap},
+                    {"comm_precision", setup.reducer.bf16_comm ? "bf16" : "fp32"},
                     {"exposed_comm_seconds", stats.wait_seconds}};
   result.step_comm_bytes = stats.comm_bytes;
   return result;

@@ -35,8 +35,11 @@ GradientReducer::GradientReducer(ProcessGroup group, std::vector<torch::Tensor> 
     buckets_.back().members.push_back(k);
     sizes.back() += p.numel();
   }
+  require(!options_.bf16_comm || dtype == torch::kFloat32,
+          "--comm-precision bf16 needs float32 parameters");
   for (size_t b = 0; b < buckets_.size(); ++b) {
-    const int64_t extra = b == 0 ? 1 : 0;  // this rank's sample count rides in bucket 0
+    // This rank's sample count rides in bucket 0, or in a float32 all-reduce of its own.
+    const int64_t extra = b == 0 && !options_.bf16_comm ? 1 : 0;
     buckets_[b].flat = torch::zeros({sizes[b] + extra}, parameters_[0].options());
   }
   stats_.buckets = static_cast<int64_t>(buckets_.size());
@@ -107,12 +110,22 @@ void GradientReducer::launch_ready_buckets() {
 
 void GradientReducer::launch(size_t bucket) {
   Bucket& b = buckets_[bucket];
-  if (bucket == 0)
-    b.flat[b.flat.size(0) - 1].fill_(poisoned_ ? std::numeric_limits<double>::quiet_NaN()
-                                               : weight_);
+  const double count = poisoned_ ? std::numeric_limits<double>::quiet_NaN() : weight_;
   std::vector<torch::Tensor> tensors = {b.flat};
-  b.work = group_.all_reduce_async(tensors);
-  stats_.comm_bytes += all_reduce_bytes(b.flat.numel() * b.flat.element_size(), group_.size());
+  if (!options_.bf16_comm) {
+    if (bucket == 0) b.flat[b.flat.size(0) - 1].fill_(count);
+    b.work = group_.all_reduce_async(tensors);
+    stats_.comm_bytes += all_reduce_bytes(b.flat.numel() * b.flat.element_size(), group_.size());
+    return;
+  }
+  if (bucket == 0) {
+    count_ = torch::full({1}, count, b.flat.options());
+    std::vector<torch::Tensor> counts = {count_};
+    count_work_ = group_.all_reduce_async(counts);
+    stats_.comm_bytes += all_reduce_bytes(count_.element_size(), group_.size());
+  }
+  b.work = group_.all_reduce_bf16_async(tensors);
+  stats_.comm_bytes += all_reduce_bytes(b.flat.numel() * 2, group_.size());
 }
 
 void GradientReducer::finish() {
@@ -126,8 +139,14 @@ void GradientReducer::finish() {
   }
   for (auto& bucket : buckets_) bucket.work.wait();
   in_step_ = false;
-  const torch::Tensor& first = buckets_[0].flat;
-  const double total = first[first.size(0) - 1].item<double>();
+  double total = 0.0;
+  if (options_.bf16_comm) {
+    count_work_.wait();
+    total = count_.item<double>();
+  } else {
+    const torch::Tensor& first = buckets_[0].flat;
+    total = first[first.size(0) - 1].item<double>();
+  }
   torch::NoGradGuard no_grad;
   for (size_t k = 0; k < parameters_.size(); ++k) {
     torch::Tensor& p = parameters_[k];

@@ -6,7 +6,9 @@
 // some parameters get no gradient (they count as zero).
 //
 // The result is the sample-weighted mean: rank r contributes n_r * grad_r and n_r (carried in the
-// first bucket), so ranks with unequal or no samples in a step still average exactly.
+// first bucket), so ranks with unequal or no samples in a step still average exactly. With
+// `bf16_comm` the buckets travel as bf16 (ProcessGroup::all_reduce_bf16_async: half the bytes)
+// and n_r in a float32 all-reduce of its own, which bf16 could not carry exactly.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +24,7 @@ namespace tessera::dist {
 struct ReducerOptions {
   int64_t bucket_bytes = 4 << 20;
   bool overlap = true;  // false: no hooks, every bucket is reduced after backward (for comparison)
+  bool bf16_comm = false;  // gradients sent as bf16 (float32 parameters only)
 };
 
 struct ReducerStats {
@@ -77,6 +80,8 @@ class GradientReducer {
   std::vector<Slot> slots_;
   std::vector<std::shared_ptr<torch::autograd::Node>> accumulators_;
   std::vector<uintptr_t> hook_keys_;
+  Work count_work_;      // bf16_comm: the float32 all-reduce of the sample count
+  torch::Tensor count_;  // bf16_comm: [1], this rank's n_r, then the sum over ranks
   size_t next_launch_ = 0;
   double weight_ = 0.0;
   bool poisoned_ = false;

@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdio>
 #include <functional>
+#include <future>
 #include <thread>
 
 #include <torch/csrc/distributed/c10d/FileStore.hpp>
@@ -200,11 +201,13 @@ struct ProcessGroup::Impl {
   std::vector<int64_t> global_ranks;             // global rank of each member
   std::shared_ptr<std::vector<PeerInfo>> peers;  // indexed by global rank
   int64_t next_group_id = 0;
+  int64_t next_ring_tag = 0;  // tells concurrent bf16 rings apart (same order on every rank)
   int64_t self_global() const { return global_ranks[rank]; }
 };
 
 struct Work::Impl {
   c10::intrusive_ptr<::c10d::Work> work;
+  std::shared_future<void> ring;  // instead of `work`: a bf16 ring on a helper thread
   std::shared_ptr<ProcessGroup::Impl> group;
   std::string what;
   std::function<void()> finish;  // e.g. copies a flat buffer back into the caller's tensors
@@ -275,7 +278,10 @@ c10::intrusive_ptr<C10dGroup> make_group(Store& store, int64_t rank, int64_t siz
 
 void Work::wait() {
   if (!impl_ || impl_->done) return;
-  wait_for(impl_->group, impl_->work, impl_->what);
+  if (impl_->ring.valid())
+    impl_->ring.get();  // rethrows the ring's Error
+  else
+    wait_for(impl_->group, impl_->work, impl_->what);
   if (impl_->finish) impl_->finish();
   impl_->done = true;
 }
@@ -337,6 +343,97 @@ Work ProcessGroup::all_reduce_async(std::vector<torch::Tensor>& tensors, ReduceO
     throw_failure(*impl_, work->what, c10d_message(e));
   }
   work->finish = [flat, tensors]() mutable { unflatten_into(flat[0], tensors); };
+  return Work(work);
+}
+
+namespace {
+
+// Messages of the bf16 rings use tags from here on, above those callers pass to send and recv.
+constexpr int64_t kRingTagBase = 1 << 24;
+constexpr int64_t kRingTags = 1 << 24;
+
+// Sends `out` to the next rank and receives `in` from the previous one, both with `tag`.
+void ring_hop(const std::shared_ptr<ProcessGroup::Impl>& group, torch::Tensor out, torch::Tensor in,
+              int tag) {
+  const int next = static_cast<int>((group->rank + 1) % group->size);
+  const int prev = static_cast<int>((group->rank + group->size - 1) % group->size);
+  std::vector<torch::Tensor> outs = {std::move(out)};
+  std::vector<torch::Tensor> ins = {std::move(in)};
+  const std::string what = "bf16 all_reduce hop (to rank " +
+                           std::to_string(group->global_ranks[next]) + ", from rank " +
+                           std::to_string(group->global_ranks[prev]) + ")";
+  c10::intrusive_ptr<::c10d::Work> sent, received;
+  try {
+    sent = group->group->send(outs, next, tag);
+    received = group->group->recv(ins, prev, tag);
+  } catch (const std::exception& e) {
+    throw_failure(*group, what, c10d_message(e));
+  }
+  wait_for(group, sent, what);
+  wait_for(group, received, what);
+}
+
+// The ring: W - 1 reduce-scatter hops leave rank r with the whole sum of chunk (r + 1) mod W, which
+// it rounds to bf16 as everyone else will receive it; W - 1 all-gather hops hand the chunks round.
+void ring_all_reduce_bf16(const std::shared_ptr<ProcessGroup::Impl>& group, torch::Tensor flat,
+                          int tag) {
+  torch::NoGradGuard no_grad;
+  const int64_t world = group->size;
+  const int64_t rank = group->rank;
+  const int64_t n = flat.numel();
+  auto chunk = [&](int64_t c) {
+    c = ((c % world) + world) % world;
+    return flat.slice(0, c * n / world, (c + 1) * n / world);
+  };
+  auto bf16 = [](const torch::Tensor& t) { return t.to(torch::kBFloat16).contiguous(); };
+  for (int64_t step = 0; step + 1 < world; ++step) {
+    torch::Tensor into = chunk(rank - step - 1);
+    torch::Tensor in = torch::empty_like(into, torch::kBFloat16);
+    ring_hop(group, bf16(chunk(rank - step)), in, tag);
+    into.add_(in.to(torch::kFloat32));
+  }
+  torch::Tensor owned = chunk(rank + 1);
+  owned.copy_(owned.to(torch::kBFloat16));
+  for (int64_t step = 0; step + 1 < world; ++step) {
+    torch::Tensor into = chunk(rank - step);
+    torch::Tensor in = torch::empty_like(into, torch::kBFloat16);
+    ring_hop(group, bf16(chunk(rank + 1 - step)), in, tag);
+    into.copy_(in);
+  }
+}
+
+}  // namespace
+
+Work ProcessGroup::all_reduce_bf16_async(std::vector<torch::Tensor>& tensors) {
+  for (const auto& t : tensors)
+    require(t.scalar_type() == torch::kFloat32, "all_reduce_bf16: float32 tensors only");
+  const int64_t elements = payload_bytes(tensors) / 4;
+  metrics::count_comm_bytes("all_reduce", all_reduce_bytes(2 * elements, impl_->size));
+  auto work = std::make_shared<Work::Impl>();
+  work->group = impl_;
+  work->what = "bf16 all_reduce of " + std::to_string(2 * elements) + " bytes";
+  if (impl_->options.device.rfind("cuda", 0) == 0) {  // NCCL adds bf16
+    std::vector<torch::Tensor> flat = {
+        on_collective_device(flatten(tensors), impl_->options.device).to(torch::kBFloat16)};
+    try {
+      work->work = impl_->group->allreduce(flat, ::c10d::AllreduceOptions());
+    } catch (const std::exception& e) {
+      throw_failure(*impl_, work->what, c10d_message(e));
+    }
+    work->finish = [flat, tensors]() mutable {
+      unflatten_into(flat[0].to(torch::kFloat32), tensors);
+    };
+    return Work(work);
+  }
+  torch::Tensor flat = flatten(tensors).reshape({-1}).clone();  // the ring's own buffer
+  const int tag = static_cast<int>(kRingTagBase + impl_->next_ring_tag++ % kRingTags);
+  if (impl_->size > 1) {
+    std::shared_ptr<Impl> group = impl_;
+    work->ring = std::async(std::launch::async, [group, flat, tag] {
+                   ring_all_reduce_bf16(group, flat, tag);
+                 }).share();
+  }
+  work->finish = [flat, tensors]() mutable { unflatten_into(flat, tensors); };
   return Work(work);
 }
 

@@ -59,7 +59,8 @@ inline int64_t all_reduce_bytes(int64_t payload, int64_t world) {
 }
 
 // A pending asynchronous collective. wait() blocks up to the group's timeout and rethrows a
-// failure as tessera::Error. Waiting twice is allowed; destroying a Work does not wait.
+// failure as tessera::Error. Waiting twice is allowed; destroying a Work does not wait, except
+// one of all_reduce_bf16_async on Gloo, whose helper thread is joined (each hop has the timeout).
 class Work {
  public:
   struct Impl;
@@ -96,6 +97,12 @@ class ProcessGroup {
   // In-place on every tensor of the list (same shapes on all ranks).
   void all_reduce(std::vector<torch::Tensor>& tensors, ReduceOp op = ReduceOp::Sum);
   Work all_reduce_async(std::vector<torch::Tensor>& tensors, ReduceOp op = ReduceOp::Sum);
+  // The sum of float32 tensors, sent as bf16 (half the bytes; counted as all_reduce_bytes of the
+  // bf16 payload). NCCL adds bf16 itself; Gloo cannot (libtorch 1.13), so a ring reduce-scatter
+  // and all-gather of bf16 chunks runs over point-to-point messages on a helper thread, each hop
+  // adding what it receives in float32. Every rank gets the same values, within about size()
+  // bf16 roundings of the float32 sum.
+  Work all_reduce_bf16_async(std::vector<torch::Tensor>& tensors);
   // Copies `root`'s tensors into everyone's.
   void broadcast(std::vector<torch::Tensor>& tensors, int64_t root);
   // outputs[i][r] receives rank r's inputs[i]; outputs[i] must hold size() tensors shaped like it.

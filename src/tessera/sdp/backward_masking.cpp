@@ -28,10 +28,10 @@ Holding holding_of(const std::string& name, const models::Subnet& subnet,
 }  // namespace
 
 BackwardMasking::BackwardMasking(dist::ProcessGroup world, MaskPlan plan, SyncMode mode,
-                                 torch::nn::Module& model)
+                                 torch::nn::Module& model, bool bf16_comm)
     : world_(std::move(world)),
       plan_(std::move(plan)),
-      holders_(world_, plan_, mode),
+      holders_(world_, plan_, mode, bf16_comm),
       subnet_(plan_.subnet(world_.rank())) {
   torch::NoGradGuard no_grad;
   for (const auto& p : model.named_parameters()) {

@@ -35,7 +35,9 @@ class BackwardMasking : public train::WorkerSync {
   // Prepares `model`, the full model (built from the same seed on every worker, on its training
   // device), for worker world.rank() of `plan`: what it does not hold stops requiring gradients,
   // and what it holds in part gets a compact copy of its held entries.
-  BackwardMasking(dist::ProcessGroup world, MaskPlan plan, SyncMode mode, torch::nn::Module& model);
+  // bf16_comm: the holders' averages travel as bf16 (see SubnetSync).
+  BackwardMasking(dist::ProcessGroup world, MaskPlan plan, SyncMode mode, torch::nn::Module& model,
+                  bool bf16_comm = false);
 
   // What the optimizer must update (train::Trainer::set_trained_parameters): the parameters this
   // worker holds whole, and the compact copies of those it holds in part.

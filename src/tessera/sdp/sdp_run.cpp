@@ -34,6 +34,7 @@ void validate(const SdpSetup& setup) {
           "--sdp-rescale scales the masked units of a model whose workers trained without them; "
           "with --sdp-masking backward every worker trains the full forward, so there is nothing "
           "to rescale");
+  require(!(setup.bf16_comm && setup.sync == SyncMode::Params), kBf16ParamsMessage);
   require(setup.redraw_epochs >= 0, "--sdp-redraw-epochs must be non-negative");
   require(setup.redraw_steps >= 0, "--sdp-redraw-steps must be non-negative");
   require(!(setup.redraw_epochs > 0 && setup.redraw_steps > 0),
@@ -71,12 +72,12 @@ SdpWorker make_worker(const SdpSetup& setup, const train::TrainConfig& config,
   // optimizer state, over those copies, once they exist).
   if (!checkpoint.empty()) train::load_checkpoint(checkpoint, *worker.trainer->model(), nullptr);
   if (backward) {
-    worker.backward =
-        std::make_shared<BackwardMasking>(group, plan, setup.sync, *worker.trainer->model());
+    worker.backward = std::make_shared<BackwardMasking>(group, plan, setup.sync,
+                                                        *worker.trainer->model(), setup.bf16_comm);
     worker.trainer->set_worker_sync(worker.backward);
     worker.trainer->set_trained_parameters(worker.backward->trained_parameters());
   } else {
-    worker.forward = std::make_shared<SubnetSync>(group, plan, setup.sync);
+    worker.forward = std::make_shared<SubnetSync>(group, plan, setup.sync, setup.bf16_comm);
     worker.trainer->set_worker_sync(worker.forward);
   }
   if (!checkpoint.empty())
@@ -198,6 +199,7 @@ nlohmann::json SdpRun::details() const {
       {"holders_per_unit", sequence_.plan.holders_per_unit},
       {"masking", to_string(setup_.masking)},
       {"sync", to_string(setup_.sync)},
+      {"comm_precision", setup_.bf16_comm ? "bf16" : "fp32"},
       {"rescale", setup_.rescale},
       {"holder_sets", stats.holder_sets},
       {"sync_seconds", stats.wait_seconds},

@@ -32,6 +32,7 @@ struct SdpSetup {
   double coverage = 0.5;  // C: the fraction of the units each worker holds
   Masking masking = Masking::Forward;
   SyncMode sync = SyncMode::Params;
+  bool bf16_comm = false;     // gradients averaged as bf16 (sync grads only; see SubnetSync)
   bool rescale = false;       // scale masked units' outputs by C in the assembled model
   int64_t bn_batches = 100;   // training batches re-estimating batch-norm statistics at the end
   int64_t redraw_epochs = 0;  // forward masking: a new plan every N epochs (0: one plan)

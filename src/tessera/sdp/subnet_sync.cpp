@@ -31,8 +31,13 @@ const char* to_string(SyncMode mode) {
   return mode == SyncMode::Params ? "params" : "grads";
 }
 
-SubnetSync::SubnetSync(dist::ProcessGroup world, MaskPlan plan, SyncMode mode)
-    : world_(std::move(world)), plan_(std::move(plan)), mode_(mode) {
+const char* const kBf16ParamsMessage =
+    "--comm-precision bf16 sends gradients (--sdp-sync grads): averaging the parameters "
+    "themselves in bf16 would round the float32 weights every step";
+
+SubnetSync::SubnetSync(dist::ProcessGroup world, MaskPlan plan, SyncMode mode, bool bf16_comm)
+    : world_(std::move(world)), plan_(std::move(plan)), mode_(mode), bf16_comm_(bf16_comm) {
+  require(!(bf16_comm_ && mode_ == SyncMode::Params), kBf16ParamsMessage);
   require(world_.size() == plan_.config.workers,
           "sdp: the plan is for " + std::to_string(plan_.config.workers) + " workers but " +
               std::to_string(world_.size()) + " joined");
@@ -156,6 +161,15 @@ void SubnetSync::average(std::vector<Bucket>& buckets, const std::vector<torch::
   torch::NoGradGuard no_grad;
   const auto start = Clock::now();
   const bool weighted = weight >= 0.0;
+  // bf16: every worker's weight in one float32 all-reduce over the world (bf16 could not carry a
+  // sample count exactly), each holder set's total summed from it below.
+  std::vector<torch::Tensor> weights;
+  if (weighted && bf16_comm_) {
+    weights = {torch::zeros({world_.size()}, torch::kFloat32)};
+    weights[0][world_.rank()] = weight;
+    stats_.comm_bytes += dist::all_reduce_bytes(weights[0].numel() * 4, world_.size());
+  }
+  dist::Work weights_work = weights.empty() ? dist::Work() : world_.all_reduce_async(weights);
   std::vector<std::vector<torch::Tensor>> flats(buckets.size());
   std::vector<dist::Work> works(buckets.size());
   for (size_t b = 0; b < buckets.size(); ++b) {
@@ -163,21 +177,29 @@ void SubnetSync::average(std::vector<Bucket>& buckets, const std::vector<torch::
     for (const Cell& cell : buckets[b].cells)
       parts.push_back(gather_cell(tensors[cell.tensor], cell));
     torch::Tensor flat = torch::cat(parts);
-    if (weighted) {
-      flat.mul_(weight);
+    if (weighted) flat.mul_(weight);
+    if (weighted && !bf16_comm_)
       flat = torch::cat({flat, torch::full({1}, weight, flat.options())});
-    }
     flats[b] = {flat};
     const int64_t holders = count_workers(buckets[b].holders);
-    stats_.comm_bytes += dist::all_reduce_bytes(flat.numel() * flat.element_size(), holders);
-    works[b] = buckets[b].group->all_reduce_async(flats[b]);
+    const int64_t wire_bytes = flat.numel() * (bf16_comm_ ? 2 : flat.element_size());
+    stats_.comm_bytes += dist::all_reduce_bytes(wire_bytes, holders);
+    works[b] = bf16_comm_ ? buckets[b].group->all_reduce_bf16_async(flats[b])
+                          : buckets[b].group->all_reduce_async(flats[b]);
   }
+  weights_work.wait();
   for (size_t b = 0; b < buckets.size(); ++b) {
     works[b].wait();
     torch::Tensor flat = flats[b][0];
     if (weighted) {
-      const double total = flat[-1].item<double>();
-      flat = flat.slice(0, 0, flat.numel() - 1);
+      double total = 0.0;
+      if (bf16_comm_) {
+        for (int64_t r = 0; r < world_.size(); ++r)
+          if ((buckets[b].holders >> r) & 1U) total += weights[0][r].item<double>();
+      } else {
+        total = flat[-1].item<double>();
+        flat = flat.slice(0, 0, flat.numel() - 1);
+      }
       if (total > 0.0) flat.div_(total);
     } else {
       flat.div_(static_cast<double>(count_workers(buckets[b].holders)));

@@ -24,6 +24,7 @@ namespace tessera::sdp {
 enum class SyncMode { Params, Grads };
 SyncMode parse_sync_mode(const std::string& name);  // "params" | "grads"
 const char* to_string(SyncMode mode);
+extern const char* const kBf16ParamsMessage;  // why bf16 communication needs SyncMode::Grads
 
 struct SyncStats {
   int64_t steps = 0;
@@ -34,8 +35,12 @@ struct SyncStats {
 
 class SubnetSync : public train::WorkerSync {
  public:
-  // `world` holds every worker; its rank is this worker's index in `plan`.
-  SubnetSync(dist::ProcessGroup world, MaskPlan plan, SyncMode mode);
+  // `world` holds every worker; its rank is this worker's index in `plan`. bf16_comm: the shared
+  // gradients travel as bf16 (dist::ProcessGroup::all_reduce_bf16_async, half the bytes) and the
+  // workers' sample counts in one float32 all-reduce over the world per step. Only with
+  // SyncMode::Grads (UsageError otherwise: averaging the parameters themselves in bf16 would round
+  // the float32 weights every step).
+  SubnetSync(dist::ProcessGroup world, MaskPlan plan, SyncMode mode, bool bf16_comm = false);
 
   // Checks that every worker has the same plan, then creates the holder-set groups and buckets
   // for `model`, this worker's subnetwork. Buffers (batch-norm statistics) are not averaged: they
@@ -75,6 +80,7 @@ class SubnetSync : public train::WorkerSync {
   dist::ProcessGroup world_;
   MaskPlan plan_;
   SyncMode mode_;
+  bool bf16_comm_ = false;
   std::vector<torch::Tensor> parameters_;
   std::vector<Bucket> parameter_buckets_;
   std::map<WorkerSet, dist::ProcessGroup> groups_;  // of the sets this worker is in
