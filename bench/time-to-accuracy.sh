@@ -5,6 +5,7 @@
 #
 #   conventional   one worker, batch 4 x B (the global batch of the 4 data-parallel workers)
 #   ddp            --dist ddp, B per worker (the target: this run's final accuracy)
+#   ddp-bf16       the same with --comm-precision bf16 (gradients sent as bf16: half the bytes)
 #   pipeline       --dist pipeline over the 4 workers, batch 4 x B
 #   pnn-parallel   tessera pnn --pnn-schedule parallel (2 partitions, batch 4 x B, + recovery)
 #   pnn-sequential tessera pnn --pnn-schedule sequential
@@ -273,7 +274,7 @@ run_rate() {  # rate
   # DDP first: its final accuracy is every row's target. Then SDP and the other methods
   # alternately, so that a drift of the machine during the table does not favour one side.
   local order=(ddp sdp-forward-flop conventional sdp-forward-iter pipeline sdp-backward-iter
-    pnn-parallel sdp-backward-flop pnn-sequential)
+    pnn-parallel sdp-backward-flop pnn-sequential ddp-bf16)
   for name in "${order[@]}"; do
     if [ -n "$only" ] && ! [[ $name =~ $only ]] && [ "$name" != ddp ]; then continue; fi
     local kind=train ep=$epochs
@@ -281,6 +282,9 @@ run_rate() {  # rate
     echo "time-to-accuracy: $rate: $name ($(date -u +%H:%M:%S))" >&2
     case $name in
       ddp) cluster_run "$dir/$name" "$rate" --dist ddp --batch-size "$batch" --epochs "$ep" ;;
+      ddp-bf16)
+        cluster_run "$dir/$name" "$rate" --dist ddp --comm-precision bf16 --batch-size "$batch" \
+          --epochs "$ep" ;;
       conventional)
         local_run "$dir/$name" summary.json train --batch-size "$global_batch" --epochs "$ep" \
           --threads 0 ;;
