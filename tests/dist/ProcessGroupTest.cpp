@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <mutex>
+#include <optional>
+#include <string>
 
 #include "rank_threads.h"
 #include "tessera/core/error.h"
@@ -14,6 +17,33 @@ using namespace tessera;
   if (!test::run_ranks(world, name, __VA_ARGS__)) \
   GTEST_SKIP() << "no process group on this "     \
                   "machine"
+
+namespace {
+
+// Two ranks join; rank 0 runs `operation`, which rank 1 never takes part in, with a 1.5 s
+// timeout. Returns the message of the Error it threw ("" if none), or nullopt where no group
+// could be formed.
+std::optional<std::string> rank0_failure_without_its_peer(
+    const std::string& name, const std::function<void(dist::ProcessGroup&)>& operation) {
+  std::string message;
+  std::mutex mutex;
+  const bool ran = test::run_ranks(
+      2, name,
+      [&](dist::ProcessGroup& group) {
+        if (group.rank() != 0) return;
+        try {
+          operation(group);
+        } catch (const Error& e) {
+          std::lock_guard<std::mutex> lock(mutex);
+          message = e.what();
+        }
+      },
+      /*timeout_seconds=*/1.5);
+  if (!ran) return std::nullopt;
+  return message;
+}
+
+}  // namespace
 
 TEST(ProcessGroup, AllReduceSumsListsOfTensorsOfDifferentShapes) {
   RUN_RANKS_OR_SKIP(3, "allreduce", [](dist::ProcessGroup& group) {
@@ -172,23 +202,12 @@ TEST(ProcessGroup, Bf16AllReduceIsTheSumToBf16PrecisionIdenticalOnEveryRankAtHal
 }
 
 TEST(ProcessGroup, ABf16AllReduceWithAMissingPeerTimesOutNamingTheRank) {
-  std::string message;
-  std::mutex mutex;
-  const bool ran = test::run_ranks(
-      2, "bf16_timeout",
-      [&](dist::ProcessGroup& group) {
-        if (group.rank() != 0) return;
-        std::vector<torch::Tensor> t = {torch::ones({64})};
-        try {
-          group.all_reduce_bf16_async(t).wait();
-        } catch (const Error& e) {
-          std::lock_guard<std::mutex> lock(mutex);
-          message = e.what();
-        }
-      },
-      /*timeout_seconds=*/1.5);
-  if (!ran) GTEST_SKIP() << "no process group on this machine";
-  EXPECT_NE(message.find("rank 0: bf16 all_reduce hop"), std::string::npos) << message;
+  const auto message = rank0_failure_without_its_peer("bf16_timeout", [](dist::ProcessGroup& g) {
+    std::vector<torch::Tensor> t = {torch::ones({64})};
+    g.all_reduce_bf16_async(t).wait();
+  });
+  if (!message) GTEST_SKIP() << "no process group on this machine";
+  EXPECT_NE(message->find("rank 0: bf16 all_reduce hop"), std::string::npos) << *message;
 }
 
 TEST(ProcessGroup, RejectsBadRanksAndMixedLists) {
@@ -206,23 +225,13 @@ TEST(ProcessGroup, RejectsBadRanksAndMixedLists) {
 TEST(ProcessGroup, ACollectiveWithAMissingPeerTimesOutWithAMessage) {
   // Rank 1 joins, then never takes part in rank 0's all-reduce: rank 0 must give up within its
   // timeout and say which operation failed, instead of hanging.
-  std::string message;
-  std::mutex mutex;
   const auto start = std::chrono::steady_clock::now();
-  const bool ran = test::run_ranks(
-      2, "timeout",
-      [&](dist::ProcessGroup& group) {
-        if (group.rank() != 0) return;
-        std::vector<torch::Tensor> t = {torch::ones({4})};
-        try {
-          group.all_reduce(t);
-        } catch (const Error& e) {
-          std::lock_guard<std::mutex> lock(mutex);
-          message = e.what();
-        }
-      },
-      /*timeout_seconds=*/1.5);
-  if (!ran) GTEST_SKIP() << "no process group on this machine";
+  const auto failure = rank0_failure_without_its_peer("timeout", [](dist::ProcessGroup& g) {
+    std::vector<torch::Tensor> t = {torch::ones({4})};
+    g.all_reduce(t);
+  });
+  if (!failure) GTEST_SKIP() << "no process group on this machine";
+  const std::string& message = *failure;
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_NE(message.find("rank 0: all_reduce"), std::string::npos) << message;

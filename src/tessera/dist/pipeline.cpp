@@ -45,7 +45,6 @@ void sum_over_ranks(ProcessGroup& group, std::vector<double>& values) {
 
 std::vector<std::pair<int64_t, int64_t>> split_stages(const models::ModelConfig& config,
                                                       int64_t ranks) {
-  if (ranks > 1) models::require_cuttable(config, "the pipeline");
   const models::Architecture& arch = models::architecture(config.arch);
   const models::ModelConfig resolved = arch.resolve(config);
   const int64_t stages = arch.num_stages(resolved);

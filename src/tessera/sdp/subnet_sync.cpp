@@ -194,8 +194,8 @@ void SubnetSync::average(std::vector<Bucket>& buckets, const std::vector<torch::
     if (weighted) {
       double total = 0.0;
       if (bf16_comm_) {
-        for (int64_t r = 0; r < world_.size(); ++r)
-          if ((buckets[b].holders >> r) & 1U) total += weights[0][r].item<double>();
+        const auto weight_of = weights[0].accessor<float, 1>();
+        for (const int64_t r : worker_list(buckets[b].holders)) total += weight_of[r];
       } else {
         total = flat[-1].item<double>();
         flat = flat.slice(0, 0, flat.numel() - 1);
