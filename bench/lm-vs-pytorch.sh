@@ -10,9 +10,10 @@
 #   bench/lm-vs-pytorch.sh [OUT_DIR]
 #
 # Settings come from the environment: ROUNDS (3), STEPS (200; tessera gets --limit-train
-# STEPS x 32 windows, one epoch), THREADS (nproc), SEED (1), TESSERA (the binary, build/tessera),
-# PYTHON (/usr/bin/python3, which must import torch: apt-get install python3-torch). OUT_DIR
-# (default: a new temporary directory) keeps the logs and run directories.
+# STEPS x BATCH windows, one epoch), SEQ_LEN (64) and BATCH (64) (tessera's defaults; both
+# sides get them), THREADS (nproc), SEED (1), TESSERA (the binary, build/tessera), PYTHON
+# (/usr/bin/python3, which must import torch: apt-get install python3-torch). OUT_DIR (default:
+# a new temporary directory) keeps the logs and run directories.
 # Writes OUT_DIR/report.html (tessera report on tessera's runs) and prints its path.
 # Slow: about a minute per side and round for 200 steps on 2 cores; run it on a quiet machine.
 set -euo pipefail
@@ -20,6 +21,8 @@ rounds=${ROUNDS:-3}
 steps=${STEPS:-200}
 threads=${THREADS:-$(nproc)}
 seed=${SEED:-1}
+seq_len=${SEQ_LEN:-64}
+batch=${BATCH:-64}
 root="$(cd "$(dirname "$0")/.." && pwd)"
 tessera=${TESSERA:-"$root/build/tessera"}
 python=${PYTHON:-/usr/bin/python3}
@@ -44,14 +47,15 @@ echo "cpu: $cpu ($(nproc) cores visible); avx512_bf16: $bf16"
 echo "flags: $(lscpu | sed -n 's/^Flags: *//p')"
 echo "tessera: $tessera ($(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'))"
 echo "peer: $python, torch $("$python" -c 'import torch; print(torch.__version__)')"
-echo "setting: $steps steps of 32 x 128 tokens, $threads threads, seed $seed, $rounds rounds"
+echo "setting: $steps steps of $batch x $seq_len tokens, $threads threads, seed $seed, $rounds rounds"
 echo "logs: $out"
 
 run_tessera() {  # round -> tokens/s
   local dir="$out/tessera-$1"
   rm -rf "$dir"
-  "$tessera" train --model llama --epochs 1 --limit-train $((steps * 32)) --limit-test 64 \
-    --threads "$threads" --seed "$seed" --quiet --run-dir "$dir" >"$dir.log" 2>&1 ||
+  "$tessera" train --model llama --epochs 1 --limit-train $((steps * batch)) --limit-test 64 \
+    --seq-len "$seq_len" --batch-size "$batch" --threads "$threads" --seed "$seed" --quiet \
+    --run-dir "$dir" >"$dir.log" 2>&1 ||
     { echo "lm-vs-pytorch: tessera failed, see $dir.log" >&2; exit 1; }
   [ "$(json_field "$dir/summary.json" steps)" = "$steps" ] ||
     { echo "lm-vs-pytorch: tessera did not take $steps steps, see $dir" >&2; exit 1; }
@@ -61,6 +65,7 @@ run_tessera() {  # round -> tokens/s
 run_peer() {  # round -> tokens/s
   local log="$out/peer-$1.log"
   "$python" "$root/bench/lm_peer.py" --steps "$steps" --threads "$threads" --seed "$seed" \
+    --seq-len "$seq_len" --batch-size "$batch" \
     >"$log" 2>&1 || { echo "lm-vs-pytorch: the peer failed, see $log" >&2; exit 1; }
   sed -n 's/^tokens_per_second //p' "$log"
 }

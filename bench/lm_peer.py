@@ -4,9 +4,9 @@
 The same network, optimizer, schedule and data pipeline as `tessera train --model llama` with its
 defaults (src/tessera/models/llama.cpp, rotary.cpp, data/text_corpus.cpp, cli/options.cpp
 apply_family_defaults), written the way a PyTorch user would: byte tokens of Debian's fortunes,
-random windows of 128 bytes, batch 32; embedding 256 -> 128, 4 pre-norm decoder blocks (RMSNorm,
+random windows of 64 bytes, batch 64; embedding 256 -> 128, 4 pre-norm decoder blocks (RMSNorm,
 4-head causal attention with interleaved rotary embeddings, SwiGLU 320), final RMSNorm, untied
-head; no biases; AdamW (lr 3e-3, betas 0.9/0.999, eps 1e-8, weight decay 0.01 on every
+head; no biases; AdamW (lr 2e-3, betas 0.9/0.999, eps 1e-8, weight decay 0.01 on every
 parameter), gradient norm clipped to 1, 100 linear warm-up steps then cosine to 0.1 x lr.
 
 Run with Debian's interpreter (python3-torch 1.13.1, the same libtorch as tessera):
@@ -26,8 +26,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-VOCAB, DIM, HEADS, DEPTH, MLP, SEQ, BATCH = 256, 128, 4, 4, 320, 128, 32
-LR, BETAS, EPS, WEIGHT_DECAY, CLIP = 3e-3, (0.9, 0.999), 1e-8, 0.01, 1.0
+VOCAB, DIM, HEADS, DEPTH, MLP, SEQ, BATCH = 256, 128, 4, 4, 320, 64, 64
+LR, BETAS, EPS, WEIGHT_DECAY, CLIP = 2e-3, (0.9, 0.999), 1e-8, 0.01, 1.0
 WARMUP, MIN_LR_RATIO, ROTARY_BASE, NORM_EPS, INIT_STD = 100, 0.1, 10000.0, 1e-5, 0.02
 CORPUS, VALIDATION_FRACTION = "/usr/share/games/fortunes", 0.05
 
@@ -175,11 +175,15 @@ def main():
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seq-len", type=int, default=SEQ, help="bytes per training window")
+    parser.add_argument("--batch-size", type=int, default=BATCH, help="windows per step")
     parser.add_argument("--corpus", default=CORPUS)
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
                         help="bf16: the forward under torch.autocast('cpu', torch.bfloat16)")
     parser.add_argument("--param-count", action="store_true", help="print it and exit")
     args = parser.parse_args()
+    global SEQ, BATCH  # read by the model's tables and the batch sampler
+    SEQ, BATCH = args.seq_len, args.batch_size
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     model = Llama()

@@ -10,6 +10,7 @@
 #include "../command_output.h"
 #include "../test_support.h"
 #include "../text_support.h"
+#include "tessera/cli/options.h"
 
 namespace language_model_cli_test {
 
@@ -37,11 +38,11 @@ TEST(LanguageModelCli, TrainEvalAndGenerate) {
   for (const char* key :
        {"test_bits_per_byte", "test_perplexity", "tokens_per_second", "test_unigram_bits_per_byte"})
     EXPECT_TRUE(summary.contains(key)) << key;
-  // The llama defaults apply to flags not given: AdamW, cosine, batch 32.
+  // The llama defaults apply to flags not given: AdamW, cosine, kLlamaBatchSize.
   const auto config = read_json(dir + "/run/config.json");
   EXPECT_EQ(config["train"]["optimizer"]["name"], "adamw");
   EXPECT_EQ(config["train"]["schedule"]["name"], "cosine");
-  EXPECT_EQ(config["train"]["batch_size"], 32);
+  EXPECT_EQ(config["train"]["batch_size"], tessera::cli::kLlamaBatchSize);
   EXPECT_EQ(config["data"], "text");
   // Two epochs of a tiny model already beat a uniform guess over 256 bytes (8 bits).
   EXPECT_LT(summary["test_bits_per_byte"].get<double>(), 8.0);

@@ -99,8 +99,10 @@ void add_data_flags(CLI::App& app, CommonOptions& o) {
   app.add_option("--data-path", o.data.path,
                  "text: the corpus, a UTF-8 file or a directory of them (default: "
                  "/usr/share/games/fortunes, Debian's fortunes package)");
-  app.add_option("--seq-len", o.data.seq_len, "text: tokens (bytes) per training window")
-      ->capture_default_str()
+  app.add_option(
+         "--seq-len", o.data.seq_len,
+         "text: tokens (bytes) per training window (default: " + std::to_string(kLlamaSeqLen) +
+             " with --model llama, else " + std::to_string(o.data.seq_len) + ")")
       ->check(integer_in(1, 1 << 20));
   app.add_option("--text-val-fraction", o.data.text_validation_fraction,
                  "text: fraction of the documents held out for validation")
@@ -414,12 +416,13 @@ void apply_family_defaults(const CLI::App& app, CommonOptions& o) {
   const auto unset = [&](const char* flag) { return app.count(flag) == 0; };
   if (unset("--data")) o.data.name = "text";
   if (unset("--mlp-dim")) o.model.mlp_dim = 320;
+  if (unset("--seq-len")) o.data.seq_len = kLlamaSeqLen;
   auto& t = o.train;
   if (unset("--epochs")) t.epochs = kLlamaEpochs;
-  if (unset("--batch-size")) t.batch_size = 32;
+  if (unset("--batch-size")) t.batch_size = kLlamaBatchSize;
   if (unset("--eval-batch-size")) t.eval_batch_size = 64;
   if (unset("--optimizer")) t.optimizer.name = "adamw";
-  if (unset("--lr")) t.optimizer.lr = 3e-3;
+  if (unset("--lr")) t.optimizer.lr = 2e-3;
   if (unset("--weight-decay")) t.optimizer.weight_decay = 0.01;
   if (unset("--schedule")) t.schedule.name = "cosine";
   if (unset("--warmup-steps")) t.schedule.warmup_steps = 100;

@@ -79,10 +79,14 @@ void add_dist_flags(CLI::App& app, DistFlags& flags);
 void apply_measured_defaults(const CLI::App& app, DistFlags& dist, train::TrainConfig& train);
 
 // Settings whose defaults depend on the model family, applied after parsing to the flags not
-// given (on the command line or in --config). llama: --data text, --mlp-dim 320, AdamW at lr 3e-3
-// (weight decay 0.01), cosine schedule to 0.1 lr after 100 warm-up steps, gradient clipping at 1,
-// batch 32, evaluation batch 64, kLlamaEpochs epochs. Other families keep the flags' defaults.
-constexpr int64_t kLlamaEpochs = 1;
+// given (on the command line or in --config). llama: --data text, --mlp-dim 320, windows of
+// kLlamaSeqLen bytes in batches of kLlamaBatchSize, kLlamaEpochs epochs, AdamW at lr 2e-3 (weight
+// decay 0.01), cosine schedule to 0.1 lr after 100 warm-up steps, gradient clipping at 1,
+// evaluation batch 64 (docs/results.md, "Language model", has the runs that chose them). Other
+// families keep the flags' defaults.
+constexpr int64_t kLlamaEpochs = 3;
+constexpr int64_t kLlamaSeqLen = 64;
+constexpr int64_t kLlamaBatchSize = 64;
 void apply_family_defaults(const CLI::App& app, CommonOptions& options);
 
 // Loads options.data, reports it on stderr if `verbose`, and fits options.model to it (sample
