@@ -33,14 +33,14 @@
 #   --model mlp|resnet|llama
 #                        mlp: the default 784-1024x5-10 MLP on Fashion-MNIST; resnet: resnet-20
 #                        (width 0.5) on CIFAR-10; llama: the default byte-level LLaMA (4 blocks,
-#                        width 128, sequence 128) on the fortunes text, its own schedule and
+#                        width 128, sequence 64) on the fortunes text, its own schedule and
 #                        optimizer (tessera's llama defaults) (default mlp)
 #   --sdp-level L        block or neuron (default: neuron for mlp and llama, block for resnet)
 #   --epochs E           DDP's and the iteration-matched runs' epochs (default 4)
 #   --limit-train N      training samples (default 20000; llama: 0, every window)
 #   --limit-test N       test samples (default 2000; llama: 0, every window)
 #   --evals-per-epoch K  test evaluations per epoch (default 4)
-#   --batch-size B       per data-parallel worker (default 64; llama: 8, so 32 in all as the
+#   --batch-size B       per data-parallel worker (default 64; llama: 16, so 64 in all as the
 #                        default LM's batch)
 #   --coverage C         SDP's coverage (default 0.5)
 #   --seed S             (default 1)
@@ -112,7 +112,7 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$out" ] || { echo "time-to-accuracy: no OUT_DIR" >&2; usage; }
 # The language model's defaults differ: every window, and the default LM's batch of 32 in all.
-if [ "$model" = llama ]; then default_limit=0 default_test=0 default_batch=8
+if [ "$model" = llama ]; then default_limit=0 default_test=0 default_batch=16
 else default_limit=20000 default_test=2000 default_batch=64; fi
 limit_train=${limit_train:-$default_limit}
 limit_test=${limit_test:-$default_test}

@@ -68,7 +68,9 @@ run_tessera() {  # model precision policy round -> samples/s (tokens/s for llama
   rm -rf "$dir"
   if [ "$1" = llama ]; then
     field=tokens_per_second
-    set -- "$@" --model llama --epochs 1 --limit-train $((steps * 32)) --limit-test 64
+    # The default LM's window and batch, given to both sides so that they stay equal.
+    set -- "$@" --model llama --epochs 1 --limit-train $((steps * 64)) --limit-test 64 \
+      --seq-len 64 --batch-size 64
   else
     # shellcheck disable=SC2046
     set -- "$@" $(tessera_model "$1") --data synthetic --synthetic-train $((steps * 128)) \
@@ -87,7 +89,7 @@ run_peer() {  # model precision policy round -> samples/s (tokens/s for llama)
   local log="$out/peer-$1-$2-$3-$4.log"
   if [ "$1" = llama ]; then
     OMP_WAIT_POLICY=$3 "$python" "$root/bench/lm_peer.py" --steps "$steps" --threads "$threads" \
-      --seed "$seed" --precision "$2" >"$log" 2>&1 ||
+      --seed "$seed" --precision "$2" --seq-len 64 --batch-size 64 >"$log" 2>&1 ||
       { echo "vs-pytorch: the peer failed, see $log" >&2; exit 1; }
     sed -n 's/^tokens_per_second //p' "$log"
   else
