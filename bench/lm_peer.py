@@ -171,6 +171,7 @@ def scheduled_lr(step, total_steps):  # tessera/train/schedule.cpp, cosine with 
 
 
 def main():
+    global SEQ, BATCH  # set from the flags; read by the model's tables and the batch sampler
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
@@ -182,7 +183,6 @@ def main():
                         help="bf16: the forward under torch.autocast('cpu', torch.bfloat16)")
     parser.add_argument("--param-count", action="store_true", help="print it and exit")
     args = parser.parse_args()
-    global SEQ, BATCH  # read by the model's tables and the batch sampler
     SEQ, BATCH = args.seq_len, args.batch_size
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
