@@ -2,18 +2,21 @@
 # Installs everything tessera needs from Debian's packages. Idempotent: packages already present
 # are skipped, and `apt-get update` runs at most once per call (only if something is missing).
 #
-#   scripts/install-deps.sh [--browser]
+#   scripts/install-deps.sh [--browser] [--bench]
 #
 # --browser also installs headless Chromium and a font (about 200 MB), which only the test of
 # `tessera report` in a real browser needs (tests/report/ReportBrowserTest.cpp); scripts/test.sh
-# passes it, the main job (scripts/demo.sh) does not.
+# passes it, the main job (scripts/demo.sh) does not. --bench installs what the comparisons in
+# bench/ need besides tessera: Debian's PyTorch (the peer, run as /usr/bin/python3) and jq.
 set -euo pipefail
 
 browser=0
+bench=0
 for arg in "$@"; do
   case $arg in
     --browser) browser=1 ;;
-    *) echo "install-deps: unknown argument '$arg' (only --browser)" >&2; exit 2 ;;
+    --bench) bench=1 ;;
+    *) echo "install-deps: unknown argument '$arg' (--browser, --bench)" >&2; exit 2 ;;
   esac
 done
 
@@ -28,6 +31,9 @@ packages=(
 
 if [ "$browser" = 1 ]; then
   packages+=(chromium-headless-shell fonts-dejavu-core)
+fi
+if [ "$bench" = 1 ]; then
+  packages+=(python3-torch jq)
 fi
 
 missing=()
