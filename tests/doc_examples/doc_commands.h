@@ -166,9 +166,9 @@ struct SmokeSize {
   int64_t limit_train = 2000;       // the default MLP
   int64_t conv_limit_train = 6000;  // other families (convolutions, attention) learn slower
   int64_t limit_test = 1000;
-  // A language model's samples are windows of --seq-len bytes (128 by default): 20 steps of its
-  // default batch of 32, and 16 windows to evaluate.
-  int64_t text_limit_train = 640;
+  // A language model's samples are windows of --seq-len bytes (64 by default): 20 steps of its
+  // default batch of 64 (cli::kLlamaBatchSize), and 16 windows to evaluate.
+  int64_t text_limit_train = 1280;
   int64_t text_limit_test = 16;
 };
 
