@@ -17,8 +17,9 @@
 # (fp32; bf16 where the CPU has it), SCHEDULE (cosine, for every run alike), PARTITIONS (2),
 # RECOVERY_EPOCHS (1), SEED (1), TESSERA (the binary, build/tessera), ONLY (a regex: run only
 # the matching rows). Every data-parallel worker runs on 1 thread, each PNN-parallel partition
-# on its share of the cores, conventional training and PNN sequential on all of them. Writes OUT_DIR/llama.tsv and
-# OUT_DIR/llama-report.html (tessera report on every run: loss against training FLOPs).
+# on its share of the cores, conventional training and PNN sequential on all of them.
+# Writes OUT_DIR/llama.tsv and OUT_DIR/llama-report.html (tessera report on every run: loss
+# against training FLOPs).
 # Needs jq. Slow: about 30 minutes with the defaults on 2 cores; not part of the tests.
 set -euo pipefail
 out=${1:?usage: bench/lm-compare.sh OUT_DIR}

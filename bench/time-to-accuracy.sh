@@ -111,7 +111,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -n "$out" ] || { echo "time-to-accuracy: no OUT_DIR" >&2; usage; }
-# The language model's defaults differ: every window, and the default LM's batch of 32 in all.
+# The language model's defaults differ: every window, and the default LM's batch of 64 in all.
 if [ "$model" = llama ]; then default_limit=0 default_test=0 default_batch=16
 else default_limit=20000 default_test=2000 default_batch=64; fi
 limit_train=${limit_train:-$default_limit}

@@ -24,6 +24,9 @@ precisions=${PRECISIONS:-"fp32 bf16"}
 policies=${POLICIES:-"ACTIVE PASSIVE"}
 rounds=${ROUNDS:-3}
 steps=${STEPS:-200}
+# The default LM's window and batch, given to both sides so that they stay equal.
+lm_seq_len=64
+lm_batch=64
 threads=${THREADS:-$(nproc)}
 seed=${SEED:-1}
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -68,9 +71,8 @@ run_tessera() {  # model precision policy round -> samples/s (tokens/s for llama
   rm -rf "$dir"
   if [ "$1" = llama ]; then
     field=tokens_per_second
-    # The default LM's window and batch, given to both sides so that they stay equal.
-    set -- "$@" --model llama --epochs 1 --limit-train $((steps * 64)) --limit-test 64 \
-      --seq-len 64 --batch-size 64
+    set -- "$@" --model llama --epochs 1 --limit-train $((steps * lm_batch)) --limit-test 64 \
+      --seq-len "$lm_seq_len" --batch-size "$lm_batch"
   else
     # shellcheck disable=SC2046
     set -- "$@" $(tessera_model "$1") --data synthetic --synthetic-train $((steps * 128)) \
@@ -89,7 +91,8 @@ run_peer() {  # model precision policy round -> samples/s (tokens/s for llama)
   local log="$out/peer-$1-$2-$3-$4.log"
   if [ "$1" = llama ]; then
     OMP_WAIT_POLICY=$3 "$python" "$root/bench/lm_peer.py" --steps "$steps" --threads "$threads" \
-      --seed "$seed" --precision "$2" --seq-len 64 --batch-size 64 >"$log" 2>&1 ||
+      --seed "$seed" --precision "$2" --seq-len "$lm_seq_len" \
+      --batch-size "$lm_batch" >"$log" 2>&1 ||
       { echo "vs-pytorch: the peer failed, see $log" >&2; exit 1; }
     sed -n 's/^tokens_per_second //p' "$log"
   else
