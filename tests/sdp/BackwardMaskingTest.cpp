@@ -75,7 +75,8 @@ struct BackwardMaskingCase {
 
 class BackwardMaskingAgreement : public ::testing::TestWithParam<BackwardMaskingCase> {};
 
-// Three workers, each unit on two of them, each stepping on its own random data: after every step
+// Three workers, each unit on two of them, each stepping on its own random data and clipping its
+// gradients: after every step
 // all workers have the same full model, gradients and optimizer state cover exactly the units the
 // worker holds, and what a worker does not hold has changed only through the refresh.
 TEST_P(BackwardMaskingAgreement, WorkersKeepOneFullModelAndStateOnlyForHeldUnits) {
@@ -102,6 +103,7 @@ TEST_P(BackwardMaskingAgreement, WorkersKeepOneFullModelAndStateOnlyForHeldUnits
       sync.before_backward(8);
       torch::nn::functional::cross_entropy(m->forward(x), y).backward();
       sync.after_backward();
+      sync.clip_gradients(sync.trained_parameters(), 1e-3);  // every step: one factor for all
       if (step == 0) {
         for (const auto& p : m->named_parameters()) {
           if (p.value().grad().defined()) held[rank].model_grad_numel += p.value().numel();
@@ -194,8 +196,10 @@ TEST(BackwardMasking, TwoWorkersWithFullCoverageAndGradientSyncAreDdp) {
     for (int64_t r = 0; r < 2; ++r) replicas.push_back(sdp::build_worker_model(model, {}, 6));
     const bool ran = test::run_ranks(2, name, [&](dist::ProcessGroup& group) {
       const int64_t rank = group.rank();
-      train::Trainer trainer(replicas[rank], std::make_shared<train::Classification>(),
-                             trainer_config("sgd", rank, 2), nullptr);
+      train::TrainConfig config = trainer_config("sgd", rank, 2);
+      config.clip_grad_norm = 0.1;  // clips most steps: SDP must clip as DDP does
+      train::Trainer trainer(replicas[rank], std::make_shared<train::Classification>(), config,
+                             nullptr);
       if (sdp_sync) {
         auto masking = std::make_shared<sdp::BackwardMasking>(group, plan, sdp::SyncMode::Grads,
                                                               *replicas[rank]);
@@ -222,7 +226,7 @@ TEST(BackwardMasking, TwoWorkersWithFullCoverageAndGradientSyncAreDdp) {
 
 // Through the Trainer, as `tessera train --dist sdp --sdp-masking backward` runs it: the summary's
 // gradient and optimizer-state bytes are the held units', the memory peak counts the compact
-// copies, and the workers end equal.
+// copies, and the workers end equal (clipping included).
 TEST(BackwardMasking, TrainerKeepsGradientsAndAdamStateOnlyForHeldUnits) {
   const auto data = synthetic_6x6(256);
   const auto model = mlp_6x6();
@@ -232,8 +236,10 @@ TEST(BackwardMasking, TrainerKeepsGradientsAndAdamStateOnlyForHeldUnits) {
   std::vector<train::TrainSummary> summaries(2);
   const bool ran = test::run_ranks(2, "sdp_backward_trainer", [&](dist::ProcessGroup& group) {
     const int64_t rank = group.rank();
-    train::Trainer trainer(workers[rank], std::make_shared<train::Classification>(),
-                           trainer_config("adam", rank, 2), nullptr);
+    train::TrainConfig config = trainer_config("adam", rank, 2);
+    config.clip_grad_norm = 1e-3;  // clips every step, by one factor on both workers
+    train::Trainer trainer(workers[rank], std::make_shared<train::Classification>(), config,
+                           nullptr);
     auto masking =
         std::make_shared<sdp::BackwardMasking>(group, plan, sdp::SyncMode::Grads, *workers[rank]);
     trainer.set_worker_sync(masking);

@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "../dist/rank_threads.h"
 #include "../test_support.h"
 #include "tessera/core/error.h"
@@ -35,8 +38,9 @@ sdp::MaskPlan plan_for(const models::ModelConfig& model, int64_t w, double cover
 // The sync mode, and whether the averages travel as bf16.
 class HolderAgreement : public ::testing::TestWithParam<std::pair<sdp::SyncMode, bool>> {};
 
-// Three workers, each unit on two of them, each worker stepping on its own random data: after
-// the steps every holder of an entry has the same value, and the assembled model has it too.
+// Three workers, each unit on two of them, each worker stepping on its own random data and
+// clipping its gradients: after the steps every holder of an entry has the same value, and the
+// assembled model has it too.
 TEST_P(HolderAgreement, HoldersAgreeAfterEveryStepAndTheAssemblyHasTheirValues) {
   const auto model = mlp_6x6();
   const auto plan = plan_for(model, 3, 2.0 / 3.0);
@@ -60,6 +64,8 @@ TEST_P(HolderAgreement, HoldersAgreeAfterEveryStepAndTheAssemblyHasTheirValues) 
       sync.before_backward(8);
       torch::nn::functional::cross_entropy(m->forward(x), y).backward();
       sync.after_backward();
+      // Small enough to clip every step: holders must still scale by one factor.
+      sync.clip_gradients(m->parameters(), 1e-3);
       sgd.step();
       sync.after_step();
     }
@@ -91,6 +97,57 @@ INSTANTIATE_TEST_SUITE_P(Modes, HolderAgreement,
                            return std::string(sdp::to_string(mode.param.first)) +
                                   (mode.param.second ? "_bf16" : "");
                          });
+
+// Clipping measures the mean gradient of the whole model: each entry counted once, however many
+// workers hold it, and entries no worker holds not at all. The reference puts every worker's
+// averaged gradients into full-size tensors and takes their norm.
+TEST(SubnetSync, ClippingUsesTheNormOfTheFullModelsMeanGradient) {
+  const auto model = mlp_6x6();
+  const auto plan = plan_for(model, 3, 2.0 / 3.0);
+  std::vector<models::StagedModel> workers;
+  for (int64_t w = 0; w < 3; ++w)
+    workers.push_back(sdp::build_worker_model(model, plan.subnet(w), 9));
+  std::vector<std::vector<torch::Tensor>> averaged(3);  // each worker's mean gradients
+  std::vector<std::vector<torch::Tensor>> clipped(3);
+  std::vector<double> norms(3);
+  const bool ran = test::run_ranks(3, "sdp_clip_norm", [&](dist::ProcessGroup& group) {
+    const int64_t rank = group.rank();
+    models::StagedModel& m = workers[rank];
+    sdp::SubnetSync sync(group, plan, sdp::SyncMode::Grads);
+    sync.start(*m);
+    at::Generator generator = make_generator(100 + rank);
+    const torch::Tensor x = torch::randn({8, 1, 6, 6}, generator);
+    const torch::Tensor y = torch::randint(0, 4, {8}, generator);
+    sync.before_backward(8);
+    torch::nn::functional::cross_entropy(m->forward(x), y).backward();
+    sync.after_backward();
+    for (const auto& p : m->parameters()) averaged[rank].push_back(p.grad().clone());
+    norms[rank] = sync.clip_gradients(m->parameters(), 1e-3);
+    for (const auto& p : m->parameters()) clipped[rank].push_back(p.grad().clone());
+  });
+  if (!ran) GTEST_SKIP() << "no process group on this machine";
+
+  models::StagedModel full = models::build_model(model);
+  double squares = 0.0;
+  for (const auto& p : full->named_parameters()) {
+    torch::Tensor mean = torch::zeros_like(p.value());
+    for (int64_t w = 0; w < 3; ++w) {
+      const auto names = workers[w]->named_parameters().keys();
+      const size_t i = std::find(names.begin(), names.end(), p.key()) - names.begin();
+      ASSERT_LT(i, names.size()) << p.key();
+      models::scatter_held_entries(mean, averaged[w][i], p.key(), plan.subnet(w), plan.groups);
+    }
+    squares += mean.square().sum().item<double>();
+  }
+  const double reference = std::sqrt(squares);
+  ASSERT_GT(reference, 1e-3);
+  for (int64_t w = 0; w < 3; ++w) {
+    EXPECT_NEAR(norms[w], reference, 1e-5 * reference) << "worker " << w;
+    for (size_t i = 0; i < averaged[w].size(); ++i)
+      EXPECT_TRUE(torch::allclose(clipped[w][i], averaged[w][i] * (1e-3 / reference), 1e-4, 1e-9))
+          << "worker " << w << " tensor " << i;
+  }
+}
 
 TEST(SubnetSync, Bf16ParameterAveragingIsRefusedWithTheReason) {
   const auto model = mlp_6x6();
@@ -139,8 +196,10 @@ TEST(SubnetSync, TwoWorkersWithFullCoverageAndGradientSyncAreDdp) {
     for (int64_t r = 0; r < 2; ++r) replicas.push_back(sdp::build_worker_model(model, {}, 6));
     const bool ran = test::run_ranks(2, name, [&](dist::ProcessGroup& group) {
       const int64_t rank = group.rank();
-      train::Trainer trainer(replicas[rank], std::make_shared<train::Classification>(),
-                             sgd_config(16, rank, 2), nullptr);
+      train::TrainConfig config = sgd_config(16, rank, 2);
+      config.clip_grad_norm = 0.1;  // clips most steps: SDP must clip as DDP does
+      train::Trainer trainer(replicas[rank], std::make_shared<train::Classification>(), config,
+                             nullptr);
       if (sdp_sync)
         trainer.set_worker_sync(
             std::make_shared<sdp::SubnetSync>(group, plan, sdp::SyncMode::Grads));

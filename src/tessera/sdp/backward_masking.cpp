@@ -115,6 +115,10 @@ void BackwardMasking::after_backward() {
   holders_.after_backward();
 }
 
+double BackwardMasking::clip_gradients(const std::vector<torch::Tensor>& trained, double max_norm) {
+  return holders_.clip_gradients(trained, max_norm);
+}
+
 void BackwardMasking::after_step() {
   holders_.after_step();
   for (auto& part : partly_held_)

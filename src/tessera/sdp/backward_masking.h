@@ -50,6 +50,8 @@ class BackwardMasking : public train::WorkerSync {
   // Moves the held entries of full-size gradients into the compact copies, then (--sdp-sync
   // grads) averages the held gradients among their holders.
   void after_backward() override;
+  // By the norm of the mean gradient over the whole model (see SubnetSync::clip_gradients).
+  double clip_gradients(const std::vector<torch::Tensor>& trained, double max_norm) override;
   // (--sdp-sync params: averages held parameters among their holders,) writes the compact copies
   // back into the model, then sends every entry that not all workers hold from one of its holders
   // to each worker that does not hold it, point to point.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <functional>
 
 #include "tessera/core/error.h"
@@ -62,16 +63,13 @@ std::vector<WorkerSet> SubnetSync::agree_holder_sets(const std::vector<WorkerSet
   return {all.begin(), all.end()};
 }
 
-std::vector<SubnetSync::Bucket> SubnetSync::make_buckets(const std::vector<torch::Tensor>& tensors,
-                                                         const std::vector<std::string>& names) {
+std::vector<SubnetSync::Bucket> SubnetSync::make_buckets(const std::vector<Cell>& cells) {
   std::map<WorkerSet, Bucket> by_set;
-  for (Cell& cell : shared_cells(plan_, world_.rank(), names)) {
+  for (const Cell& cell : cells) {
     if (count_workers(cell.holders) < 2) continue;  // held here only: nothing to average
-    for (auto& [dim, positions] : cell.selections)
-      positions = positions.to(tensors[cell.tensor].device());
     Bucket& bucket = by_set[cell.holders];
     bucket.holders = cell.holders;
-    bucket.cells.push_back(std::move(cell));
+    bucket.cells.push_back(cell);
   }
   std::vector<Bucket> buckets;
   for (auto& [set, bucket] : by_set) {
@@ -104,8 +102,12 @@ void SubnetSync::start(const std::vector<std::string>& names,
                 "--coverage and --seed on every worker)");
 
   parameters_ = tensors;
+  parameter_cells_ = shared_cells(plan_, world_.rank(), names);
+  for (Cell& cell : parameter_cells_)
+    for (auto& [dim, positions] : cell.selections)
+      positions = positions.to(tensors[cell.tensor].device());
   std::vector<WorkerSet> mine;
-  for (const Cell& cell : shared_cells(plan_, world_.rank(), names))
+  for (const Cell& cell : parameter_cells_)
     if (count_workers(cell.holders) >= 2 && cell.holders != plan_.all_workers())
       mine.push_back(cell.holders);
   std::sort(mine.begin(), mine.end());
@@ -116,7 +118,7 @@ void SubnetSync::start(const std::vector<std::string>& names,
     std::optional<dist::ProcessGroup> group = world_.new_group(worker_list(set));
     if (group) groups_.emplace(set, *group);
   }
-  parameter_buckets_ = make_buckets(parameters_, names);
+  parameter_buckets_ = make_buckets(parameter_cells_);
   stats_.holder_sets =
       std::max(stats_.holder_sets, static_cast<int64_t>(parameter_buckets_.size()));
 }
@@ -126,6 +128,7 @@ void SubnetSync::change_plan(MaskPlan plan, torch::nn::Module& model) {
           "sdp: a new plan must be for the same workers");
   plan_ = std::move(plan);
   parameters_.clear();
+  parameter_cells_.clear();
   parameter_buckets_.clear();
   start(model);
 }
@@ -148,6 +151,30 @@ void SubnetSync::after_backward() {
     grads.push_back(p.grad());
   }
   average(parameter_buckets_, grads, static_cast<double>(samples_));
+}
+
+double SubnetSync::clip_gradients(const std::vector<torch::Tensor>& trained, double max_norm) {
+  if (mode_ != SyncMode::Grads) return WorkerSync::clip_gradients(trained, max_norm);
+  require(trained.size() == parameters_.size(),
+          "sdp: clip_gradients needs the tensors the sync was started with");
+  torch::NoGradGuard no_grad;
+  std::vector<double> squares = {0.0};
+  for (const Cell& cell : parameter_cells_) {
+    const torch::Tensor& grad = parameters_[cell.tensor].grad();
+    if (!grad.defined()) continue;
+    const double cell_squares = gather_cell(grad, cell).square().sum(torch::kDouble).item<double>();
+    squares[0] += cell_squares / static_cast<double>(count_workers(cell.holders));
+  }
+  sum(squares);
+  stats_.comm_bytes += dist::all_reduce_bytes(sizeof(double), world_.size());
+  const double norm = std::sqrt(squares[0]);
+  // The factor torch::nn::utils::clip_grad_norm_ uses, so that one worker holding everything
+  // clips as training alone does.
+  const double factor = max_norm / (norm + 1e-6);
+  if (factor < 1.0)
+    for (const torch::Tensor& p : parameters_)
+      if (p.grad().defined()) p.grad().mul_(factor);
+  return norm;
 }
 
 void SubnetSync::after_step() {

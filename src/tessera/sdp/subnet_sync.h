@@ -56,6 +56,13 @@ class SubnetSync : public train::WorkerSync {
   int64_t agree_steps(int64_t local_batches) override;
   void before_backward(int64_t samples) override;
   void after_backward() override;
+  // --sdp-sync grads: the norm of the mean gradient over the whole model, each entry counted once
+  // (every holder has the same mean: each adds its entries' squares divided by their holders'
+  // count, one double all-reduced over the world), so every holder scales by the same factor and
+  // holders stay identical. Clipping each worker by its own norm would let them drift apart, which
+  // stalled backward-masked training (docs/results.md). --sdp-sync params: each worker clips its
+  // own gradients, as the default does; the averaging after the step rejoins the holders.
+  double clip_gradients(const std::vector<torch::Tensor>& trained, double max_norm) override;
   void after_step() override;
   void sum(std::vector<double>& values) override;
   // The default ballot (16 bytes all-reduced over the world), counted in stats().comm_bytes.
@@ -69,8 +76,7 @@ class SubnetSync : public train::WorkerSync {
     std::optional<dist::ProcessGroup> group;
     std::vector<Cell> cells;  // cells of this worker's parameters
   };
-  std::vector<Bucket> make_buckets(const std::vector<torch::Tensor>& tensors,
-                                   const std::vector<std::string>& names);
+  std::vector<Bucket> make_buckets(const std::vector<Cell>& cells);
   std::vector<WorkerSet> agree_holder_sets(const std::vector<WorkerSet>& mine);
   // Averages the tensors' shared entries. With `weight` >= 0 each worker's values count `weight`
   // times (its samples in the step), and the weights travel with the values.
@@ -82,6 +88,7 @@ class SubnetSync : public train::WorkerSync {
   SyncMode mode_;
   bool bf16_comm_ = false;
   std::vector<torch::Tensor> parameters_;
+  std::vector<Cell> parameter_cells_;  // all of them, on the parameters' devices
   std::vector<Bucket> parameter_buckets_;
   std::map<WorkerSet, dist::ProcessGroup> groups_;  // of the sets this worker is in
   std::set<WorkerSet> created_;  // every set a group was created for, this worker's or not

@@ -276,8 +276,12 @@ double Trainer::train_step(const data::Batch& batch) {
   if (sync_) sync_->after_backward();
   last_step_skipped_ = skip_nonfinite_step(loss_value);
   if (last_step_skipped_) return loss_value;
-  if (config_.clip_grad_norm > 0)
-    torch::nn::utils::clip_grad_norm_(trained_, config_.clip_grad_norm);
+  if (config_.clip_grad_norm > 0) {
+    if (sync_)
+      sync_->clip_gradients(trained_, config_.clip_grad_norm);
+    else
+      torch::nn::utils::clip_grad_norm_(trained_, config_.clip_grad_norm);
+  }
   optimizer_->step();
   if (sync_) sync_->after_step();
   return loss_value;

@@ -25,6 +25,14 @@ class WorkerSync {
   // After backward (or, with no batch left, instead of it), before clipping and the optimizer
   // step: leaves in every parameter's .grad the mean gradient over all workers' samples.
   virtual void after_backward() = 0;
+  // After after_backward, with clipping on: scales the gradients of `trained` (the tensors the
+  // optimizer steps) so that the norm of the workers' mean gradient is at most `max_norm`, by one
+  // factor on every worker; returns that norm before clipping. The default clips by the norm of
+  // this worker's gradients, which is that norm wherever every worker has the whole mean gradient
+  // (training alone, DDP).
+  virtual double clip_gradients(const std::vector<torch::Tensor>& trained, double max_norm) {
+    return torch::nn::utils::clip_grad_norm_(trained, max_norm);
+  }
   // After the optimizer step (e.g. SDP averaging parameters among their holders).
   virtual void after_step() {}
   // Sums `values` over the workers, in place (e.g. an epoch's loss sum and sample count).
