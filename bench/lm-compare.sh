@@ -6,7 +6,9 @@
 # sequential and parallel, on the conventional run's epochs plus its recovery epochs). One row
 # per run: validation bits per byte and loss, training FLOPs per worker (analytic, attention's
 # T^2 term included; rank 0's for DDP and SDP, all partitions' and the recovery's for PNN), the
-# largest worker's (or partition's) peak tensor memory, bytes each worker sent per step (PNN:
+# largest worker's (or partition's) peak tensor memory, and the largest worker's peak while
+# training alone (without the evaluations during training: for DDP and SDP rank 0 evaluates the
+# whole model; "-" where the summary does not split it), bytes each worker sent per step (PNN:
 # its handover bytes in all), tokens/s (all workers) and wall seconds.
 #
 #   bench/lm-compare.sh OUT_DIR
@@ -36,7 +38,7 @@ common="--model llama --seq-len $seq_len --limit-train ${LIMIT_TRAIN:-0}
 mkdir -p "$out"
 rows="$out/llama.tsv"
 dirs=()  # the run directories, for the report
-printf "run\tepochs\tval_bpb\tval_loss\tflops_per_worker\tpeak_MiB_max_worker\tbytes_per_step_per_worker\ttokens_per_s\twall_s\n" >"$rows"
+printf "run\tepochs\tval_bpb\tval_loss\tflops_per_worker\tpeak_MiB_max_worker\ttrain_peak_MiB_max_worker\tbytes_per_step_per_worker\ttokens_per_s\twall_s\n" >"$rows"
 
 wanted() { [ -z "${ONLY:-}" ] || [[ $1 =~ $ONLY ]]; }
 
@@ -48,6 +50,8 @@ add_row() {  # name epochs summary wall workers
      (.train_flops | tostring),
      ((if .ranks then [.ranks[].peak_tensor_bytes] | max
        else (.max_partition_peak_tensor_bytes // .peak_tensor_bytes) end) / 1048576 | r(10)),
+     (if .ranks then ([.ranks[].train_peak_tensor_bytes // empty] | max)
+      else .train_peak_tensor_bytes end | if . then . / 1048576 | r(10) else "-" end),
      (if .comm_bytes_per_step then (.comm_bytes_per_step / ($w | tonumber) | round)
       elif .handover_bytes then "\(.handover_bytes) in all" else 0 end),
      (if .total_samples_per_second then (.total_samples_per_second * ($t | tonumber) | round)

@@ -59,6 +59,7 @@ TEST(Cli, HelpAndInfo) {
   EXPECT_EQ(r.code, 0);
   EXPECT_NE(r.output.find("libtorch"), std::string::npos);
   EXPECT_NE(r.output.find("BLAS"), std::string::npos);
+  EXPECT_NE(r.output.find("fp32 on BLAS (above), bf16 on oneDNN"), std::string::npos) << r.output;
 }
 
 TEST(Cli, MissingDataIsAClearError) {
@@ -285,11 +286,13 @@ TEST(Cli, PrecisionIsRecordedCheckpointsCrossItAndBf16IsRefusedWithoutNativeSupp
       run_with_bf16("1", kQuickTrain + " --epochs 1 --precision bf16 --run-dir " + dir + "/bf16");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_EQ(read_json(dir + "/bf16/summary.json")["precision"], "bf16");
+  EXPECT_EQ(read_json(dir + "/bf16/summary.json")["matmul_kernel"], "onednn");
   EXPECT_EQ(read_json(dir + "/bf16/config.json")["train"]["precision"], "bf16");
   // The bf16 run's checkpoint goes on in fp32, and an fp32 checkpoint is evaluated in bf16.
   r = run("train --run-dir " + dir + "/bf16 --resume --epochs 2 --precision fp32 --quiet");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_EQ(read_json(dir + "/bf16/summary.json")["precision"], "fp32");
+  EXPECT_EQ(read_json(dir + "/bf16/summary.json")["matmul_kernel"], "blas");
   r = run_with_bf16("1", "eval --checkpoint " + dir + "/bf16/checkpoint.pt " + kEvalData +
                              " --precision bf16 --output " + dir + "/eval.json");
   ASSERT_EQ(r.code, 0) << r.output;

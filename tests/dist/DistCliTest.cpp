@@ -85,6 +85,9 @@ TEST(DistCli, DdpOnTwoProcessesWritesPerRankMetricsAndAPortableCheckpoint) {
   ASSERT_EQ(summary["ranks"].size(), 2u);
   for (const auto& rank : summary["ranks"]) {
     EXPECT_GT(rank["peak_tensor_bytes"].get<int64_t>(), 0);
+    EXPECT_GT(rank["train_peak_tensor_bytes"].get<int64_t>(), 0);
+    EXPECT_LE(rank["train_peak_tensor_bytes"].get<int64_t>(),
+              rank["peak_tensor_bytes"].get<int64_t>());
     EXPECT_GT(rank["peak_rss_bytes"].get<int64_t>(), 0);
     EXPECT_GT(rank["comm_bytes"].get<int64_t>(), 0);
     EXPECT_EQ(rank["steps"], 2 * 4);  // 256 samples per rank in batches of 64

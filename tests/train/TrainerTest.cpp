@@ -100,6 +100,30 @@ TEST(Trainer, AfterStepSeesEveryStepAndItsPeakResetsDoNotHideTraining) {
   EXPECT_EQ(summary.peak_tensor_bytes, training_peak);
 }
 
+// Evaluations during fit are measured apart: an evaluation in one batch of the whole training set
+// peaks far above training in batches of 64, and the training peak is the one a run without
+// evaluations reaches.
+TEST(Trainer, SeparatesTheEvaluationPeakFromTheTrainingPeak) {
+  metrics::install_memory_tracker();
+  const auto data = synthetic_8x8();
+  train::TrainConfig config = quick_config(2);
+  config.eval_batch_size = 2000;
+  train::Trainer reference(small_mlp(data.train, 1), std::make_shared<train::Classification>(),
+                           config, nullptr);
+  const train::TrainSummary alone = reference.fit(data.train, nullptr);
+  EXPECT_EQ(alone.train_peak_tensor_bytes, alone.peak_tensor_bytes);
+  EXPECT_EQ(alone.eval_peak_tensor_bytes, 0);
+
+  train::Trainer trainer(small_mlp(data.train, 1), std::make_shared<train::Classification>(),
+                         config, nullptr);
+  const train::TrainSummary summary = trainer.fit(data.train, &data.train);
+  EXPECT_EQ(summary.train_peak_tensor_bytes, alone.train_peak_tensor_bytes);
+  // 2000 x 64 hidden activations alone are 512 KB; the whole training state is about 140 KB.
+  EXPECT_GT(summary.eval_peak_tensor_bytes, summary.train_peak_tensor_bytes + 500'000);
+  EXPECT_EQ(summary.peak_tensor_bytes, summary.eval_peak_tensor_bytes);
+  EXPECT_EQ(train::to_json(summary).at("eval_peak_tensor_bytes"), summary.eval_peak_tensor_bytes);
+}
+
 TEST(Trainer, ResumeReachesTheSameWeightsAsAnUninterruptedRun) {
   const auto data = synthetic_8x8();
   auto config = quick_config(4);

@@ -69,6 +69,8 @@ int info_command(const Args& args) {
   std::printf("bf16      %s\n", train::cpu_has_native_bf16()
                                     ? "native on this CPU (--precision bf16 available)"
                                     : "not native on this CPU (--precision bf16 refused on cpu)");
+  std::printf("matmul    fp32 on BLAS (above), bf16 on oneDNN%s; linear layers and attention\n",
+              torch::cuda::is_available() ? ", cuBLAS on cuda" : "");
   std::printf("optimizer one-pass SGD/Adam/AdamW loops with %s\n", train::fused_kernel_isa());
   std::printf("devices   cpu");
   if (torch::cuda::is_available())

@@ -15,7 +15,9 @@ nlohmann::json gather_worker_metrics(ProcessGroup& group, const train::TrainSumm
                                     static_cast<double>(step_comm_bytes),
                                     static_cast<double>(s.param_bytes),
                                     static_cast<double>(s.grad_bytes),
-                                    static_cast<double>(s.optimizer_state_bytes)};
+                                    static_cast<double>(s.optimizer_state_bytes),
+                                    static_cast<double>(s.train_peak_tensor_bytes),
+                                    static_cast<double>(s.eval_peak_tensor_bytes)};
   std::vector<torch::Tensor> input = {torch::tensor(mine, torch::kDouble)};
   std::vector<std::vector<torch::Tensor>> gathered(1);
   for (int64_t r = 0; r < group.size(); ++r) gathered[0].push_back(torch::empty_like(input[0]));
@@ -35,7 +37,9 @@ nlohmann::json gather_worker_metrics(ProcessGroup& group, const train::TrainSumm
                      {"step_comm_bytes", static_cast<int64_t>(v[7].item<double>())},
                      {"param_bytes", static_cast<int64_t>(v[8].item<double>())},
                      {"grad_bytes", static_cast<int64_t>(v[9].item<double>())},
-                     {"optimizer_state_bytes", static_cast<int64_t>(v[10].item<double>())}});
+                     {"optimizer_state_bytes", static_cast<int64_t>(v[10].item<double>())},
+                     {"train_peak_tensor_bytes", static_cast<int64_t>(v[11].item<double>())},
+                     {"eval_peak_tensor_bytes", static_cast<int64_t>(v[12].item<double>())}});
   }
   return ranks;
 }

@@ -16,10 +16,10 @@ struct RunResult {
   nlohmann::json details;       // the method's own figures (summary.json's "ddp", "sdp", ...)
 };
 
-// Every rank calls it. Returns on rank 0 one object per rank: rank, peak_tensor_bytes,
-// peak_rss_bytes, comm_bytes (all traffic), step_comm_bytes (training steps only), train_samples,
-// train_seconds, samples_per_second, steps, param_bytes, grad_bytes, optimizer_state_bytes;
-// elsewhere an empty array.
+// Every rank calls it. Returns on rank 0 one object per rank: rank, peak_tensor_bytes (and its
+// train_ and eval_ parts, see train::TrainSummary), peak_rss_bytes, comm_bytes (all traffic),
+// step_comm_bytes (training steps only), train_samples, train_seconds, samples_per_second, steps,
+// param_bytes, grad_bytes, optimizer_state_bytes; elsewhere an empty array.
 nlohmann::json gather_worker_metrics(ProcessGroup& group, const train::TrainSummary& summary,
                                      int64_t step_comm_bytes);
 

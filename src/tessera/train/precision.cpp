@@ -44,6 +44,11 @@ bool cpu_has_native_bf16() {
          flags.find(" amx_bf16 ") != std::string::npos;
 }
 
+const char* matmul_kernel(Precision precision, const torch::Device& device) {
+  if (device.is_cuda()) return "cublas";
+  return precision == Precision::Bf16 ? "onednn" : "blas";
+}
+
 void require_precision_supported(Precision precision, const torch::Device& device) {
   if (precision != Precision::Bf16 || device.is_cuda()) return;
   // oneDNN would emulate bf16 with fp32 arithmetic and conversions: slower than fp32, and not

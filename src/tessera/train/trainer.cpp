@@ -98,6 +98,8 @@ nlohmann::json summary_fields(const TrainSummary& s) {
           {"train_samples", s.train_samples},
           {"train_flops", s.train_flops},
           {"peak_tensor_bytes", s.peak_tensor_bytes},
+          {"train_peak_tensor_bytes", s.train_peak_tensor_bytes},
+          {"eval_peak_tensor_bytes", s.eval_peak_tensor_bytes},
           {"peak_rss_bytes", s.peak_rss_bytes},
           {"param_bytes", s.param_bytes},
           {"grad_bytes", s.grad_bytes},
@@ -108,6 +110,7 @@ nlohmann::json summary_fields(const TrainSummary& s) {
           {"train_seconds", s.train_seconds},
           {"samples_per_second", s.samples_per_second},
           {"precision", precision_name(s.precision)},
+          {"matmul_kernel", s.matmul_kernel},
           {"history", history_json(s.history)}};
 }
 }  // namespace
@@ -344,7 +347,18 @@ EvalPoint Trainer::evaluate_point(const data::Dataset& test, double epoch, int64
   // The time the evaluated weights were reached, before the evaluation's own cost.
   const double elapsed = clock_.seconds();
   EvalPoint point{epoch, samples, {}, elapsed, evaluation_seconds_};
-  point.test = test_evaluator_ ? test_evaluator_(test) : evaluate(test);
+  // The evaluation's memory is measured apart from training's (TrainSummary): the training
+  // stretch closes here and a new one opens after it.
+  if (training_stretch_) {
+    train_peak_ = std::max(train_peak_, training_stretch_->peak_tensor_bytes());
+    training_stretch_.reset();
+  }
+  {
+    const metrics::MeasurementScope evaluation(tracker_device(device_));
+    point.test = test_evaluator_ ? test_evaluator_(test) : evaluate(test);
+    eval_peak_ = std::max(eval_peak_, evaluation.peak_tensor_bytes());
+  }
+  training_stretch_.emplace(tracker_device(device_));
   if (on_evaluation_) on_evaluation_(point);
   evaluation_seconds_ += clock_.seconds() - elapsed;
   return point;
@@ -543,6 +557,8 @@ TrainSummary Trainer::fit(const data::Dataset& train, const data::Dataset* test,
       metrics::live_tensor_bytes(memory_device) - state_bytes(*model_) - copy_bytes;
   // Peak and bytes of this fit, including whatever an after_step callback measures of its own.
   const metrics::MeasurementScope measured(memory_device);
+  training_stretch_.emplace(memory_device);
+  train_peak_ = eval_peak_ = 0;
 
   data::BatchOptions options;
   options.batch_size = config_.batch_size;
@@ -594,10 +610,15 @@ TrainSummary Trainer::fit(const data::Dataset& train, const data::Dataset* test,
   summary.train_samples = train_samples_;
   summary.train_flops = metrics::training_flops(model_->forward_flops()) * train_samples_;
   record_measurements(summary, measured, baseline, *model_, *optimizer_, copies_);
+  train_peak_ = std::max(train_peak_, training_stretch_->peak_tensor_bytes());
+  training_stretch_.reset();
+  summary.train_peak_tensor_bytes = train_peak_ - baseline;
+  summary.eval_peak_tensor_bytes = eval_peak_ > 0 ? eval_peak_ - baseline : 0;
   summary.nonfinite_skipped_steps = nonfinite_.skipped();
   summary.wall_seconds = wall.seconds();
   summary.train_seconds = train_seconds_;
   summary.precision = config_.precision;
+  summary.matmul_kernel = matmul_kernel(config_.precision, device_);
   summary.samples_per_second =
       train_seconds_ > 0 ? static_cast<double>(train_samples_) / train_seconds_ : 0.0;
   summary.extra =

@@ -79,6 +79,10 @@ struct TrainSummary {
   int64_t train_samples = 0;  // samples trained on by this worker (this run, incl. resumed part)
   int64_t train_flops = 0;    // analytic, forward + backward, for train_samples
   int64_t peak_tensor_bytes = 0;  // measured, above the live bytes when training started
+  // The same peak split: while training (steps, synchronisation, plan changes) and while
+  // evaluating during fit (SDP: rank 0 assembling and running the full model; 0: no evaluation).
+  int64_t train_peak_tensor_bytes = 0;
+  int64_t eval_peak_tensor_bytes = 0;
   int64_t peak_rss_bytes = 0;
   int64_t param_bytes = 0;
   int64_t grad_bytes = 0;
@@ -89,6 +93,7 @@ struct TrainSummary {
   double train_seconds = 0.0;           // optimizer steps only
   double samples_per_second = 0.0;
   Precision precision = Precision::Fp32;
+  std::string matmul_kernel;  // train::matmul_kernel of the run's precision and device
   // Every test evaluation of the run, in order (a resumed run's include those before the resume).
   std::vector<EvalPoint> history;
   nlohmann::json extra;  // the objective's figures (language models: bits per byte, tokens/s)
@@ -238,6 +243,11 @@ class Trainer {
   nlohmann::json resumed_generators_;  // stochastic layers' states to restore mid-epoch
   std::vector<EvalPoint> history_;     // the run's evaluations
   double evaluation_seconds_ = 0.0;    // spent in them (EvalPoint::evaluation_seconds)
+  // During fit: the stretch of training since the last evaluation (closed while evaluating), and
+  // the highest peaks, absolute, of training stretches and of evaluations so far.
+  std::optional<metrics::MeasurementScope> training_stretch_;
+  int64_t train_peak_ = 0;
+  int64_t eval_peak_ = 0;
   std::function<EvalResult(const data::Dataset&)> test_evaluator_;
   metrics::RunClock clock_ = metrics::RunClock::since_process_start();
   std::function<void(const nlohmann::json&)> checkpoint_saver_;
