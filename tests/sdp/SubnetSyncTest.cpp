@@ -33,6 +33,15 @@ sdp::MaskPlan plan_for(const models::ModelConfig& model, int64_t w, double cover
   return sdp::make_mask_plan(model, config);
 }
 
+// Each worker's subnetwork of `plan`, built from seed 9.
+std::vector<models::StagedModel> worker_models(const models::ModelConfig& model,
+                                               const sdp::MaskPlan& plan) {
+  std::vector<models::StagedModel> workers;
+  for (int64_t w = 0; w < plan.config.workers; ++w)
+    workers.push_back(sdp::build_worker_model(model, plan.subnet(w), 9));
+  return workers;
+}
+
 }  // namespace
 
 // The sync mode, and whether the averages travel as bf16.
@@ -44,9 +53,7 @@ class HolderAgreement : public ::testing::TestWithParam<std::pair<sdp::SyncMode,
 TEST_P(HolderAgreement, HoldersAgreeAfterEveryStepAndTheAssemblyHasTheirValues) {
   const auto model = mlp_6x6();
   const auto plan = plan_for(model, 3, 2.0 / 3.0);
-  std::vector<models::StagedModel> workers;
-  for (int64_t w = 0; w < 3; ++w)
-    workers.push_back(sdp::build_worker_model(model, plan.subnet(w), 9));
+  std::vector<models::StagedModel> workers = worker_models(model, plan);
   std::vector<std::vector<torch::Tensor>> initial;
   for (auto& m : workers) initial.push_back(snapshot(m));
   models::StagedModel assembled{nullptr};
@@ -104,9 +111,7 @@ INSTANTIATE_TEST_SUITE_P(Modes, HolderAgreement,
 TEST(SubnetSync, ClippingUsesTheNormOfTheFullModelsMeanGradient) {
   const auto model = mlp_6x6();
   const auto plan = plan_for(model, 3, 2.0 / 3.0);
-  std::vector<models::StagedModel> workers;
-  for (int64_t w = 0; w < 3; ++w)
-    workers.push_back(sdp::build_worker_model(model, plan.subnet(w), 9));
+  std::vector<models::StagedModel> workers = worker_models(model, plan);
   std::vector<std::vector<torch::Tensor>> averaged(3);  // each worker's mean gradients
   std::vector<std::vector<torch::Tensor>> clipped(3);
   std::vector<double> norms(3);
