@@ -158,13 +158,16 @@ double SubnetSync::clip_gradients(const std::vector<torch::Tensor>& trained, dou
   require(trained.size() == parameters_.size(),
           "sdp: clip_gradients needs the tensors the sync was started with");
   torch::NoGradGuard no_grad;
-  std::vector<double> squares = {0.0};
+  // Summed on the gradients' device and read once: one synchronisation per step, not per cell.
+  torch::Tensor local;
   for (const Cell& cell : parameter_cells_) {
     const torch::Tensor& grad = parameters_[cell.tensor].grad();
     if (!grad.defined()) continue;
-    const double cell_squares = gather_cell(grad, cell).square().sum(torch::kDouble).item<double>();
-    squares[0] += cell_squares / static_cast<double>(count_workers(cell.holders));
+    const torch::Tensor cell_squares = gather_cell(grad, cell).square().sum(torch::kDouble) /
+                                       static_cast<double>(count_workers(cell.holders));
+    local = local.defined() ? local + cell_squares : cell_squares;
   }
+  std::vector<double> squares = {local.defined() ? local.item<double>() : 0.0};
   sum(squares);
   stats_.comm_bytes += dist::all_reduce_bytes(sizeof(double), world_.size());
   const double norm = std::sqrt(squares[0]);
