@@ -1,6 +1,9 @@
 #include "tessera/models/attention.h"
 
 #include <cmath>
+#include <vector>
+
+#include "tessera/models/shared_input_linear.h"
 
 namespace tessera::models {
 
@@ -21,9 +24,10 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x) {
   const torch::Tensor h = norm(x);
   // Scaling q before the product is the same as scaling the scores, on T x d values instead of T^2.
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim_));
-  const torch::Tensor queries = split_heads(q(h)) * scale;
-  const torch::Tensor keys = split_heads(k(h));
-  const torch::Tensor values = split_heads(v(h));
+  const std::vector<torch::Tensor> qkv = linear_on_shared_input(h, {q, k, v});
+  const torch::Tensor queries = split_heads(qkv[0]) * scale;
+  const torch::Tensor keys = split_heads(qkv[1]);
+  const torch::Tensor values = split_heads(qkv[2]);
   const torch::Tensor weights = torch::softmax(queries.matmul(keys.transpose(-2, -1)), -1);
   const torch::Tensor mixed = weights.matmul(values);  // [batch, heads, tokens, head_dim]
   return proj(mixed.transpose(1, 2).reshape({x.size(0), x.size(1), heads_ * head_dim_}));

@@ -4,20 +4,15 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <vector>
 
 #include "tessera/core/error.h"
 #include "tessera/metrics/flops.h"
 #include "tessera/models/rotary.h"
+#include "tessera/models/shared_input_linear.h"
 #include "tessera/models/subnet.h"
 
 namespace tessera::models {
-
-RmsNormImpl::RmsNormImpl(int64_t dim, double eps)
-    : weight(register_parameter("weight", torch::ones({dim}))), eps_(eps) {}
-
-torch::Tensor RmsNormImpl::forward(const torch::Tensor& x) {
-  return x * torch::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + eps_) * weight;
-}
 
 CausalSelfAttentionImpl::CausalSelfAttentionImpl(int64_t dim, int64_t heads, int64_t head_dim)
     : norm(register_module("norm", RmsNorm(dim))),
@@ -42,9 +37,10 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, LayerCach
   };
   // Scaling q before the product is the same as scaling the scores, on T x hd values, not T^2.
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim_));
-  const torch::Tensor queries = rotary_.apply(split(q(h)), offset) * scale;
-  torch::Tensor keys = rotary_.apply(split(k(h)), offset);
-  torch::Tensor values = split(v(h));
+  const std::vector<torch::Tensor> qkv = linear_on_shared_input(h, {q, k, v});
+  const torch::Tensor queries = rotary_.apply(split(qkv[0]), offset) * scale;
+  torch::Tensor keys = rotary_.apply(split(qkv[1]), offset);
+  torch::Tensor values = split(qkv[2]);
   if (cache != nullptr) {
     if (cache->keys.defined()) {
       keys = torch::cat({cache->keys, keys}, 2);
@@ -86,7 +82,8 @@ SwiGluImpl::SwiGluImpl(int64_t dim, int64_t hidden, double dropout_p)
 
 torch::Tensor SwiGluImpl::forward(const torch::Tensor& x) {
   const torch::Tensor h = norm(x);
-  const torch::Tensor hidden = torch::silu(gate(h)) * up(h);
+  const std::vector<torch::Tensor> gate_up = linear_on_shared_input(h, {gate, up});
+  const torch::Tensor hidden = torch::silu(gate_up[0]) * gate_up[1];
   return down(dropout ? dropout(hidden) : hidden);
 }
 

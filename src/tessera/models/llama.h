@@ -22,23 +22,11 @@
 
 #include "tessera/models/architecture.h"
 #include "tessera/models/regularizers.h"
+#include "tessera/models/rms_norm.h"
 #include "tessera/models/rotary.h"
 #include "tessera/models/staged_model.h"
 
 namespace tessera::models {
-
-// x / sqrt(mean(x^2) + eps) * weight over the last dimension.
-class RmsNormImpl : public torch::nn::Module {
- public:
-  explicit RmsNormImpl(int64_t dim, double eps = 1e-5);
-  torch::Tensor forward(const torch::Tensor& x);
-
-  torch::Tensor weight;
-
- private:
-  double eps_;
-};
-TORCH_MODULE(RmsNorm);
 
 // The keys (after rotation) and values one attention layer has seen: [B, heads, positions, hd].
 struct LayerCache {
@@ -48,7 +36,8 @@ struct LayerCache {
 };
 
 // Causal multi-head self-attention on RMSNorm(x), rotary embeddings on queries and keys; head h
-// owns rows [h * head_dim, (h + 1) * head_dim) of q, k, v and the same columns of proj.
+// owns rows [h * head_dim, (h + 1) * head_dim) of q, k, v and the same columns of proj. q, k and v
+// are computed as one product (linear_on_shared_input).
 class CausalSelfAttentionImpl : public torch::nn::Module {
  public:
   CausalSelfAttentionImpl(int64_t dim, int64_t heads, int64_t head_dim);
@@ -73,7 +62,7 @@ class CausalSelfAttentionImpl : public torch::nn::Module {
 TORCH_MODULE(CausalSelfAttention);
 
 // RMSNorm -> down(silu(gate(x)) * up(x)), [dropout on the hidden units]; the caller adds the
-// residual.
+// residual. gate and up are computed as one product (linear_on_shared_input).
 class SwiGluImpl : public torch::nn::Module {
  public:
   SwiGluImpl(int64_t dim, int64_t hidden, double dropout_p = 0);
