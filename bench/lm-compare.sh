@@ -15,7 +15,9 @@
 #
 # Settings come from the environment: WORKERS (4), COVERAGE (0.5), EPOCHS (1), LIMIT_TRAIN
 # (windows per epoch, 0: all), SEQ_LEN (128), BATCH (8: windows per step and data-parallel
-# worker; conventional training and PNN get WORKERS x BATCH, the same global batch), PRECISION
+# worker; conventional training and PNN get WORKERS x BATCH, the same global batch), EVAL_BATCH
+# (windows per evaluation batch, BATCH: larger batches make the evaluation, not training, set a
+# worker's peak; the losses do not depend on it), PRECISION
 # (fp32; bf16 where the CPU has it), SCHEDULE (cosine, for every run alike), PARTITIONS (2),
 # RECOVERY_EPOCHS (1), SEED (1), TESSERA (the binary, build/tessera), ONLY (a regex: run only
 # the matching rows). Every data-parallel worker runs on 1 thread, each PNN-parallel partition
@@ -34,7 +36,7 @@ command -v jq >/dev/null || { echo "lm-compare: needs jq (apt-get install jq)" >
 tessera=${TESSERA:-"$(cd "$(dirname "$0")/.." && pwd)/build/tessera"}
 [ -x "$tessera" ] || { echo "lm-compare: build first ($tessera missing)" >&2; exit 2; }
 common="--model llama --seq-len $seq_len --limit-train ${LIMIT_TRAIN:-0}
-  --precision ${PRECISION:-fp32} --schedule ${SCHEDULE:-cosine} --seed ${SEED:-1} --quiet"
+  --eval-batch-size ${EVAL_BATCH:-$batch} --precision ${PRECISION:-fp32} --schedule ${SCHEDULE:-cosine} --seed ${SEED:-1} --quiet"
 mkdir -p "$out"
 rows="$out/llama.tsv"
 dirs=()  # the run directories, for the report
