@@ -36,7 +36,8 @@ command -v jq >/dev/null || { echo "lm-compare: needs jq (apt-get install jq)" >
 tessera=${TESSERA:-"$(cd "$(dirname "$0")/.." && pwd)/build/tessera"}
 [ -x "$tessera" ] || { echo "lm-compare: build first ($tessera missing)" >&2; exit 2; }
 common="--model llama --seq-len $seq_len --limit-train ${LIMIT_TRAIN:-0}
-  --eval-batch-size ${EVAL_BATCH:-$batch} --precision ${PRECISION:-fp32} --schedule ${SCHEDULE:-cosine} --seed ${SEED:-1} --quiet"
+  --eval-batch-size ${EVAL_BATCH:-$batch} --precision ${PRECISION:-fp32}
+  --schedule ${SCHEDULE:-cosine} --seed ${SEED:-1} --quiet"
 mkdir -p "$out"
 rows="$out/llama.tsv"
 dirs=()  # the run directories, for the report
