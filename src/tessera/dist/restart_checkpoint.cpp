@@ -20,9 +20,10 @@ std::string worker_file(const std::string& run_dir, int64_t rank, int64_t step) 
          ".pt";
 }
 
-// This worker's files of steps before `step`: superseded once latest.json names `step`.
+// This worker's files (checkpoints and side files) of steps before `step`: superseded once
+// latest.json names `step`.
 void remove_older(const std::string& run_dir, int64_t rank, int64_t step) {
-  const std::regex name("rank" + std::to_string(rank) + "\\.step([0-9]+)\\.pt");
+  const std::regex name("rank" + std::to_string(rank) + "\\.step([0-9]+)(\\.[a-z]+)?\\.pt");
   std::error_code error;
   for (const auto& entry : std::filesystem::directory_iterator(restart_dir(run_dir), error)) {
     std::smatch match;
@@ -46,6 +47,12 @@ void save_worker_checkpoint(ProcessGroup& group, const std::string& run_dir,
                            {{"step", step}, {"workers", group.size()}});
   group.barrier();  // latest.json names `step`: the older sets are no longer needed
   remove_older(run_dir, group.rank(), step);
+}
+
+std::string worker_side_file(const std::string& run_dir, int64_t rank, int64_t step,
+                             const std::string& kind) {
+  return restart_dir(run_dir) + "/rank" + std::to_string(rank) + ".step" + std::to_string(step) +
+         "." + kind + ".pt";
 }
 
 std::string latest_worker_checkpoint(const std::string& run_dir, int64_t rank) {

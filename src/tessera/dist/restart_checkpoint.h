@@ -21,6 +21,12 @@ void save_worker_checkpoint(ProcessGroup& group, const std::string& run_dir,
                             torch::nn::Module& model, torch::optim::Optimizer* optimizer,
                             const nlohmann::json& meta);
 
+// A file worker `rank` saves beside its checkpoint of `step` (SDP's kept entries: kind "kept"):
+// <run_dir>/restart/rank<R>.step<S>.<kind>.pt, removed with the checkpoint. Written before
+// save_worker_checkpoint, it is there whenever latest.json names the step.
+std::string worker_side_file(const std::string& run_dir, int64_t rank, int64_t step,
+                             const std::string& kind);
+
 // The file worker `rank` resumes from: the complete set latest.json names; empty if the run has
 // none yet (a failure before the first checkpoint: the run starts again from scratch).
 std::string latest_worker_checkpoint(const std::string& run_dir, int64_t rank);

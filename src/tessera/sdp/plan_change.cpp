@@ -11,6 +11,7 @@
 #include "tessera/metrics/memory_tracker.h"
 #include "tessera/metrics/timer.h"
 #include "tessera/sdp/shared_entries.h"
+#include "tessera/sdp/unheld_entries.h"
 #include "tessera/sdp/worker_model.h"
 #include "tessera/train/optimizer_state.h"
 
@@ -19,11 +20,9 @@ namespace {
 
 constexpr int64_t kPlanChangeTag = 11;
 
-// One tensor of a worker's subnetwork with its optimizer state (none for a buffer).
-struct Slot {
-  torch::Tensor value;
-  std::vector<torch::Tensor> state;
-};
+// One tensor of a worker's subnetwork with its optimizer state (none for a buffer), or one cell
+// it keeps (unheld_entries.h): the same shape of data.
+using Slot = KeptCell;
 
 // A worker's model and optimizer, looked up tensor by tensor.
 class TensorSource {
@@ -112,6 +111,28 @@ void scatter_slot(Slot& slot, const Cell& cell, const torch::Tensor& values) {
     scatter_cell(slot.state[i], cell, values.narrow(0, static_cast<int64_t>(i + 1) * n, n));
 }
 
+int64_t kept_bytes(const KeptEntries& kept) {
+  int64_t bytes = 0;
+  for (const auto& [index, cell] : kept.kept) {
+    bytes += metrics::tensor_bytes(cell.value);
+    for (const auto& s : cell.state) bytes += metrics::tensor_bytes(s);
+  }
+  return bytes;
+}
+
+// Whether this worker keeps a cell of tensor `tensor`.
+bool keeps(const KeptEntries& kept, size_t tensor) {
+  for (const auto& [index, cell] : kept.kept)
+    if (kept.cells[index].cell.tensor == tensor) return true;
+  return false;
+}
+
+// Frees the kept cells of tensor `tensor` (moved on by the change).
+void release(KeptEntries& kept, size_t tensor) {
+  for (auto it = kept.kept.begin(); it != kept.kept.end();)
+    it = kept.cells[it->first].cell.tensor == tensor ? kept.kept.erase(it) : std::next(it);
+}
+
 int64_t lowest_worker(WorkerSet set) {
   return __builtin_ctzll(set);
 }
@@ -121,83 +142,129 @@ struct TensorMoveStats {
   int64_t received_entries = 0;
 };
 
-// Moves one tensor's cells: what this worker holds under both plans stays, and every entry a
-// worker newly holds comes from the entry's lowest-ranked old holder.
+// Where a worker finds a cell's entries before a change, or puts them after it: in its
+// subnetwork's tensor (and optimizer state), or among the unheld entries it keeps.
+struct Place {
+  Slot* slot = nullptr;  // null: the worker has no place for the cell
+  Cell layout;
+};
+
+// Moves one tensor's cells: what this worker holds under both plans stays, every entry a worker
+// newly holds comes from the entry's lowest-ranked old holder, or from its keeper if no worker
+// held it; every entry no worker holds under the new plan goes to its new keeper.
 struct TensorMove {
   dist::ProcessGroup& world;
   const MaskPlan& from;
   const MaskPlan& to;
   const std::string& name;
-  const Slot* old_slot;  // null: not held under `from`
-  Slot* new_slot;        // null: not held under `to`
+  Slot* old_slot;  // null: not held under `from`
+  Slot* new_slot;  // null: not held under `to`
+  KeptEntries& kept_from;
+  KeptEntries& kept_to;
 
   TensorMoveStats run(const std::vector<PlanChangeCell>& cells, size_t first, size_t end) const {
     const int64_t rank = world.rank();
-    for (size_t i = first; i < end; ++i) {
-      const PlanChangeCell& c = cells[i];
-      if ((c.cell.holders >> rank & 1) && (c.next_holders >> rank & 1))
-        copy_cell(*old_slot, old_layout(c), *new_slot, new_layout(c));
+    std::vector<Ends> ends;
+    for (size_t i = first; i < end; ++i) ends.push_back(ends_of(cells[i]));
+    for (size_t k = 0; k < ends.size(); ++k) {
+      const Place source = old_place(cells[first + k], ends[k], rank);
+      const Place target = new_place(cells[first + k], ends[k], rank);
+      if (source.slot != nullptr && target.slot != nullptr)
+        copy_cell(*source.slot, source.layout, *target.slot, target.layout);
     }
     // One message per (sender, receiver) pair (plan_cell_messages), tensor after tensor.
     const auto moves = [&](size_t k, int64_t sender, int64_t receiver) {
       const PlanChangeCell& c = cells[first + k];
-      return c.cell.holders != 0 && lowest_worker(c.cell.holders) == sender &&
-             (c.next_holders >> receiver & 1) && !(c.cell.holders >> receiver & 1);
+      return ends[k].source == sender && wants(c, ends[k], receiver) && !has(c, ends[k], receiver);
     };
     TensorMoveStats stats;
     for (const CellMessage& message : plan_cell_messages(rank, world.size(), end - first, moves)) {
-      std::vector<const PlanChangeCell*> moving;
-      for (const size_t k : message.cells) moving.push_back(&cells[first + k]);
+      std::vector<Place> places;
+      for (const size_t k : message.cells)
+        places.push_back(message.send ? old_place(cells[first + k], ends[k], rank)
+                                      : new_place(cells[first + k], ends[k], rank));
       if (message.send)
-        stats.sent_bytes += send(moving, message.peer);
+        stats.sent_bytes += send(places, message.peer);
       else
-        stats.received_entries += receive(moving, message.peer);
+        stats.received_entries += receive(places, message.peer);
     }
     return stats;
   }
 
  private:
-  Cell old_layout(const PlanChangeCell& c) const {
-    return in_worker_layout(from, world.rank(), name, c.cell);
+  // A cell's keepers (-1: it is held) and the worker its entries come from (-1: nobody has them:
+  // no keeper existed, and the new holders keep the initial value they were built with).
+  struct Ends {
+    int64_t old_keeper = -1;
+    int64_t new_keeper = -1;
+    int64_t old_index = -1;  // into kept_from.cells / kept_to.cells
+    int64_t new_index = -1;
+    int64_t source = -1;
+  };
+
+  Ends ends_of(const PlanChangeCell& c) const {
+    Ends e;
+    if (c.cell.holders == 0 && kept_from.started) {
+      e.old_index = containing_cell(kept_from.cells, c.cell);
+      require(e.old_index >= 0, "sdp plan change: an unheld cell of '" + name + "' has no keeper");
+      e.old_keeper = kept_from.cells[static_cast<size_t>(e.old_index)].keeper;
+    }
+    if (c.next_holders == 0) {
+      e.new_index = containing_cell(kept_to.cells, c.cell);
+      require(e.new_index >= 0, "sdp plan change: an unheld cell of '" + name + "' has no keeper");
+      e.new_keeper = kept_to.cells[static_cast<size_t>(e.new_index)].keeper;
+    }
+    e.source = c.cell.holders != 0 ? lowest_worker(c.cell.holders) : e.old_keeper;
+    return e;
   }
-  Cell new_layout(const PlanChangeCell& c) const {
-    return in_worker_layout(to, world.rank(), name, c.cell);
+  static bool has(const PlanChangeCell& c, const Ends& e, int64_t worker) {
+    return (c.cell.holders >> worker & 1) || e.old_keeper == worker;
+  }
+  static bool wants(const PlanChangeCell& c, const Ends& e, int64_t worker) {
+    return (c.next_holders >> worker & 1) || e.new_keeper == worker;
   }
 
-  int64_t send(const std::vector<const PlanChangeCell*>& moving, int64_t receiver) const {
-    std::vector<Cell> layouts;
+  Place old_place(const PlanChangeCell& c, const Ends& e, int64_t rank) const {
+    if (c.cell.holders >> rank & 1) return {old_slot, in_worker_layout(from, rank, name, c.cell)};
+    if (e.old_keeper == rank) return kept_place(kept_from, e.old_index, c.cell);
+    return {};
+  }
+  Place new_place(const PlanChangeCell& c, const Ends& e, int64_t rank) const {
+    if (c.next_holders >> rank & 1) return {new_slot, in_worker_layout(to, rank, name, c.cell)};
+    if (e.new_keeper == rank) return kept_place(kept_to, e.new_index, c.cell);
+    return {};
+  }
+  static Place kept_place(KeptEntries& kept, int64_t index, const Cell& cell) {
+    const size_t i = static_cast<size_t>(index);
+    return {&kept.kept.at(i), in_cell_layout(kept.cells[i].cell, cell)};
+  }
+
+  int64_t send(const std::vector<Place>& places, int64_t receiver) const {
     int64_t total = 0;
-    for (const auto* c : moving) {
-      layouts.push_back(old_layout(*c));
-      total += slot_numel(*old_slot, layouts.back());
-    }
-    std::vector<torch::Tensor> message = {torch::empty({total}, old_slot->value.options())};
+    for (const auto& p : places) total += slot_numel(*p.slot, p.layout);
+    std::vector<torch::Tensor> message = {torch::empty({total}, places[0].slot->value.options())};
     int64_t offset = 0;
-    for (const auto& cell : layouts) {
-      const int64_t n = slot_numel(*old_slot, cell);
-      pack_slot(*old_slot, cell, message[0].narrow(0, offset, n));
+    for (const auto& p : places) {
+      const int64_t n = slot_numel(*p.slot, p.layout);
+      pack_slot(*p.slot, p.layout, message[0].narrow(0, offset, n));
       offset += n;
     }
     world.send(message, receiver, kPlanChangeTag);
     return metrics::tensor_bytes(message[0]);
   }
 
-  int64_t receive(const std::vector<const PlanChangeCell*>& moving, int64_t sender) const {
-    std::vector<Cell> layouts;
+  int64_t receive(std::vector<Place>& places, int64_t sender) const {
     int64_t total = 0;
-    for (const auto* c : moving) {
-      layouts.push_back(new_layout(*c));
-      total += slot_numel(*new_slot, layouts.back());
-    }
-    std::vector<torch::Tensor> message = {torch::empty({total}, new_slot->value.options())};
+    for (const auto& p : places) total += slot_numel(*p.slot, p.layout);
+    std::vector<torch::Tensor> message = {torch::empty({total}, places[0].slot->value.options())};
     world.recv(message, sender, kPlanChangeTag);
     int64_t offset = 0;
     int64_t entries = 0;
-    for (const auto& cell : layouts) {
-      const int64_t n = slot_numel(*new_slot, cell);
-      scatter_slot(*new_slot, cell, message[0].narrow(0, offset, n));
+    for (auto& p : places) {
+      const int64_t n = slot_numel(*p.slot, p.layout);
+      scatter_slot(*p.slot, p.layout, message[0].narrow(0, offset, n));
       offset += n;
-      entries += gather_numel(new_slot->value, cell);
+      entries += gather_numel(p.slot->value, p.layout);
     }
     return entries;
   }
@@ -215,7 +282,7 @@ WorkerState change_plan(dist::ProcessGroup& world, const MaskPlan& from, const M
                         torch::optim::Optimizer& current_optimizer,
                         const models::ModelConfig& model,
                         const train::OptimizerConfig& optimizer_config, uint64_t seed,
-                        int64_t steps, PlanChangeStats* stats) {
+                        int64_t steps, KeptEntries& kept, PlanChangeStats* stats) {
   require(from.config.workers == world.size() && to.config.workers == world.size(),
           "sdp plan change: the plans are for another number of workers");
   torch::NoGradGuard no_grad;
@@ -226,7 +293,8 @@ WorkerState change_plan(dist::ProcessGroup& world, const MaskPlan& from, const M
       old_parameters.empty() ? torch::Device(torch::kCPU) : old_parameters[0].device();
   const char* memory_device = device.is_cuda() ? "cuda" : "cpu";
   const int64_t baseline = metrics::live_tensor_bytes(memory_device) -
-                           training_state_bytes(current_model, current_optimizer);
+                           training_state_bytes(current_model, current_optimizer) -
+                           kept_bytes(kept);
   // Inside the trainer's fit: the enclosing scope's peak covers the change too.
   const metrics::MeasurementScope measured(memory_device);
 
@@ -236,13 +304,17 @@ WorkerState change_plan(dist::ProcessGroup& world, const MaskPlan& from, const M
   next.model = build_worker_model(model, to.subnet(rank), seed);
   next.model->to(device);
   next.optimizer = train::make_optimizer(next.model->parameters(), optimizer_config);
+  const int64_t state_tensors = train::parameter_state_count(*next.optimizer);
+  // Before the first change the unheld entries still have their initial values.
+  if (!kept.started) kept = keep_initial_entries(from, rank, model, seed, state_tensors, device);
+  KeptEntries kept_next = keep_entries(to, rank, kept.full_shapes, state_tensors, device,
+                                       [](const std::string&, const Cell&, KeptCell&) {});
   TensorSource old_source{current_model, current_optimizer, steps};
   TensorSource new_source{*next.model, *next.optimizer, steps};
 
   // Tensors no unit group slices are held by every worker under both plans: kept as they are.
-  std::set<std::string> masked;
-  for (const auto& group : from.groups)
-    for (const auto& slice : group.slices) masked.insert(slice.name);
+  const std::vector<std::string> names = masked_tensor_names(from);
+  const std::set<std::string> masked(names.begin(), names.end());
   for (const auto& name : new_source.float_names()) {
     if (masked.count(name) != 0) continue;
     const std::optional<Slot> old_slot = old_source.slot(name);
@@ -255,7 +327,6 @@ WorkerState change_plan(dist::ProcessGroup& world, const MaskPlan& from, const M
 
   // Masked tensors one at a time, so that the old one (and its optimizer state) is released
   // before the next one's state is created. Integer buffers stay behind.
-  const std::vector<std::string> names(masked.begin(), masked.end());
   const std::vector<PlanChangeCell> cells = plan_change_cells(from, to, names);
   int64_t sent = 0;  // bytes (counted here: the process-wide counter also sees other threads)
   int64_t received = 0;
@@ -263,22 +334,27 @@ WorkerState change_plan(dist::ProcessGroup& world, const MaskPlan& from, const M
   while (first < cells.size()) {
     size_t end = first;
     while (end < cells.size() && cells[end].cell.tensor == cells[first].cell.tensor) ++end;
-    const std::string& name = names[cells[first].cell.tensor];
+    const size_t tensor = cells[first].cell.tensor;
+    const std::string& name = names[tensor];
     std::optional<Slot> old_slot = old_source.slot(name);
     std::optional<Slot> new_slot = new_source.slot(name);
     const TensorMove move{
-        world, from, to, name, old_slot ? &*old_slot : nullptr, new_slot ? &*new_slot : nullptr};
-    // A worker holding the tensor under neither plan has no part in its cells; one holding an
-    // integer buffer leaves it out, as its peers do (they hold it too).
-    if (!old_source.is_integer(name) && !new_source.is_integer(name) && (old_slot || new_slot)) {
+        world, from,     to, name, old_slot ? &*old_slot : nullptr, new_slot ? &*new_slot : nullptr,
+        kept,  kept_next};
+    // A worker holding the tensor under neither plan and keeping none of it has no part in its
+    // cells; one holding an integer buffer leaves it out, as its peers do (they hold it too).
+    if (!old_source.is_integer(name) && !new_source.is_integer(name) &&
+        (old_slot || new_slot || keeps(kept, tensor) || keeps(kept_next, tensor))) {
       const TensorMoveStats moved = move.run(cells, first, end);
       sent += moved.sent_bytes;
       received += moved.received_entries;
     }
     old_slot.reset();
     old_source.release(name);
+    release(kept, tensor);
     first = end;
   }
+  kept = std::move(kept_next);
   if (stats != nullptr) {
     stats->comm_bytes = sent;
     stats->received_entries = received;

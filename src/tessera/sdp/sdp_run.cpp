@@ -15,6 +15,7 @@
 #include "tessera/sdp/worker_model.h"
 #include "tessera/train/batch_norm_statistics.h"
 #include "tessera/train/checkpoint.h"
+#include "tessera/train/optimizer_state.h"
 
 namespace tessera::sdp {
 
@@ -130,6 +131,7 @@ class SdpRun {
   std::string resume_checkpoint() const;
   void save_restart_checkpoint(const nlohmann::json& trainer_meta);
   void restore_sequence(const MaskPlan& first, const std::string& checkpoint);
+  void restore_kept_entries(const std::string& checkpoint);
 
   const SdpSetup& setup_;
   dist::ProcessGroup& group_;
@@ -140,6 +142,7 @@ class SdpRun {
   std::shared_ptr<train::Objective> objective_ = std::make_shared<train::Classification>();
   SdpWorker worker_;
   PlanSequence sequence_;
+  KeptEntries kept_;  // this worker's share of the entries no worker holds (after a plan change)
   int64_t earlier_flops_ = 0;         // trained under the plans before the current one
   int64_t earlier_samples_ = 0;       // the samples of those
   int64_t resumed_change_bytes_ = 0;  // plan-change bytes of the run before a resume
@@ -156,7 +159,7 @@ void SdpRun::move_to_next_plan(int64_t step, const std::string& plan_file) {
   PlanChangeStats change;
   WorkerState moved =
       change_plan(group_, sequence_.plan, next, *trainer.model(), trainer.optimizer(), full_,
-                  config_.optimizer, config_.seed, step, &change);
+                  config_.optimizer, config_.seed, step, kept_, &change);
   trainer.replace_model(moved.model, std::move(moved.optimizer));
   worker_.forward->change_plan(next, *trainer.model());
   sequence_.plan = std::move(next);
@@ -228,7 +231,7 @@ models::StagedModel SdpRun::full_model_now(bool final) {
   train::Trainer& trainer = *worker_.trainer;
   if (!backward_)
     return assemble_full_model(group_, *trainer.model(), sequence_.plan, full_, config_.seed,
-                               setup_.rescale);
+                               setup_.rescale, kept_);
   if (group_.rank() != 0) return models::StagedModel(nullptr);
   if (final) return trainer.model();
   models::StagedModel copy(nullptr);
@@ -329,7 +332,14 @@ void SdpRun::save_restart_checkpoint(const nlohmann::json& trainer_meta) {
                           {"change_comm_bytes", changes.comm_bytes},
                           {"change_received_entries", changes.received_entries},
                           {"change_peak_tensor_bytes", changes.peak_tensor_bytes},
-                          {"change_seconds", changes.seconds}};
+                          {"change_seconds", changes.seconds},
+                          {"kept_entries", kept_.started}};
+  // The entries this worker keeps for no holder, beside the checkpoint (written first, so that
+  // a complete set has them).
+  if (kept_.started)
+    train::save_checkpoint(dist::worker_side_file(setup_.restart_dir, group_.rank(),
+                                                  meta.at("step").get<int64_t>(), "kept"),
+                           *kept_.as_module(), nullptr, {{"step", meta.at("step")}});
   train::Trainer& trainer = *worker_.trainer;
   dist::save_worker_checkpoint(group_, setup_.restart_dir, *trainer.model(), &trainer.optimizer(),
                                meta);
@@ -349,6 +359,21 @@ void SdpRun::restore_sequence(const MaskPlan& first, const std::string& checkpoi
   sequence_.changes.received_entries = state.at("change_received_entries").get<int64_t>();
   sequence_.changes.peak_tensor_bytes = state.at("change_peak_tensor_bytes").get<int64_t>();
   sequence_.changes.seconds = state.at("change_seconds").get<double>();
+}
+
+// The entries this worker kept when the checkpoint was taken (after the run's first plan change),
+// once the trainer exists (its optimizer tells how many state tensors each entry has).
+void SdpRun::restore_kept_entries(const std::string& checkpoint) {
+  if (checkpoint.empty()) return;
+  const nlohmann::json meta = train::read_checkpoint_meta(checkpoint);
+  if (!meta.at("sdp_sequence").value("kept_entries", false)) return;
+  train::Trainer& trainer = *worker_.trainer;
+  kept_ = keep_initial_entries(sequence_.plan, group_.rank(), full_, config_.seed,
+                               train::parameter_state_count(trainer.optimizer()),
+                               train::parse_device(config_.device));
+  train::load_checkpoint(dist::worker_side_file(setup_.restart_dir, group_.rank(),
+                                                meta.at("step").get<int64_t>(), "kept"),
+                         *kept_.as_module(), nullptr);
 }
 
 dist::RunResult SdpRun::run() {
@@ -379,6 +404,7 @@ dist::RunResult SdpRun::run() {
     config_.checkpoint_every_steps = 0;
   }
   worker_ = make_worker(setup_, config_, group_, sequence_.plan, full_, objective_, checkpoint);
+  restore_kept_entries(checkpoint);
   if (!setup_.restart_dir.empty())
     worker_.trainer->set_checkpoint_saver(
         [this](const nlohmann::json& meta) { save_restart_checkpoint(meta); });

@@ -29,6 +29,33 @@ std::vector<torch::Tensor> tensors_of(
   return tensors;
 }
 
+// Rank 0: every keeper's kept entries (`own`: rank 0's) into the full model's parameters.
+void write_kept_entries(dist::ProcessGroup& world, const KeptEntries& kept, const MaskPlan& plan,
+                        torch::OrderedDict<std::string, torch::Tensor>& full_params,
+                        const std::vector<torch::Tensor>& own) {
+  if (!kept.started) return;
+  const std::vector<std::string> names = masked_tensor_names(plan);
+  for (int64_t rank = 0; rank < world.size(); ++rank) {
+    std::vector<const UnheldCell*> cells;
+    std::vector<torch::Tensor> values;
+    for (const auto& unheld : kept.cells) {
+      if (unheld.keeper != rank) continue;
+      const torch::Tensor* target = full_params.find(names[unheld.cell.tensor]);
+      if (target == nullptr)
+        throw Error("sdp: kept tensor '" + names[unheld.cell.tensor] + "' is not a parameter");
+      cells.push_back(&unheld);
+      values.push_back(torch::empty({gather_numel(*target, unheld.cell)}, target->options()));
+    }
+    if (cells.empty()) continue;
+    if (rank == 0)
+      values = own;
+    else
+      world.recv(values, rank, /*tag=*/8);
+    for (size_t i = 0; i < cells.size(); ++i)
+      scatter_cell(full_params[names[cells[i]->cell.tensor]], cells[i]->cell, values[i]);
+  }
+}
+
 }  // namespace
 
 models::StagedModel build_worker_model(const models::ModelConfig& model,
@@ -68,12 +95,15 @@ models::StagedModel build_worker_model(const models::ModelConfig& model,
 
 models::StagedModel assemble_full_model(dist::ProcessGroup& world, torch::nn::Module& worker_model,
                                         const MaskPlan& plan, const models::ModelConfig& model,
-                                        uint64_t seed, bool rescale) {
+                                        uint64_t seed, bool rescale, const KeptEntries& kept) {
   torch::NoGradGuard no_grad;
   const auto state = float_state(worker_model);
   std::vector<torch::Tensor> mine = tensors_of(state);
+  std::vector<torch::Tensor> my_kept;
+  for (const auto& [index, cell] : kept.kept) my_kept.push_back(cell.value.reshape({-1}));
   if (world.rank() != 0) {
     world.send(mine, 0, /*tag=*/7);
+    if (!my_kept.empty()) world.send(my_kept, 0, /*tag=*/8);
     return models::StagedModel(nullptr);
   }
   models::StagedModel full(nullptr);
@@ -111,6 +141,7 @@ models::StagedModel assemble_full_model(dist::ProcessGroup& world, torch::nn::Mo
     write(buffer_state, sub_config.subnet);
   }
   write(state, plan.subnet(0));
+  write_kept_entries(world, kept, plan, full_params, my_kept);
   if (rescale) rescale_masked_units(*full, plan);
   return full;
 }

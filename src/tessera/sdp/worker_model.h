@@ -7,6 +7,7 @@
 #include "tessera/dist/process_group.h"
 #include "tessera/models/staged_model.h"
 #include "tessera/sdp/mask_plan.h"
+#include "tessera/sdp/unheld_entries.h"
 
 namespace tessera::sdp {
 
@@ -20,12 +21,13 @@ models::StagedModel build_worker_model(const models::ModelConfig& model,
 // Collective: every worker sends its subnetwork (`worker_model`, built for plan.subnet(rank)) to
 // rank 0, which returns the full model (other ranks return an empty holder). Each entry comes from
 // its lowest-ranked holder; entries no worker holds (a weight between two neurons that no worker
-// holds together) keep their initial value from `seed`. With `rescale`, every masked unit's
+// holds together) from their keeper, each worker's `kept` (once started: after a plan change),
+// else they keep their initial value from `seed`. With `rescale`, every masked unit's
 // contribution is then multiplied by the coverage (see TensorSlice::scales_output), as dropout
 // and stochastic depth do at test time.
 models::StagedModel assemble_full_model(dist::ProcessGroup& world, torch::nn::Module& worker_model,
                                         const MaskPlan& plan, const models::ModelConfig& model,
-                                        uint64_t seed, bool rescale);
+                                        uint64_t seed, bool rescale, const KeptEntries& kept);
 
 // Multiplies the output-scaling tensors of the plan's masked groups by the coverage, in place.
 void rescale_masked_units(torch::nn::Module& full_model, const MaskPlan& plan);

@@ -57,4 +57,15 @@ std::vector<torch::Tensor> parameter_state(torch::optim::Optimizer& optimizer,
   throw Error("parameter_state: an optimizer other than sgd, adam or adamw");
 }
 
+int64_t parameter_state_count(const torch::optim::Optimizer& optimizer) {
+  if (dynamic_cast<const torch::optim::SGD*>(&optimizer) != nullptr)
+    return static_cast<const torch::optim::SGDOptions&>(optimizer.defaults()).momentum() == 0 ? 0
+                                                                                              : 1;
+  if (dynamic_cast<const torch::optim::AdamW*>(&optimizer) != nullptr)
+    return static_cast<const torch::optim::AdamWOptions&>(optimizer.defaults()).amsgrad() ? 3 : 2;
+  if (dynamic_cast<const torch::optim::Adam*>(&optimizer) != nullptr)
+    return static_cast<const torch::optim::AdamOptions&>(optimizer.defaults()).amsgrad() ? 3 : 2;
+  throw Error("parameter_state_count: an optimizer other than sgd, adam or adamw");
+}
+
 }  // namespace tessera::train

@@ -34,4 +34,7 @@ Key optimizer_state_key(const torch::Tensor& p) {
 std::vector<torch::Tensor> parameter_state(torch::optim::Optimizer& optimizer,
                                            const torch::Tensor& parameter, int64_t steps);
 
+// How many state tensors parameter_state gives for each parameter of `optimizer`.
+int64_t parameter_state_count(const torch::optim::Optimizer& optimizer);
+
 }  // namespace tessera::train
