@@ -161,6 +161,8 @@ struct TensorMove {
   Slot* new_slot;  // null: not held under `to`
   KeptEntries& kept_from;
   KeptEntries& kept_to;
+  WorkerLayout old_layout;  // this worker's, under `from` and `to`
+  WorkerLayout new_layout;
 
   TensorMoveStats run(const std::vector<PlanChangeCell>& cells, size_t first, size_t end) const {
     const int64_t rank = world.rank();
@@ -225,12 +227,12 @@ struct TensorMove {
   }
 
   Place old_place(const PlanChangeCell& c, const Ends& e, int64_t rank) const {
-    if (c.cell.holders >> rank & 1) return {old_slot, in_worker_layout(from, rank, name, c.cell)};
+    if (c.cell.holders >> rank & 1) return {old_slot, old_layout.map(c.cell)};
     if (e.old_keeper == rank) return kept_place(kept_from, e.old_index, c.cell);
     return {};
   }
   Place new_place(const PlanChangeCell& c, const Ends& e, int64_t rank) const {
-    if (c.next_holders >> rank & 1) return {new_slot, in_worker_layout(to, rank, name, c.cell)};
+    if (c.next_holders >> rank & 1) return {new_slot, new_layout.map(c.cell)};
     if (e.new_keeper == rank) return kept_place(kept_to, e.new_index, c.cell);
     return {};
   }
@@ -338,9 +340,16 @@ WorkerState change_plan(dist::ProcessGroup& world, const MaskPlan& from, const M
     const std::string& name = names[tensor];
     std::optional<Slot> old_slot = old_source.slot(name);
     std::optional<Slot> new_slot = new_source.slot(name);
-    const TensorMove move{
-        world, from,     to, name, old_slot ? &*old_slot : nullptr, new_slot ? &*new_slot : nullptr,
-        kept,  kept_next};
+    const TensorMove move{world,
+                          from,
+                          to,
+                          name,
+                          old_slot ? &*old_slot : nullptr,
+                          new_slot ? &*new_slot : nullptr,
+                          kept,
+                          kept_next,
+                          WorkerLayout(from, rank, name),
+                          WorkerLayout(to, rank, name)};
     // A worker holding the tensor under neither plan and keeping none of it has no part in its
     // cells; one holding an integer buffer leaves it out, as its peers do (they hold it too).
     if (!old_source.is_integer(name) && !new_source.is_integer(name) &&

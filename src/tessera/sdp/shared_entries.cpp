@@ -132,29 +132,39 @@ std::vector<PlanChangeCell> plan_change_cells(const MaskPlan& current, const Mas
   return cells_in_layout({current, next}, kFullLayout, names);
 }
 
-Cell in_worker_layout(const MaskPlan& plan, int64_t worker, const std::string& name,
-                      const Cell& cell) {
+WorkerLayout::WorkerLayout(const MaskPlan& plan, int64_t worker, const std::string& name)
+    : worker_(worker), name_(name) {
+  for (const auto& group : plan.groups)
+    for (const auto& slice : group.slices) {
+      if (slice.name != name || slice.dim < 0) continue;
+      std::vector<int64_t> layout;
+      int64_t next_position = 0;
+      for (int64_t u = 0; u < group.size; ++u) {
+        const bool held = plan.unit_holders(group.name, u) >> worker & 1;
+        for (int64_t i = 0; i < slice.stride; ++i) layout.push_back(held ? next_position++ : -1);
+      }
+      positions_[slice.dim] = torch::tensor(layout, torch::kLong);
+    }
+}
+
+Cell WorkerLayout::map(const Cell& cell) const {
   Cell mapped{cell.tensor, {}, cell.holders};
   for (const auto& [dim, positions] : cell.selections) {
-    std::vector<int64_t> layout;  // full position -> the worker's position, -1 if not held
-    for (const auto& group : plan.groups)
-      for (const auto& slice : group.slices) {
-        if (slice.name != name || slice.dim != dim) continue;
-        int64_t next_position = 0;
-        for (int64_t u = 0; u < group.size; ++u) {
-          const bool held = plan.unit_holders(group.name, u) >> worker & 1;
-          for (int64_t i = 0; i < slice.stride; ++i) layout.push_back(held ? next_position++ : -1);
-        }
-      }
-    if (layout.empty())
-      throw Error("sdp: tensor '" + name + "' is not sliced along dim " + std::to_string(dim));
-    const torch::Tensor index = torch::tensor(layout, torch::kLong).index_select(0, positions);
+    const auto layout = positions_.find(dim);
+    if (layout == positions_.end())
+      throw Error("sdp: tensor '" + name_ + "' is not sliced along dim " + std::to_string(dim));
+    const torch::Tensor index = layout->second.index_select(0, positions);
     if (index.numel() > 0 && index.min().item<int64_t>() < 0)
-      throw Error("sdp: worker " + std::to_string(worker) +
-                  " does not hold all entries of a cell of '" + name + "'");
+      throw Error("sdp: worker " + std::to_string(worker_) +
+                  " does not hold all entries of a cell of '" + name_ + "'");
     mapped.selections.emplace_back(dim, index);
   }
   return mapped;
+}
+
+Cell in_worker_layout(const MaskPlan& plan, int64_t worker, const std::string& name,
+                      const Cell& cell) {
+  return WorkerLayout(plan, worker, name).map(cell);
 }
 
 torch::Tensor gather_cell(const torch::Tensor& tensor, const Cell& cell) {

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -44,8 +45,21 @@ struct PlanChangeCell {
 std::vector<PlanChangeCell> plan_change_cells(const MaskPlan& current, const MaskPlan& next,
                                               const std::vector<std::string>& names);
 
-// `cell` (of the full model's tensor `name`, in its layout) in worker `worker`'s subnetwork layout
-// under `plan`. Throws tessera::Error if the worker does not hold all of the cell's entries.
+// Cells of the full model's tensor `name` in worker `worker`'s subnetwork layout under `plan`.
+// The position maps are built once, for the many cells of a tensor (a plan change maps thousands).
+class WorkerLayout {
+ public:
+  WorkerLayout(const MaskPlan& plan, int64_t worker, const std::string& name);
+  // Throws tessera::Error if the worker does not hold all of the cell's entries.
+  Cell map(const Cell& cell) const;
+
+ private:
+  int64_t worker_;
+  std::string name_;
+  std::map<int64_t, torch::Tensor> positions_;  // by dim: full position -> the worker's, or -1
+};
+
+// One cell's WorkerLayout::map.
 Cell in_worker_layout(const MaskPlan& plan, int64_t worker, const std::string& name,
                       const Cell& cell);
 
