@@ -10,6 +10,7 @@
 # runs'; FLOP-matched SDP runs get EPOCHS / C), LIMIT_TRAIN (20000 samples, 0: all), COVERAGES
 # ("0.75 0.5"), MASKINGS ("forward backward"), SYNC (grads), DEPTH (resnet 20, vit 4), SEED (1),
 # SCHEDULE (the learning-rate schedule of every run: constant, or cosine over each run's epochs),
+# LR (every run's peak learning rate, default tessera's 1e-3), SDP_LR (the SDP rows' only),
 # TESSERA (the binary, build/tessera), ONLY (a regex: run only the matching runs), REDRAWS
 # ("0"; e.g. "0 1 s20": forward-masked runs also with --sdp-redraw-epochs 1 and with
 # --sdp-redraw-steps 20, rows named -redraw1 and -redraws20).
@@ -37,6 +38,8 @@ case $family in
     level=block ;;
   *) echo "sdp-compare: unknown family '$family' (resnet, mlp, vit)" >&2; exit 2 ;;
 esac
+lr=${LR:-0.001}
+sdp_lr=${SDP_LR:-$lr}
 common="$model --limit-train $limit --batch-size 64 --eval-batch-size 64 --threads 1 --seed ${SEED:-1} --schedule ${SCHEDULE:-constant} --quiet"
 mkdir -p "$out"
 rows="$out/$family.tsv"
@@ -63,21 +66,21 @@ run() {  # name epochs extra-args...
   tail -1 "$rows"
 }
 
-run ddp "$epochs" --dist ddp
+run ddp "$epochs" --dist ddp --lr "$lr"
 # Baselines at SDP's keep rate C: every worker holds the whole model but drops a fraction 1 - C
 # of the same units at random in every step (stochastic depth on branches, dropout on neurons).
 for c in $coverages; do
   drop=$(awk -v c="$c" 'BEGIN { printf "%g", 1 - c }')
   if [ "$level" = block ]; then
-    run "ddp-drop-path-$drop" "$epochs" --dist ddp --drop-path "$drop"
+    run "ddp-drop-path-$drop" "$epochs" --dist ddp --drop-path "$drop" --lr "$lr"
   else
-    run "ddp-dropout-$drop" "$epochs" --dist ddp --dropout "$drop"
+    run "ddp-dropout-$drop" "$epochs" --dist ddp --dropout "$drop" --lr "$lr"
   fi
 done
 for c in $coverages; do
   flop_epochs=$(awk -v e="$epochs" -v c="$c" 'BEGIN { printf "%d", e / c + 0.5 }')
   for masking in $maskings; do
-    sdp="--dist sdp --sdp-level $level --coverage $c --sdp-masking $masking --sdp-sync $sync"
+    sdp="--dist sdp --sdp-level $level --coverage $c --sdp-masking $masking --sdp-sync $sync --lr $sdp_lr"
     for redraw in $redraws; do
       # A backward-masked worker has every unit already: nothing to redraw.
       if [ "$redraw" != 0 ] && [ "$masking" = backward ]; then continue; fi

@@ -309,8 +309,7 @@ WorkerState change_plan(dist::ProcessGroup& world, const MaskPlan& from, const M
   const int64_t state_tensors = train::parameter_state_count(*next.optimizer);
   // Before the first change the unheld entries still have their initial values.
   if (!kept.started) kept = keep_initial_entries(from, rank, model, seed, state_tensors, device);
-  KeptEntries kept_next = keep_entries(to, rank, kept.full_shapes, state_tensors, device,
-                                       [](const std::string&, const Cell&, KeptCell&) {});
+  KeptEntries kept_next = unallocated_entries(to, kept.full_shapes);
   TensorSource old_source{current_model, current_optimizer, steps};
   TensorSource new_source{*next.model, *next.optimizer, steps};
 
@@ -340,6 +339,7 @@ WorkerState change_plan(dist::ProcessGroup& world, const MaskPlan& from, const M
     const std::string& name = names[tensor];
     std::optional<Slot> old_slot = old_source.slot(name);
     std::optional<Slot> new_slot = new_source.slot(name);
+    kept_next.allocate(rank, tensor, state_tensors, device);
     const TensorMove move{world,
                           from,
                           to,

@@ -104,26 +104,39 @@ std::shared_ptr<torch::nn::Module> KeptEntries::as_module() const {
   return module;
 }
 
+void KeptEntries::allocate(int64_t worker, size_t tensor, int64_t state_tensors,
+                           torch::Device device) {
+  const auto options = torch::TensorOptions().dtype(torch::kFloat32).device(device);
+  for (size_t i = 0; i < cells.size(); ++i) {
+    const UnheldCell& unheld = cells[i];
+    if (unheld.keeper != worker || unheld.cell.tensor != tensor || kept.count(i) != 0) continue;
+    const auto shape = cell_shape(full_shapes.at(tensor), unheld.cell);
+    KeptCell cell{torch::zeros(shape, options), {}};
+    for (int64_t s = 0; s < state_tensors; ++s) cell.state.push_back(torch::zeros(shape, options));
+    kept.emplace(i, std::move(cell));
+  }
+}
+
+KeptEntries unallocated_entries(const MaskPlan& plan,
+                                const std::vector<std::vector<int64_t>>& full_shapes) {
+  require(full_shapes.size() == masked_tensor_names(plan).size(),
+          "sdp: kept entries need every masked tensor's shape");
+  KeptEntries entries;
+  entries.started = true;
+  entries.cells = unheld_cells(plan);
+  entries.full_shapes = full_shapes;
+  return entries;
+}
+
 KeptEntries keep_entries(
     const MaskPlan& plan, int64_t worker, const std::vector<std::vector<int64_t>>& full_shapes,
     int64_t state_tensors, torch::Device device,
     const std::function<void(const std::string& name, const Cell& cell, KeptCell& kept)>& fill) {
   const std::vector<std::string> names = masked_tensor_names(plan);
-  require(full_shapes.size() == names.size(), "sdp: kept entries need every masked tensor's shape");
-  KeptEntries entries;
-  entries.started = true;
-  entries.cells = unheld_cells(plan);
-  entries.full_shapes = full_shapes;
-  const auto options = torch::TensorOptions().dtype(torch::kFloat32).device(device);
-  for (size_t i = 0; i < entries.cells.size(); ++i) {
-    const UnheldCell& unheld = entries.cells[i];
-    if (unheld.keeper != worker) continue;
-    const auto shape = cell_shape(full_shapes[unheld.cell.tensor], unheld.cell);
-    KeptCell kept{torch::zeros(shape, options), {}};
-    for (int64_t s = 0; s < state_tensors; ++s) kept.state.push_back(torch::zeros(shape, options));
-    fill(names[unheld.cell.tensor], unheld.cell, kept);
-    entries.kept.emplace(i, std::move(kept));
-  }
+  KeptEntries entries = unallocated_entries(plan, full_shapes);
+  for (size_t t = 0; t < names.size(); ++t) entries.allocate(worker, t, state_tensors, device);
+  for (auto& [index, kept] : entries.kept)
+    fill(names[entries.cells[index].cell.tensor], entries.cells[index].cell, kept);
   return entries;
 }
 

@@ -62,10 +62,19 @@ struct KeptEntries {
   std::vector<std::vector<int64_t>> full_shapes;  // by tensor index (masked_tensor_names)
   std::map<size_t, KeptCell> kept;                // this worker's, by index into `cells`
 
+  // Allocates, zero, the cells of tensor `tensor` that `worker` keeps (value and state_tensors
+  // state tensors in the cell's shape); cells already there stay.
+  void allocate(int64_t worker, size_t tensor, int64_t state_tensors, torch::Device device);
+
   // The kept cells' tensors as buffers of one module ("c<index>_value", "c<index>_state<i>"),
   // sharing their storage: saving it saves them, loading into it restores them.
   std::shared_ptr<torch::nn::Module> as_module() const;
 };
+
+// The plan's unheld cells with none of them allocated yet (KeptEntries::allocate, one tensor at a
+// time, keeps a plan change's peak low).
+KeptEntries unallocated_entries(const MaskPlan& plan,
+                                const std::vector<std::vector<int64_t>>& full_shapes);
 
 // The cells `worker` keeps under `plan`, each filled by `fill(name, cell, kept)`, which finds
 // kept.value (and state_tensors state tensors) allocated in the cell's shape. `full_shapes`: the
