@@ -102,6 +102,12 @@ TEST(SdpCli, BackwardMaskingTrainsTheFullModelAndSavesIt) {
   const auto refused = launch(2, "--sdp-masking backward --sdp-rescale --epochs 1 " + kResnet);
   EXPECT_NE(refused.code, 0);
   EXPECT_NE(refused.output.find("nothing to rescale"), std::string::npos) << refused.output;
+  const auto no_factor =
+      launch(2, "--sdp-masking backward --sdp-rescale-factor 0.7 --epochs 1 " + kResnet);
+  EXPECT_NE(no_factor.code, 0);
+  EXPECT_NE(no_factor.output.find("--sdp-rescale-factor sets the factor of --sdp-rescale"),
+            std::string::npos)
+      << no_factor.output;
 }
 
 // Redrawn plans: every epoch the workers move to a new plan, receiving the branches they now
@@ -110,10 +116,11 @@ TEST(SdpCli, RedrawnPlansMoveBranchesBetweenWorkersEveryEpoch) {
   const std::string dir = fresh_dir("sdp_cli_redraw");
   const auto r = launch(4,
                         "--sdp-level block --coverage 0.5 --sdp-sync grads --epochs 3 "
-                        "--sdp-redraw-epochs 1 --run-dir " +
+                        "--sdp-redraw-epochs 1 --sdp-rescale-factor 0.625 --run-dir " +
                             dir + "/run " + kResnet);
   ASSERT_EQ(r.code, 0) << r.output;
   const auto summary = read_json(dir + "/run/summary.json");
+  EXPECT_EQ(summary["sdp"]["rescale_factor"].get<double>(), 0.625);
   const auto redraw = summary["sdp"]["redraw"];
   EXPECT_EQ(redraw["redraws"], 2);
   EXPECT_GT(redraw["comm_bytes"].get<int64_t>(), 0);

@@ -78,7 +78,7 @@ TEST_P(HolderAgreement, HoldersAgreeAfterEveryStepAndTheAssemblyHasTheirValues) 
     }
     EXPECT_GT(sync.stats().comm_bytes, 0);
     EXPECT_GT(sync.stats().holder_sets, 1);
-    models::StagedModel full = sdp::assemble_full_model(group, *m, plan, model, 9, false, {});
+    models::StagedModel full = sdp::assemble_full_model(group, *m, plan, model, 9, 0.0, {});
     if (rank == 0) assembled = full;
   });
   if (!ran) GTEST_SKIP() << "no process group on this machine";

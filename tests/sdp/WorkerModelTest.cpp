@@ -114,10 +114,10 @@ TEST(WorkerModel, RescalingMultipliesOnlyTheOutputsOfMaskedUnits) {
   models::StagedModel full = models::build_model(mlp);
   std::map<std::string, torch::Tensor> before;
   for (const auto& p : full->named_parameters()) before[p.key()] = p.value().clone();
-  sdp::rescale_masked_units(*full, plan);
+  sdp::rescale_masked_units(*full, plan, 0.625);
   for (const auto& p : full->named_parameters()) {
     // Inputs of stage 1 and 2 come from masked neurons; stage 0 reads pixels, biases are not sums.
     const bool scaled = p.key() == "stage1.linear.weight" || p.key() == "stage2.linear.weight";
-    EXPECT_TRUE(torch::allclose(p.value(), before[p.key()] * (scaled ? 0.5 : 1.0))) << p.key();
+    EXPECT_TRUE(torch::allclose(p.value(), before[p.key()] * (scaled ? 0.625 : 1.0))) << p.key();
   }
 }

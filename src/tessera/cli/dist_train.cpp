@@ -27,6 +27,7 @@ sdp::SdpSetup sdp_setup(const DistFlags& flags) {
   setup.masking = sdp::parse_masking(flags.sdp_masking);
   setup.sync = sdp::parse_sync_mode(flags.sdp_sync);
   setup.rescale = flags.sdp_rescale;
+  setup.rescale_factor = flags.sdp_rescale_factor;
   setup.bn_batches = flags.sdp_bn_batches;
   setup.redraw_epochs = flags.sdp_redraw_epochs;
   setup.redraw_steps = flags.sdp_redraw_steps;

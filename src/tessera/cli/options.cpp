@@ -353,6 +353,11 @@ void add_dist_flags(CLI::App& app, DistFlags& d) {
                "sdp: scale masked units' outputs by the coverage in the assembled model (as "
                "dropout / stochastic depth do at test time); default: on under forward masking "
                "(measured better), off under backward masking (which refuses it)");
+  app.add_option("--sdp-rescale-factor", d.sdp_rescale_factor,
+                 "sdp, with --sdp-rescale: multiply masked units' outputs by this instead of the "
+                 "coverage (0: the coverage)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e6));
   app.add_option("--sdp-redraw-epochs", d.sdp_redraw_epochs,
                  "sdp, forward masking: draw a new plan every N epochs; each worker then gets "
                  "the units it newly holds, with their optimizer state, from an old holder (0: "

@@ -54,6 +54,7 @@ struct DistFlags {
   std::string sdp_masking = "forward";
   std::string sdp_sync = "grads";  // measured better than params with Adam (docs/results.md)
   bool sdp_rescale = false;  // unless given: on under forward masking (apply_measured_defaults)
+  double sdp_rescale_factor = 0;  // 0: the coverage
   int64_t sdp_bn_batches = 100;
   int64_t sdp_redraw_epochs = 0;  // 0: one plan for the whole run
   int64_t sdp_redraw_steps = 0;   // the same in optimizer steps

@@ -35,6 +35,10 @@ void validate(const SdpSetup& setup) {
           "--sdp-rescale scales the masked units of a model whose workers trained without them; "
           "with --sdp-masking backward every worker trains the full forward, so there is nothing "
           "to rescale");
+  require(setup.rescale_factor >= 0, "--sdp-rescale-factor must be positive");
+  require(!(setup.rescale_factor > 0 && !setup.rescale),
+          "--sdp-rescale-factor sets the factor of --sdp-rescale, which is off (--no-sdp-rescale, "
+          "or backward masking)");
   require(!(setup.bf16_comm && setup.sync == SyncMode::Params), kBf16ParamsMessage);
   require(setup.redraw_epochs >= 0, "--sdp-redraw-epochs must be non-negative");
   require(setup.redraw_steps >= 0, "--sdp-redraw-steps must be non-negative");
@@ -120,6 +124,11 @@ class SdpRun {
   void move_to_next_plan(int64_t step, const std::string& plan_file);
   train::TrainSummary fit_plan_sequence();
   nlohmann::json details() const;
+  // What the assembled model multiplies masked units' outputs by (0: nothing).
+  double rescale_factor() const {
+    if (!setup_.rescale) return 0.0;
+    return setup_.rescale_factor > 0 ? setup_.rescale_factor : setup_.coverage;
+  }
   models::StagedModel full_model_now(bool final);
   train::EvalResult prepare_and_evaluate(models::StagedModel& full, const data::Dataset& test,
                                          nlohmann::json* details);
@@ -204,6 +213,7 @@ nlohmann::json SdpRun::details() const {
       {"sync", to_string(setup_.sync)},
       {"comm_precision", setup_.bf16_comm ? "bf16" : "fp32"},
       {"rescale", setup_.rescale},
+      {"rescale_factor", rescale_factor()},
       {"holder_sets", stats.holder_sets},
       {"sync_seconds", stats.wait_seconds},
       {"worker_parameters", models::parameter_count(*trainer.model())},
@@ -231,7 +241,7 @@ models::StagedModel SdpRun::full_model_now(bool final) {
   train::Trainer& trainer = *worker_.trainer;
   if (!backward_)
     return assemble_full_model(group_, *trainer.model(), sequence_.plan, full_, config_.seed,
-                               setup_.rescale, kept_);
+                               rescale_factor(), kept_);
   if (group_.rank() != 0) return models::StagedModel(nullptr);
   if (final) return trainer.model();
   models::StagedModel copy(nullptr);

@@ -34,6 +34,7 @@ struct SdpSetup {
   SyncMode sync = SyncMode::Params;
   bool bf16_comm = false;     // gradients averaged as bf16 (sync grads only; see SubnetSync)
   bool rescale = false;       // scale masked units' outputs by C in the assembled model
+  double rescale_factor = 0;  // by this instead of C (0: C)
   int64_t bn_batches = 100;   // training batches re-estimating batch-norm statistics at the end
   int64_t redraw_epochs = 0;  // forward masking: a new plan every N epochs (0: one plan)
   int64_t redraw_steps = 0;   // ... or every N optimizer steps

@@ -95,7 +95,7 @@ models::StagedModel build_worker_model(const models::ModelConfig& model,
 
 models::StagedModel assemble_full_model(dist::ProcessGroup& world, torch::nn::Module& worker_model,
                                         const MaskPlan& plan, const models::ModelConfig& model,
-                                        uint64_t seed, bool rescale, const KeptEntries& kept) {
+                                        uint64_t seed, double rescale, const KeptEntries& kept) {
   torch::NoGradGuard no_grad;
   const auto state = float_state(worker_model);
   std::vector<torch::Tensor> mine = tensors_of(state);
@@ -142,11 +142,11 @@ models::StagedModel assemble_full_model(dist::ProcessGroup& world, torch::nn::Mo
   }
   write(state, plan.subnet(0));
   write_kept_entries(world, kept, plan, full_params, my_kept);
-  if (rescale) rescale_masked_units(*full, plan);
+  if (rescale > 0) rescale_masked_units(*full, plan, rescale);
   return full;
 }
 
-void rescale_masked_units(torch::nn::Module& full_model, const MaskPlan& plan) {
+void rescale_masked_units(torch::nn::Module& full_model, const MaskPlan& plan, double factor) {
   torch::NoGradGuard no_grad;
   std::set<std::string> outputs;
   for (const auto& group : plan.groups)
@@ -155,13 +155,11 @@ void rescale_masked_units(torch::nn::Module& full_model, const MaskPlan& plan) {
         if (slice.scales_output) outputs.insert(slice.name);
   auto params = full_model.named_parameters();
   auto buffers = full_model.named_buffers();
-  const double coverage =
-      static_cast<double>(plan.holders_per_unit) / static_cast<double>(plan.config.workers);
   for (const auto& name : outputs) {
     torch::Tensor* tensor = params.find(name);
     if (tensor == nullptr) tensor = buffers.find(name);
     if (tensor == nullptr) throw Error("sdp: rescaled tensor '" + name + "' is not in the model");
-    tensor->mul_(coverage);
+    tensor->mul_(factor);
   }
 }
 

@@ -22,14 +22,14 @@ models::StagedModel build_worker_model(const models::ModelConfig& model,
 // rank 0, which returns the full model (other ranks return an empty holder). Each entry comes from
 // its lowest-ranked holder; entries no worker holds (a weight between two neurons that no worker
 // holds together) from their keeper, each worker's `kept` (once started: after a plan change),
-// else they keep their initial value from `seed`. With `rescale`, every masked unit's
-// contribution is then multiplied by the coverage (see TensorSlice::scales_output), as dropout
-// and stochastic depth do at test time.
+// else they keep their initial value from `seed`. With `rescale` > 0, every masked unit's
+// contribution is then multiplied by it (see TensorSlice::scales_output), as dropout and
+// stochastic depth do at test time with the keep rate (the coverage); 0: not rescaled.
 models::StagedModel assemble_full_model(dist::ProcessGroup& world, torch::nn::Module& worker_model,
                                         const MaskPlan& plan, const models::ModelConfig& model,
-                                        uint64_t seed, bool rescale, const KeptEntries& kept);
+                                        uint64_t seed, double rescale, const KeptEntries& kept);
 
-// Multiplies the output-scaling tensors of the plan's masked groups by the coverage, in place.
-void rescale_masked_units(torch::nn::Module& full_model, const MaskPlan& plan);
+// Multiplies the output-scaling tensors of the plan's masked groups by `factor`, in place.
+void rescale_masked_units(torch::nn::Module& full_model, const MaskPlan& plan, double factor);
 
 }  // namespace tessera::sdp
