@@ -194,8 +194,7 @@ struct TensorMove {
   }
 
  private:
-  // A cell's keepers (-1: it is held) and the worker its entries come from (-1: nobody has them:
-  // no keeper existed, and the new holders keep the initial value they were built with).
+  // A cell's keepers (-1: it is held) and the worker its entries come from.
   struct Ends {
     int64_t old_keeper = -1;
     int64_t new_keeper = -1;
@@ -206,7 +205,7 @@ struct TensorMove {
 
   Ends ends_of(const PlanChangeCell& c) const {
     Ends e;
-    if (c.cell.holders == 0 && kept_from.started) {
+    if (c.cell.holders == 0) {
       e.old_index = containing_cell(kept_from.cells, c.cell);
       require(e.old_index >= 0, "sdp plan change: an unheld cell of '" + name + "' has no keeper");
       e.old_keeper = kept_from.cells[static_cast<size_t>(e.old_index)].keeper;

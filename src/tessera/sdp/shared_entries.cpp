@@ -162,11 +162,6 @@ Cell WorkerLayout::map(const Cell& cell) const {
   return mapped;
 }
 
-Cell in_worker_layout(const MaskPlan& plan, int64_t worker, const std::string& name,
-                      const Cell& cell) {
-  return WorkerLayout(plan, worker, name).map(cell);
-}
-
 torch::Tensor gather_cell(const torch::Tensor& tensor, const Cell& cell) {
   torch::Tensor part = tensor;
   for (const auto& [dim, positions] : cell.selections)

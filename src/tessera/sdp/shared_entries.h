@@ -59,10 +59,6 @@ class WorkerLayout {
   std::map<int64_t, torch::Tensor> positions_;  // by dim: full position -> the worker's, or -1
 };
 
-// One cell's WorkerLayout::map.
-Cell in_worker_layout(const MaskPlan& plan, int64_t worker, const std::string& name,
-                      const Cell& cell);
-
 // The cell's entries of `tensor`, flattened (a view when the cell is the whole tensor).
 torch::Tensor gather_cell(const torch::Tensor& tensor, const Cell& cell);
 // How many entries the cell has in `tensor`.

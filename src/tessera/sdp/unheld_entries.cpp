@@ -145,36 +145,33 @@ KeptEntries keep_initial_entries(const MaskPlan& plan, int64_t worker,
                                  int64_t state_tensors, torch::Device device) {
   torch::NoGradGuard no_grad;
   const std::vector<std::string> names = masked_tensor_names(plan);
-  std::vector<std::vector<int64_t>> shapes(names.size());
+  KeptEntries entries;
+  entries.started = true;
+  entries.cells = unheld_cells(plan);
+  entries.full_shapes.resize(names.size());
   std::vector<bool> found(names.size(), false);
   // Building stage after stage from one seed draws the same numbers as building the whole model;
   // each stage's kept entries are taken before the next stage is built.
-  std::map<size_t, torch::Tensor> initial;  // the kept cells' initial values, by cell index
-  {
-    const auto rng_lock = lock_global_generator();
-    torch::manual_seed(seed);
-    const int64_t stages = models::architecture(model.arch).num_stages(model);
-    const std::vector<UnheldCell> cells = unheld_cells(plan);
-    for (int64_t stage = 0; stage < stages; ++stage) {
-      models::StagedModel full_stage = models::build_model(model, stage, stage + 1);
-      auto tensors = full_stage->named_parameters();
-      for (const auto& b : full_stage->named_buffers()) tensors.insert(b.key(), b.value());
-      for (size_t t = 0; t < names.size(); ++t) {
-        const torch::Tensor* full = tensors.find(names[t]);
-        if (full == nullptr) continue;
-        shapes[t] = full->sizes().vec();
-        found[t] = true;
-        for (size_t i = 0; i < cells.size(); ++i)
-          if (cells[i].keeper == worker && cells[i].cell.tensor == t)
-            initial[i] = gather_cell(*full, cells[i].cell);
-      }
+  const auto rng_lock = lock_global_generator();
+  torch::manual_seed(seed);
+  const int64_t stages = models::architecture(model.arch).num_stages(model);
+  for (int64_t stage = 0; stage < stages; ++stage) {
+    models::StagedModel full_stage = models::build_model(model, stage, stage + 1);
+    auto tensors = full_stage->named_parameters();
+    for (const auto& b : full_stage->named_buffers()) tensors.insert(b.key(), b.value());
+    for (size_t t = 0; t < names.size(); ++t) {
+      const torch::Tensor* full = tensors.find(names[t]);
+      if (full == nullptr) continue;
+      entries.full_shapes[t] = full->sizes().vec();
+      found[t] = true;
+      entries.allocate(worker, t, state_tensors, device);
+      for (auto& [index, kept] : entries.kept)
+        if (entries.cells[index].cell.tensor == t)
+          kept.value.view({-1}).copy_(gather_cell(*full, entries.cells[index].cell));
     }
   }
   for (size_t t = 0; t < names.size(); ++t)
     require(found[t], "sdp: masked tensor '" + names[t] + "' is not in the model");
-  KeptEntries entries = keep_entries(plan, worker, shapes, state_tensors, device,
-                                     [](const std::string&, const Cell&, KeptCell&) {});
-  for (auto& [index, kept] : entries.kept) kept.value.view({-1}).copy_(initial.at(index));
   return entries;
 }
 
