@@ -35,6 +35,9 @@
 #                        (width 0.5) on CIFAR-10; llama: the default byte-level LLaMA (4 blocks,
 #                        width 128, sequence 64) on the fortunes text, its own schedule and
 #                        optimizer (tessera's llama defaults) (default mlp)
+#   --data D             the data set (default: fashion-mnist for mlp, cifar10 for resnet, text
+#                        for llama); e.g. --model resnet --data fashion-mnist where CIFAR-10 is
+#                        not installed
 #   --sdp-level L        block or neuron (default: neuron for mlp and llama, block for resnet)
 #   --epochs E           DDP's and the iteration-matched runs' epochs (default 4)
 #   --limit-train N      training samples (default 20000; llama: 0, every window)
@@ -62,6 +65,7 @@ set -euo pipefail
 root_dir="$(cd "$(dirname "$0")/.." && pwd)"
 rates="1gbit"
 model=mlp
+data=""
 level=""
 epochs=4
 limit_train=""
@@ -92,6 +96,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --rates) rates="$2"; shift 2 ;;
     --model) model="$2"; shift 2 ;;
+    --data) data="$2"; shift 2 ;;
     --sdp-level) level="$2"; shift 2 ;;
     --epochs) epochs="$2"; shift 2 ;;
     --limit-train) limit_train="$2"; shift 2 ;;
@@ -137,6 +142,10 @@ case $model in
   *) fail "--model must be mlp, resnet or llama, got '$model'" ;;
 esac
 level=${level:-$default_level}
+if [ -n "$data" ]; then
+  [ "$model" != llama ] || [ "$data" = text ] || fail "--model llama trains on --data text, got '$data'"
+  data_flags=(--data "$data")
+fi
 [[ "$level" =~ ^(block|neuron)$ ]] || fail "--sdp-level must be block or neuron, got '$level'"
 if [ "$smoke" = 1 ]; then
   data_flags=(--data synthetic --synthetic-train 2048 --synthetic-test 256 --synthetic-shape 1,8,8)
@@ -173,7 +182,7 @@ out="$(cd "$out" && pwd)"
   echo "commit: $(git -C "$root_dir" rev-parse --short HEAD 2> /dev/null || echo unknown)$(
     git -C "$root_dir" diff --quiet HEAD 2> /dev/null || echo ' (with uncommitted changes)')"
   echo "command: $invocation"
-  echo "settings: model $model (SDP level $level), $epochs epochs (FLOP-matched SDP: $flop_epochs), batch $batch per" \
+  echo "settings: model $model (SDP level $level) on ${data_flags[1]}, $epochs epochs (FLOP-matched SDP: $flop_epochs), batch $batch per" \
     "data-parallel worker ($global_batch global), limit-train $limit_train, limit-test" \
     "$limit_test, $evals evaluations per epoch, coverage $coverage, seed $seed, timeout $run_timeout s"
 } > "$out/environment.txt"
