@@ -8,6 +8,7 @@
 #include "tessera/sdp/plan_change.h"
 #include "tessera/sdp/sdp_run.h"
 #include "tessera/sdp/shared_entries.h"
+#include "tessera/sdp/subnet_ensemble.h"
 #include "tessera/sdp/subnet_sync.h"
 #include "tessera/sdp/unheld_entries.h"
 #include "tessera/sdp/worker_model.h"

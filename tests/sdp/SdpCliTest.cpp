@@ -110,6 +110,45 @@ TEST(SdpCli, BackwardMaskingTrainsTheFullModelAndSavesIt) {
       << no_factor.output;
 }
 
+// --sdp-eval ensemble: the run's figures are the workers' subnetworks' together; the checkpoint is
+// still the assembled model, whose own figures summary.json keeps beside.
+TEST(SdpCli, TheSubnetworksEnsembleIsTheRunsFigureAndTheAssembledModelIsSaved) {
+  const std::string dir = fresh_dir("sdp_cli_ensemble");
+  const auto r = launch(4,
+                        "--sdp-level block --coverage 0.5 --epochs 2 --sdp-eval ensemble "
+                        "--evals-per-epoch 2 --run-dir " +
+                            dir + "/run " + kResnet);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto summary = read_json(dir + "/run/summary.json");
+  EXPECT_EQ(summary["sdp"]["evaluation"], "ensemble");
+  EXPECT_EQ(summary["test_accuracy"], summary["sdp"]["subnet_ensemble_test_accuracy"]);
+  EXPECT_EQ(summary["history"].size(), 4u);
+  expect_eval_reproduces(dir + "/run/checkpoint.pt", kData, dir + "/eval.json",
+                         summary["sdp"]["assembled_test_accuracy"].get<double>());
+  // Each worker saved its subnetwork: evaluated together they give the run's figures.
+  const std::string binary = TESSERA_BINARY;
+  std::string members;
+  for (int rank = 0; rank < 4; ++rank)
+    members += " " + dir + "/run/subnet" + std::to_string(rank) + ".pt";
+  const auto together =
+      tessera::testing::run_command(binary + " eval --checkpoint" + members + " " + kData +
+                                    " --output " + dir + "/ensemble.json 2>&1");
+  ASSERT_EQ(together.code, 0) << together.output;
+  const auto evaluated = read_json(dir + "/ensemble.json");
+  EXPECT_EQ(evaluated["test_accuracy"], summary["test_accuracy"]);
+  EXPECT_NEAR(evaluated["test_loss"].get<double>(), summary["test_loss"].get<double>(), 1e-5);
+  // One of them alone is a smaller model, not the ensemble.
+  const auto one = tessera::testing::run_command(binary + " eval --checkpoint " + dir +
+                                                 "/run/subnet0.pt " + kData + " 2>&1");
+  EXPECT_EQ(one.code, 0) << one.output;
+  // Other methods have no subnetworks.
+  const auto refused = tessera::testing::run_command(
+      binary + " train --sdp-eval ensemble --epochs 1 " + kResnet + " 2>&1");
+  EXPECT_NE(refused.code, 0);
+  EXPECT_NE(refused.output.find("--sdp-eval ensemble is for --dist sdp"), std::string::npos)
+      << refused.output;
+}
+
 // Redrawn plans: every epoch the workers move to a new plan, receiving the branches they now
 // hold from an old holder; the run ends with an ordinary checkpoint of the assembled model.
 TEST(SdpCli, RedrawnPlansMoveBranchesBetweenWorkersEveryEpoch) {

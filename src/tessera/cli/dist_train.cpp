@@ -31,6 +31,7 @@ sdp::SdpSetup sdp_setup(const DistFlags& flags) {
   setup.bn_batches = flags.sdp_bn_batches;
   setup.redraw_epochs = flags.sdp_redraw_epochs;
   setup.redraw_steps = flags.sdp_redraw_steps;
+  setup.evaluation = sdp::parse_evaluation(flags.sdp_eval);
   setup.bf16_comm = flags.comm_precision == "bf16";
   sdp::validate(setup);
   return setup;
@@ -81,6 +82,7 @@ dist::RunResult run(DistMode mode, const CommonOptions& options, const DistFlags
     setup.train = options.train;
     setup.run = run_dir;
     setup.restart_dir = restart_dir;
+    setup.subnet_dir = options.run_dir;
     setup.resume = start.resume;
     return sdp::run_sdp(setup, group, data);
   }

@@ -85,6 +85,8 @@ void check_dist_flags(const DistFlags& dist, const train::TrainConfig& train) {
   require(dist.comm_precision == "fp32" || dist.mode == "ddp" || dist.mode == "sdp",
           "--comm-precision " + dist.comm_precision +
               " is for --dist ddp and --dist sdp (the gradients they average)");
+  require(dist.sdp_eval == "assembled" || dist.mode == "sdp",
+          "--sdp-eval " + dist.sdp_eval + " is for --dist sdp (its workers' subnetworks)");
   require(dist.mode != "pipeline" || dist.micro_batches <= train.batch_size,
           "--micro-batches " + std::to_string(dist.micro_batches) +
               " must not exceed --batch-size " + std::to_string(train.batch_size) +
@@ -368,6 +370,12 @@ void add_dist_flags(CLI::App& app, DistFlags& d) {
                  "sdp, forward masking: the same every N optimizer steps (0: not by steps)")
       ->capture_default_str()
       ->check(integer_in(0));
+  app.add_option("--sdp-eval", d.sdp_eval,
+                 "sdp: what evaluations measure: assembled (the full model rebuilt from the "
+                 "subnetworks on rank 0, the model saved) or ensemble (forward masking: the "
+                 "workers' subnetworks together, the mean of their predicted distributions; no "
+                 "worker builds the full model; inference costs workers x coverage full models)")
+      ->capture_default_str();
   app.add_option("--sdp-bn-batches", d.sdp_bn_batches,
                  "sdp: training batches over which rank 0 re-estimates the assembled model's "
                  "batch-norm statistics (0: keep those of each entry's lowest-ranked holder; with "

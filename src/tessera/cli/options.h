@@ -58,6 +58,7 @@ struct DistFlags {
   int64_t sdp_bn_batches = 100;
   int64_t sdp_redraw_epochs = 0;  // 0: one plan for the whole run
   int64_t sdp_redraw_steps = 0;   // the same in optimizer steps
+  std::string sdp_eval = "assembled";
 };
 
 // Consistency of flags with each other, checked right after parsing (the ranges of single flags

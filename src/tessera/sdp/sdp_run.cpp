@@ -12,6 +12,7 @@
 #include "tessera/models/staged_model.h"
 #include "tessera/sdp/backward_masking.h"
 #include "tessera/sdp/plan_change.h"
+#include "tessera/sdp/subnet_ensemble.h"
 #include "tessera/sdp/worker_model.h"
 #include "tessera/train/batch_norm_statistics.h"
 #include "tessera/train/checkpoint.h"
@@ -27,6 +28,16 @@ Masking parse_masking(const std::string& name) {
 
 const char* to_string(Masking masking) {
   return masking == Masking::Backward ? "backward" : "forward";
+}
+
+Evaluation parse_evaluation(const std::string& name) {
+  if (name == "assembled") return Evaluation::Assembled;
+  if (name == "ensemble") return Evaluation::Ensemble;
+  throw UsageError("--sdp-eval must be assembled or ensemble, got '" + name + "'");
+}
+
+const char* to_string(Evaluation evaluation) {
+  return evaluation == Evaluation::Ensemble ? "ensemble" : "assembled";
 }
 
 void validate(const SdpSetup& setup) {
@@ -47,6 +58,9 @@ void validate(const SdpSetup& setup) {
   require(!(backward && (setup.redraw_epochs > 0 || setup.redraw_steps > 0)),
           "--sdp-redraw-epochs / --sdp-redraw-steps move units between forward-masked "
           "subnetworks; with --sdp-masking backward every worker has every unit already");
+  require(!(backward && setup.evaluation == Evaluation::Ensemble),
+          "--sdp-eval ensemble averages the workers' different subnetworks; with --sdp-masking "
+          "backward every worker ends with the same full model, so there is no ensemble");
 }
 
 namespace {
@@ -136,8 +150,10 @@ class SdpRun {
   const data::Dataset* test_during_training() const {
     return setup_.evaluate_during_training ? &data_.test : nullptr;
   }
-  void finish_on_rank0(models::StagedModel assembled, dist::RunResult& result);
+  void finish_on_rank0(models::StagedModel assembled, const train::EvalResult& ensemble,
+                       dist::RunResult& result);
   std::string resume_checkpoint() const;
+  void save_subnetwork();
   void save_restart_checkpoint(const nlohmann::json& trainer_meta);
   void restore_sequence(const MaskPlan& first, const std::string& checkpoint);
   void restore_kept_entries(const std::string& checkpoint);
@@ -214,6 +230,7 @@ nlohmann::json SdpRun::details() const {
       {"comm_precision", setup_.bf16_comm ? "bf16" : "fp32"},
       {"rescale", setup_.rescale},
       {"rescale_factor", rescale_factor()},
+      {"evaluation", to_string(setup_.evaluation)},
       {"holder_sets", stats.holder_sets},
       {"sync_seconds", stats.wait_seconds},
       {"worker_parameters", models::parameter_count(*trainer.model())},
@@ -274,6 +291,8 @@ train::EvalResult SdpRun::prepare_and_evaluate(models::StagedModel& full, const 
 // model the run would end with if it stopped here, evaluated as the final one is. Every worker
 // records rank 0's figures. Nothing of the training changes: the workers' models are only read.
 train::EvalResult SdpRun::evaluate_during_training(const data::Dataset& test) {
+  if (setup_.evaluation == Evaluation::Ensemble)
+    return evaluate_subnet_ensemble(group_, *worker_.trainer, test);
   models::StagedModel full = full_model_now(/*final=*/false);
   torch::Tensor figures = torch::zeros({3}, torch::kFloat64);
   if (group_.rank() == 0) {
@@ -291,8 +310,10 @@ train::EvalResult SdpRun::evaluate_during_training(const data::Dataset& test) {
 }
 
 // Rank 0: the subnetwork's own accuracy, then the full model's batch-norm statistics, test
-// figures and checkpoint.
-void SdpRun::finish_on_rank0(models::StagedModel assembled, dist::RunResult& result) {
+// figures and checkpoint; `ensemble`: the workers' subnetworks' as an ensemble (forward masking),
+// the run's test figures under --sdp-eval ensemble.
+void SdpRun::finish_on_rank0(models::StagedModel assembled, const train::EvalResult& ensemble,
+                             dist::RunResult& result) {
   train::Trainer& trainer = *worker_.trainer;
   // Forward masking: the subnetwork rank 0 trained, on its own: how much the assembly adds (or
   // loses). Backward masking: the full model with rank 0's own batch-norm statistics, before they
@@ -306,6 +327,21 @@ void SdpRun::finish_on_rank0(models::StagedModel assembled, dist::RunResult& res
       own_accuracy;
   result.details["full_parameters"] = models::parameter_count(*assembled);
   result.summary.test = prepare_and_evaluate(assembled, data_.test, &result.details);
+  if (!backward_) {
+    result.details["subnet_ensemble_test_accuracy"] = ensemble.accuracy;
+    result.details["subnet_ensemble_test_loss"] = ensemble.loss;
+    std::fprintf(stderr,
+                 "sdp: the %lld workers' subnetworks as an ensemble: test accuracy %.2f%%\n",
+                 static_cast<long long>(group_.size()), 100.0 * ensemble.accuracy);
+  }
+  if (setup_.evaluation == Evaluation::Ensemble) {
+    // The saved checkpoint is the assembled model: its figures stay in the record.
+    result.details["assembled_test_accuracy"] = result.summary.test.accuracy;
+    result.details["assembled_test_loss"] = result.summary.test.loss;
+    std::fprintf(stderr, "sdp: the assembled model (saved): test accuracy %.2f%%\n",
+                 100.0 * result.summary.test.accuracy);
+    result.summary.test = ensemble;
+  }
   if (setup_.run) {
     nlohmann::json meta = trainer.checkpoint_meta();
     meta["model"] = models::to_json(full_);
@@ -318,6 +354,20 @@ void SdpRun::finish_on_rank0(models::StagedModel assembled, dist::RunResult& res
                    {"rescale", setup_.rescale}};
     train::save_checkpoint(setup_.run->checkpoint_path(), *assembled, nullptr, meta);
   }
+}
+
+// This worker's subnetwork as an ordinary checkpoint of the (smaller) model it is, the subnet in
+// its description: one member of the ensemble the run's figures are of.
+void SdpRun::save_subnetwork() {
+  if (setup_.subnet_dir.empty()) return;
+  train::Trainer& trainer = *worker_.trainer;
+  nlohmann::json meta = trainer.checkpoint_meta();
+  meta["model"] = models::to_json(trainer.model()->config());
+  meta["begin_stage"] = 0;
+  meta["end_stage"] = trainer.model()->end_stage();
+  meta["sdp"] = {{"worker", group_.rank()}, {"workers", group_.size()}};
+  train::save_checkpoint(setup_.subnet_dir + "/subnet" + std::to_string(group_.rank()) + ".pt",
+                         *trainer.model(), nullptr, meta);
 }
 
 std::string SdpRun::resume_checkpoint() const {
@@ -430,8 +480,14 @@ dist::RunResult SdpRun::run() {
   // With backward masking every worker ends with the same full model (refreshed after every
   // step): rank 0's is the result, and nothing needs to travel.
   models::StagedModel assembled = full_model_now(/*final=*/true);
+  // Cheap (each worker's subnetwork once over the test set), so always recorded: what the
+  // subnetworks give together, beside the assembled model.
+  const train::EvalResult ensemble =
+      backward_ ? train::EvalResult{}
+                : evaluate_subnet_ensemble(group_, *worker_.trainer, data_.test);
+  if (setup_.evaluation == Evaluation::Ensemble) save_subnetwork();
   result.details = details();
-  if (leader) finish_on_rank0(assembled, result);
+  if (leader) finish_on_rank0(assembled, ensemble, result);
   return result;
 }
 

@@ -25,6 +25,15 @@ enum class Masking { Forward, Backward };
 Masking parse_masking(const std::string& name);  // "forward" | "backward"; UsageError otherwise
 const char* to_string(Masking masking);
 
+// What an evaluation of the run (during training and the final one) measures. Assembled: the full
+// model rebuilt on rank 0 from the workers' subnetworks (rescaled), the model the run saves.
+// Ensemble: the workers' subnetworks as an ensemble (sdp/subnet_ensemble.h; forward masking only),
+// whose inference costs W x C full models; the run still saves the assembled model and records
+// its figures beside.
+enum class Evaluation { Assembled, Ensemble };
+Evaluation parse_evaluation(const std::string& name);  // "assembled" | "ensemble"
+const char* to_string(Evaluation evaluation);
+
 struct SdpSetup {
   models::ModelConfig model;  // the full network, resolved (no subnet)
   train::TrainConfig train;   // rank and world size are the group's; no per-epoch checkpoints
@@ -38,6 +47,7 @@ struct SdpSetup {
   int64_t bn_batches = 100;   // training batches re-estimating batch-norm statistics at the end
   int64_t redraw_epochs = 0;  // forward masking: a new plan every N epochs (0: one plan)
   int64_t redraw_steps = 0;   // ... or every N optimizer steps
+  Evaluation evaluation = Evaluation::Assembled;
   // Evaluate the full model (assembled as at the end) train.evals_per_epoch times per epoch, into
   // the summary's history with elapsed_seconds (time to accuracy); the training is the same
   // either way. false: only the final model is evaluated.
@@ -47,6 +57,9 @@ struct SdpSetup {
   // (dist/restart_checkpoint), taken at train.checkpoint_every epochs and
   // train.checkpoint_every_steps steps; empty: none (and no checkpoints but the final model).
   std::string restart_dir;
+  // Every rank: the run directory, where --sdp-eval ensemble saves each worker's subnetwork as
+  // subnet<R>.pt (`tessera eval --checkpoint` of them all gives the run's figures); empty: none.
+  std::string subnet_dir;
   // Continue from the latest complete set of those: the worker's subnetwork and optimizer state,
   // the plan (redraws so far), the position in the epoch, so that the rest of the run is the
   // uninterrupted run's.

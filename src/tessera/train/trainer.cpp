@@ -315,7 +315,7 @@ std::string Trainer::kept_after_stop() const {
   return "; " + run_->checkpoint_path() + " keeps the last good state";
 }
 
-EvalResult Trainer::evaluate(const data::Dataset& dataset) {
+EvalResult Trainer::evaluate(const data::Dataset& dataset, const OutputCombiner& combine_outputs) {
   torch::NoGradGuard no_grad;
   model_->eval();
   data::BatchIterator batches(dataset, data::in_order(config_.eval_batch_size));
@@ -328,6 +328,7 @@ EvalResult Trainer::evaluate(const data::Dataset& dataset) {
     batch.inputs = batch.inputs.to(device_);
     batch.labels = batch.labels.to(device_);
     torch::Tensor outputs = forward(batch, /*training=*/false);
+    if (combine_outputs) outputs = combine_outputs(outputs, batch);
     const int64_t n = batch.labels.size(0);
     loss_sum += objective_->loss(outputs, batch).item<double>() * static_cast<double>(n);
     if (objective_->is_classification())
@@ -341,6 +342,15 @@ EvalResult Trainer::evaluate(const data::Dataset& dataset) {
     result.accuracy = static_cast<double>(correct) / static_cast<double>(predictions);
   }
   return result;
+}
+
+torch::Tensor Trainer::predict(const data::Batch& batch) {
+  torch::NoGradGuard no_grad;
+  const bool training = model_->is_training();
+  model_->eval();
+  torch::Tensor outputs = forward(batch, /*training=*/false);
+  model_->train(training);
+  return outputs;
 }
 
 EvalPoint Trainer::evaluate_point(const data::Dataset& test, double epoch, int64_t samples) {

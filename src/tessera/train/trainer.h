@@ -167,7 +167,16 @@ class Trainer {
   // interrupted run would; resume() then continues it.
   TrainSummary fit(const data::Dataset& train, const data::Dataset* test, int64_t until_epoch = 0);
 
-  EvalResult evaluate(const data::Dataset& dataset);
+  // The model's loss and accuracy on `dataset`, in order, in batches of config.eval_batch_size.
+  // `combine_outputs` (if given) replaces each batch's outputs before the loss and top-1 are taken
+  // (an ensemble combines its members' there: SDP's workers collectively, `tessera eval` of
+  // several checkpoints with the other members' predict()).
+  using OutputCombiner =
+      std::function<torch::Tensor(const torch::Tensor& outputs, const data::Batch& batch)>;
+  EvalResult evaluate(const data::Dataset& dataset, const OutputCombiner& combine_outputs = {});
+
+  // The model's outputs for a batch already on its device, as at test time (eval mode, no graph).
+  torch::Tensor predict(const data::Batch& batch);
 
   // What fit() runs for each test evaluation instead of evaluate(test) (e.g. SDP's evaluation of
   // the assembled model, collective over the workers); call before fit().
