@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 
 #include "tessera/core/error.h"
@@ -360,6 +361,8 @@ void SdpRun::finish_on_rank0(models::StagedModel assembled, const train::EvalRes
 // its description: one member of the ensemble the run's figures are of.
 void SdpRun::save_subnetwork() {
   if (setup_.subnet_dir.empty()) return;
+  // Only rank 0 opens the run directory; on another host it does not exist yet.
+  std::filesystem::create_directories(setup_.subnet_dir);
   train::Trainer& trainer = *worker_.trainer;
   nlohmann::json meta = trainer.checkpoint_meta();
   meta["model"] = models::to_json(trainer.model()->config());
