@@ -87,11 +87,10 @@ int eval_command(const Args& raw_args) {
       return sdp::log_mean_probabilities(all);
     };
   const train::EvalResult result = members.front()->evaluate(data.test, ensemble);
+  const std::string of_ensemble =
+      members.size() > 1 ? ", an ensemble of " + std::to_string(members.size()) + " models" : "";
   std::printf("test accuracy %.2f%%  test loss %.4f  (%lld samples%s)\n", 100.0 * result.accuracy,
-              result.loss, static_cast<long long>(result.samples),
-              members.size() > 1
-                  ? (", an ensemble of " + std::to_string(members.size()) + " models").c_str()
-                  : "");
+              result.loss, static_cast<long long>(result.samples), of_ensemble.c_str());
   nlohmann::json json = {{"checkpoint", checkpoints.size() == 1 ? nlohmann::json(checkpoints[0])
                                                                 : nlohmann::json(checkpoints)},
                          {"test_accuracy", result.accuracy},

@@ -154,6 +154,7 @@ class SdpRun {
   void finish_on_rank0(models::StagedModel assembled, const train::EvalResult& ensemble,
                        dist::RunResult& result);
   std::string resume_checkpoint() const;
+  nlohmann::json model_checkpoint_meta(const models::ModelConfig& model, int64_t end_stage) const;
   void save_subnetwork();
   void save_restart_checkpoint(const nlohmann::json& trainer_meta);
   void restore_sequence(const MaskPlan& first, const std::string& checkpoint);
@@ -344,10 +345,7 @@ void SdpRun::finish_on_rank0(models::StagedModel assembled, const train::EvalRes
     result.summary.test = ensemble;
   }
   if (setup_.run) {
-    nlohmann::json meta = trainer.checkpoint_meta();
-    meta["model"] = models::to_json(full_);
-    meta["begin_stage"] = 0;
-    meta["end_stage"] = assembled->end_stage();
+    nlohmann::json meta = model_checkpoint_meta(full_, assembled->end_stage());
     meta["sdp"] = {{"level", to_string(setup_.level)},
                    {"coverage", setup_.coverage},
                    {"workers", group_.size()},
@@ -357,6 +355,17 @@ void SdpRun::finish_on_rank0(models::StagedModel assembled, const train::EvalRes
   }
 }
 
+// The trainer's checkpoint metadata for a whole model of `model` (stages 0 to end_stage), as
+// `tessera eval` and `train --init-from` rebuild it.
+nlohmann::json SdpRun::model_checkpoint_meta(const models::ModelConfig& model,
+                                             int64_t end_stage) const {
+  nlohmann::json meta = worker_.trainer->checkpoint_meta();
+  meta["model"] = models::to_json(model);
+  meta["begin_stage"] = 0;
+  meta["end_stage"] = end_stage;
+  return meta;
+}
+
 // This worker's subnetwork as an ordinary checkpoint of the (smaller) model it is, the subnet in
 // its description: one member of the ensemble the run's figures are of.
 void SdpRun::save_subnetwork() {
@@ -364,10 +373,8 @@ void SdpRun::save_subnetwork() {
   // Only rank 0 opens the run directory; on another host it does not exist yet.
   std::filesystem::create_directories(setup_.subnet_dir);
   train::Trainer& trainer = *worker_.trainer;
-  nlohmann::json meta = trainer.checkpoint_meta();
-  meta["model"] = models::to_json(trainer.model()->config());
-  meta["begin_stage"] = 0;
-  meta["end_stage"] = trainer.model()->end_stage();
+  nlohmann::json meta =
+      model_checkpoint_meta(trainer.model()->config(), trainer.model()->end_stage());
   meta["sdp"] = {{"worker", group_.rank()}, {"workers", group_.size()}};
   train::save_checkpoint(setup_.subnet_dir + "/subnet" + std::to_string(group_.rank()) + ".pt",
                          *trainer.model(), nullptr, meta);

@@ -22,11 +22,7 @@ torch::Tensor log_mean_probabilities(const std::vector<torch::Tensor>& outputs) 
   std::vector<torch::Tensor> log_p;
   for (const auto& member : outputs)
     log_p.push_back(torch::log_softmax(member.to(torch::kFloat32), -1));
-  torch::Tensor largest = log_p[0].clone();
-  for (size_t k = 1; k < log_p.size(); ++k) largest = torch::maximum(largest, log_p[k]);
-  torch::Tensor sum = torch::zeros_like(largest);
-  for (const auto& member : log_p) sum += (member - largest).exp();
-  return largest + sum.log_() - std::log(static_cast<double>(outputs.size()));
+  return torch::logsumexp(torch::stack(log_p), 0) - std::log(static_cast<double>(outputs.size()));
 }
 
 train::EvalResult evaluate_subnet_ensemble(dist::ProcessGroup& group, train::Trainer& trainer,
