@@ -11,6 +11,7 @@
 #include "tessera/train/fused_kernels.h"
 #include "tessera/train/fused_sgd.h"
 #include "tessera/train/fused_step.h"
+#include "tessera/train/loss_scaler.h"
 #include "tessera/train/model_file.h"
 #include "tessera/train/nonfinite.h"
 #include "tessera/train/objective.h"

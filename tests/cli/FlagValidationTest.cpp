@@ -241,6 +241,11 @@ TEST(FlagValidation, InconsistentFlagsAreRefusedBeforeAnythingLoads) {
       {{"pnn", "--model", "llama", "--tie-embeddings"}, "--tie-embeddings: PNN puts"},
       {{"train", "--model", "llama", "--tie-embeddings", "--dist", "pipeline"},
        "--tie-embeddings: the pipeline puts"},
+      {{"train", "--precision", "fp16"}, "--precision fp16 needs a CUDA device"},
+      {{"pnn", "--precision", "fp16"}, "--precision fp16 needs a CUDA device"},
+      {{"train", "--loss-scale", "static"}, "--loss-scale must be auto, off or dynamic"},
+      {{"train", "--loss-scale", "dynamic", "--loss-scale-init", "1000"},
+       "--loss-scale-init must be a positive power of two"},
   };
   for (const auto& [args, message] : bad) {
     const Outcome o = tessera_main(args);

@@ -302,3 +302,33 @@ TEST(DistCli, Bf16TrainsUnderDdpPipelineAndSdp) {
   EXPECT_LT(ddp_ratio, 0.55);
   EXPECT_LT(bytes["sdp_bf16_comm"], bytes["sdp"]);
 }
+
+TEST(DistCli, LossScalingTrainsExactlyAsWithoutItUnderDdpPipelineAndSdp) {
+  const std::string dir = fresh_dir("dist_cli_loss_scale");
+  // Scaled gradients are reduced (DDP, SDP's holder groups) or sent back across the cut (the
+  // pipeline) and unscaled by powers of two: with nothing overflowing, every method trains the
+  // same weights as without scaling.
+  const std::vector<std::pair<std::string, std::string>> methods = {
+      {"ddp", "--dist ddp"},
+      {"pipeline", "--dist pipeline --micro-batches 2"},
+      {"sdp", "--dist sdp --sdp-level neuron --coverage 0.5"}};
+  for (const auto& [name, flags] : methods) {
+    std::map<std::string, nlohmann::json> summaries;
+    for (const std::string scale : {"off", "dynamic"}) {
+      const std::string run = dir + "/" + name + "_" + scale;
+      std::filesystem::create_directories(run);
+      const auto r = shell(workers(2,
+                                   "train " + flags + " --loss-scale " + scale +
+                                       " --epochs 2 --run-dir " + run + "/run " + kQuick,
+                                   run));
+      ASSERT_NE(r.output.find("rank 0 exit 0"), std::string::npos) << name << "\n" << r.output;
+      ASSERT_NE(r.output.find("rank 1 exit 0"), std::string::npos) << name << "\n" << r.output;
+      summaries[scale] = read_json(run + "/run/summary.json");
+    }
+    EXPECT_EQ(summaries["off"]["loss_scale"], "off") << name;
+    EXPECT_EQ(summaries["dynamic"]["loss_scale"]["final"], 65536.0) << name;
+    EXPECT_EQ(summaries["dynamic"]["loss_scale"]["backoffs"], 0) << name;
+    EXPECT_EQ(summaries["dynamic"]["train_loss"], summaries["off"]["train_loss"]) << name;
+    EXPECT_EQ(summaries["dynamic"]["test_loss"], summaries["off"]["test_loss"]) << name;
+  }
+}

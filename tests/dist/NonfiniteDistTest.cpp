@@ -68,4 +68,28 @@ TEST(NonfiniteDist, DdpSkipsTheSameStepsOnEveryRank) {
   EXPECT_NE(r.output.find("more than --nonfinite-max-skips 2"), std::string::npos) << r.output;
 }
 
+TEST(NonfiniteDist, EveryRankBacksOffTheLossScaleAtTheSameStepsThenStopsTogether) {
+  // lr 1e30: from step 2 on every loss is non-finite. A dynamic scale from 4 absorbs steps 2 and 3
+  // (4 -> 2 -> 1) on every rank alike; at its floor, step 4 goes to --nonfinite stop, on all.
+  const std::vector<std::pair<std::string, std::string>> methods = {
+      {"ddp", "--dist ddp"},
+      {"pipeline", "--dist pipeline --micro-batches 2"},
+      {"sdp", "--dist sdp --sdp-level neuron --coverage 0.5"}};
+  for (const auto& [name, flags] : methods) {
+    const std::string dir = tessera::testing::fresh_dir("dist_nonfinite_scale_" + name) + "/run";
+    const auto r = launch_train(2, flags +
+                                       " --epochs 2 --lr 1e30 --loss-scale dynamic "
+                                       "--loss-scale-init 4 --run-dir " +
+                                       dir + " " + kRun);
+    EXPECT_NE(r.code, 0) << name << "\n" << r.output;
+    EXPECT_NE(r.output.find("step 4 on rank"), std::string::npos) << name << "\n" << r.output;
+    EXPECT_EQ(r.output.find("step 3 on rank"), std::string::npos) << name << "\n" << r.output;
+    EXPECT_EQ(r.output.find("timed out"), std::string::npos) << name << "\n" << r.output;
+    // Rank 0 logged both back-offs before the stop.
+    const std::string metrics = tessera::testing::file_contents(dir + "/metrics.jsonl");
+    EXPECT_NE(metrics.find("\"scale\":2.0"), std::string::npos) << name << "\n" << metrics;
+    EXPECT_NE(metrics.find("\"scale\":1.0"), std::string::npos) << name << "\n" << metrics;
+  }
+}
+
 }  // namespace nonfinite_dist_test

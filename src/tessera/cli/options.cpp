@@ -59,6 +59,7 @@ void CommonOptions::finish() {
   data.synthetic_shape = parse_int_list(lists.synthetic_shape, "--synthetic-shape");
   check_model_flags(model);
   train.precision = train::parse_precision(precision);
+  train.loss_scale = train::parse_loss_scale(loss_scale, loss_scale_init, train.precision);
   // Before any data is loaded: a CPU without native bf16 is refused at once.
   train::require_precision_supported(train.precision, train::parse_device(train.device));
 }
@@ -275,8 +276,18 @@ void add_runtime_flags(CLI::App& app, CommonOptions& o) {
   app.add_option("--threads", o.threads, "intra-op threads (0: cores / local workers)")
       ->check(integer_in(0, 4096));
   app.add_option("--precision", o.precision,
-                 "fp32, or bf16: bf16 compute under autocast with fp32 weights, optimizer state "
-                 "and loss (needs a CPU with avx512_bf16/amx_bf16, or CUDA)")
+                 "fp32, bf16 or fp16: bf16/fp16 compute under autocast with fp32 weights, "
+                 "optimizer state and loss (bf16 needs a CPU with avx512_bf16/amx_bf16, or CUDA; "
+                 "fp16 needs CUDA and scales the loss)")
+      ->capture_default_str();
+  app.add_option("--loss-scale", o.loss_scale,
+                 "auto (dynamic under fp16, off otherwise), off or dynamic: the loss is scaled "
+                 "before backward, the gradients unscaled before the step, a step whose scaled "
+                 "gradients overflow is skipped with the scale halved; it doubles after 2000 clean "
+                 "steps")
+      ->capture_default_str();
+  app.add_option("--loss-scale-init", o.loss_scale_init,
+                 "the dynamic loss scale's first value, a power of two")
       ->capture_default_str();
   app.add_flag("--quiet", o.train.quiet, "no progress output");
 }

@@ -27,11 +27,13 @@ struct CommonOptions {
   train::TrainConfig train;
   ListFlags lists;
   std::string run_dir;
-  int64_t threads = 0;             // 0: cores / local workers
-  std::string precision = "fp32";  // --precision, parsed into train.precision by finish()
-  // Parses the list flags into data/model and --precision into train, and checks the model flags'
-  // consistency (check_model_flags). Throws UsageError for a malformed list, inconsistent flags,
-  // an unknown precision or one the device cannot compute in.
+  int64_t threads = 0;              // 0: cores / local workers
+  std::string precision = "fp32";   // --precision, parsed into train.precision by finish()
+  std::string loss_scale = "auto";  // --loss-scale, parsed into train.loss_scale by finish()
+  double loss_scale_init = 65536.0;
+  // Parses the list flags into data/model and --precision / --loss-scale into train, and checks
+  // the model flags' consistency (check_model_flags). Throws UsageError for a malformed list,
+  // inconsistent flags, an unknown precision or one the device cannot compute in.
   void finish();
 };
 

@@ -85,6 +85,7 @@ PipelineTrainer::PipelineTrainer(ProcessGroup group, const models::ModelConfig& 
   train::validate(config_);
   nonfinite_ = train::NonfiniteGuard(train::parse_nonfinite_policy(config_.nonfinite),
                                      config_.nonfinite_max_skips);
+  scaler_ = train::LossScaler(config_.loss_scale);
   require(micro_batches_ >= 1, "--micro-batches must be at least 1");
   require(config_.device == "cpu", "--dist pipeline runs on cpu only for now");
   train::require_precision_supported(config_.precision, torch::Device(config_.device));
@@ -168,7 +169,7 @@ double PipelineTrainer::train_step(const data::Batch& batch) {
   }
   for (int64_t m = count - 1; m >= 0; --m) {  // then all backwards, last micro-batch first
     if (last_) {
-      losses[m].backward();
+      scaler_.scale_loss(losses[m]).backward();
     } else {
       std::vector<torch::Tensor> grad = {torch::empty_like(outputs[m])};
       group_.recv(grad, group_.rank() + 1, 2 * m + 1);
@@ -176,6 +177,7 @@ double PipelineTrainer::train_step(const data::Batch& batch) {
     }
     if (!first_) send(stage_inputs[m].grad(), group_.rank() - 1, 2 * m + 1, /*training=*/true);
   }
+  scaler_.unscale(partition_->parameters());
   last_step_skipped_ = skip_nonfinite_step(loss_sum);
   if (last_step_skipped_) return loss_sum;
   clip_gradients();
@@ -191,7 +193,18 @@ bool PipelineTrainer::skip_nonfinite_step(double loss) {
   ballot_comm_bytes_ +=
       all_reduce_bytes(static_cast<int64_t>(sizeof(double) * ballot.size()), group_.size());
   const train::NonfiniteVote vote = train::count_ballots(ballot);
-  if (!vote.any()) return nonfinite_.skip({}, vote, "");  // ends a run of skipped steps
+  if (!vote.any()) {
+    scaler_.step_was_clean();
+    return nonfinite_.skip({}, vote, "");  // ends a run of skipped steps
+  }
+  if (scaler_.back_off()) {  // the scaled gradients overflowed somewhere: every rank backs off
+    if (run_ != nullptr)
+      run_->log({{"type", "loss_scale_backoff"},
+                 {"epoch", epoch_ + 1},
+                 {"step", step_ + 1},
+                 {"scale", scaler_.scale()}});
+    return true;
+  }
   const train::NonfiniteStep where{epoch_ + 1, step_ + 1, group_.rank(), loss, gradient_here};
   const std::string kept =
       run_ != nullptr ? "; " + run_->checkpoint_path() + " (if written) keeps the last good state"
@@ -316,7 +329,8 @@ void PipelineTrainer::save_restart_checkpoint() {
       {"stochastic_generators", models::stochastic_layer_states(*partition_)},
       {"history", train::history_json(history_)},
       {"evaluation_seconds", evaluation_seconds_},
-      {"elapsed_seconds", clock_.seconds()}};
+      {"elapsed_seconds", clock_.seconds()},
+      {"loss_scale", scaler_.enabled() ? scaler_.state() : nlohmann::json()}};
   save_worker_checkpoint(group_, restart_dir_, *partition_, optimizer_.get(), meta);
 }
 
@@ -338,6 +352,7 @@ void PipelineTrainer::resume() {
   history_ = train::history_from_json(meta.at("history"));
   evaluation_seconds_ = meta.value("evaluation_seconds", 0.0);
   clock_.add(meta.at("elapsed_seconds").get<double>());
+  scaler_.load(meta.value("loss_scale", nlohmann::json()));
 }
 
 train::EvalResult PipelineTrainer::evaluate_into_history(const data::Dataset& test, double epoch,
@@ -473,6 +488,7 @@ train::TrainSummary PipelineTrainer::fit(const data::Dataset& train, const data:
   summary.train_flops = metrics::training_flops(partition_->forward_flops()) * samples_;
   train::record_measurements(summary, measured, baseline, *partition_, *optimizer_);
   summary.nonfinite_skipped_steps = nonfinite_.skipped();
+  summary.loss_scale = train::loss_scale_summary(config_.loss_scale, scaler_);
   summary.wall_seconds = wall.seconds();
   summary.train_seconds = train_seconds_;
   summary.precision = config_.precision;

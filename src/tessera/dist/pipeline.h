@@ -100,6 +100,9 @@ class PipelineTrainer {
   int64_t step_comm_bytes_ = 0;
   int64_t ballot_comm_bytes_ = 0;
   train::NonfiniteGuard nonfinite_{train::NonfinitePolicy::Stop, 1};
+  // Every rank holds the same scale: the last scales the loss, all unscale their own gradients,
+  // and the step's shared ballot decides back-offs alike.
+  train::LossScaler scaler_{train::LossScaleConfig{}};
   bool last_step_skipped_ = false;
   bool first_ = false;
   bool last_ = false;

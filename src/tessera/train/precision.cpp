@@ -11,15 +11,32 @@ namespace tessera::train {
 Precision parse_precision(const std::string& name) {
   if (name == "fp32") return Precision::Fp32;
   if (name == "bf16") return Precision::Bf16;
-  throw UsageError("--precision must be fp32 or bf16, got '" + name + "'");
+  if (name == "fp16") return Precision::Fp16;
+  throw UsageError("--precision must be fp32, bf16 or fp16, got '" + name + "'");
 }
 
 const char* precision_name(Precision precision) {
-  return precision == Precision::Bf16 ? "bf16" : "fp32";
+  switch (precision) {
+    case Precision::Bf16:
+      return "bf16";
+    case Precision::Fp16:
+      return "fp16";
+    case Precision::Fp32:
+      break;
+  }
+  return "fp32";
 }
 
 torch::ScalarType compute_dtype(Precision precision) {
-  return precision == Precision::Bf16 ? torch::kBFloat16 : torch::kFloat;
+  switch (precision) {
+    case Precision::Bf16:
+      return torch::kBFloat16;
+    case Precision::Fp16:
+      return torch::kHalf;
+    case Precision::Fp32:
+      break;
+  }
+  return torch::kFloat;
 }
 
 namespace {
@@ -50,7 +67,11 @@ const char* matmul_kernel(Precision precision, const torch::Device& device) {
 }
 
 void require_precision_supported(Precision precision, const torch::Device& device) {
-  if (precision != Precision::Bf16 || device.is_cuda()) return;
+  if (precision == Precision::Fp32 || device.is_cuda()) return;
+  // libtorch's CPU autocast computes in bf16 only, and a CPU has no fast fp16 matrix products.
+  require(precision != Precision::Fp16,
+          "--precision fp16 needs a CUDA device (--device cuda); on a CPU use --precision bf16 "
+          "(with avx512_bf16 or amx_bf16) or fp32");
   // oneDNN would emulate bf16 with fp32 arithmetic and conversions: slower than fp32, and not
   // what a user asking for bf16 expects.
   require(cpu_has_native_bf16(),

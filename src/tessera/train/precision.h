@@ -1,7 +1,8 @@
-// The arithmetic precision of training (--precision): fp32, or bf16 compute under autocast with
-// fp32 master weights, fp32 optimizer state and an fp32 loss. bf16 needs hardware that computes it
-// natively (CPU: avx512_bf16 or amx_bf16; or a CUDA device); elsewhere it is refused, never
-// silently emulated.
+// The arithmetic precision of training (--precision): fp32, or bf16 / fp16 compute under autocast
+// with fp32 master weights, fp32 optimizer state and an fp32 loss. bf16 needs hardware that
+// computes it natively (CPU: avx512_bf16 or amx_bf16; or a CUDA device); fp16 needs a CUDA device
+// and trains with dynamic loss scaling (loss_scaler.h). Elsewhere each is refused, never silently
+// emulated.
 #pragma once
 
 #include <string>
@@ -10,9 +11,9 @@
 
 namespace tessera::train {
 
-enum class Precision { Fp32, Bf16 };
+enum class Precision { Fp32, Bf16, Fp16 };
 
-// "fp32" / "bf16"; UsageError naming --precision and the choices otherwise.
+// "fp32" / "bf16" / "fp16"; UsageError naming --precision and the choices otherwise.
 Precision parse_precision(const std::string& name);
 const char* precision_name(Precision precision);
 
@@ -25,9 +26,9 @@ bool cpu_has_native_bf16();
 
 // The kernels libtorch runs the matrix products of linear layers and attention on, forward and
 // backward: "blas" (the BLAS libtorch links; `tessera info` names it) for fp32 on a CPU, "onednn"
-// for bf16 on a CPU (its AMX / AVX512-BF16 GEMMs), "cublas" on CUDA. A oneDNN fp32 path was
-// measured slower than BLAS on both CPU kinds of our machines (docs/benchmarks.md), so fp32 keeps
-// BLAS. Reported in summary.json ("matmul_kernel").
+// for bf16 on a CPU (its AMX / AVX512-BF16 GEMMs), "cublas" on CUDA (every precision). A oneDNN
+// fp32 path was measured slower than BLAS on both CPU kinds of our machines (docs/benchmarks.md),
+// so fp32 keeps BLAS. Reported in summary.json ("matmul_kernel").
 const char* matmul_kernel(Precision precision, const torch::Device& device);
 
 // UsageError unless `device` can train in `precision` (see the header comment).

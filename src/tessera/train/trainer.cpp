@@ -38,6 +38,7 @@ nlohmann::json to_json(const TrainConfig& config) {
           {"augment_flip", config.augmentation.horizontal_flip},
           {"device", config.device},
           {"precision", precision_name(config.precision)},
+          {"loss_scale", to_json(config.loss_scale)},
           {"rank", config.rank},
           {"world_size", config.world_size}};
 }
@@ -106,6 +107,7 @@ nlohmann::json summary_fields(const TrainSummary& s) {
           {"optimizer_state_bytes", s.optimizer_state_bytes},
           {"comm_bytes", s.comm_bytes},
           {"nonfinite_skipped_steps", s.nonfinite_skipped_steps},
+          {"loss_scale", s.loss_scale},
           {"wall_seconds", s.wall_seconds},
           {"train_seconds", s.train_seconds},
           {"samples_per_second", s.samples_per_second},
@@ -162,7 +164,8 @@ Trainer::Trainer(models::StagedModel model, std::shared_ptr<Objective> objective
       config_(std::move(config)),
       run_(run),
       device_(parse_device(config_.device)),
-      nonfinite_(parse_nonfinite_policy(config_.nonfinite), config_.nonfinite_max_skips) {
+      nonfinite_(parse_nonfinite_policy(config_.nonfinite), config_.nonfinite_max_skips),
+      scaler_(config_.loss_scale) {
   validate(config_);
   require_precision_supported(config_.precision, device_);
   model_->to(device_);
@@ -205,7 +208,8 @@ nlohmann::json Trainer::checkpoint_meta() const {
           {"stochastic_generators", models::stochastic_layer_states(*model_)},
           {"history", history_json(history_)},
           {"evaluation_seconds", evaluation_seconds_},
-          {"elapsed_seconds", clock_.seconds()}};
+          {"elapsed_seconds", clock_.seconds()},
+          {"loss_scale", scaler_.enabled() ? scaler_.state() : nlohmann::json()}};
 }
 
 int64_t Trainer::resume() {
@@ -241,6 +245,7 @@ int64_t Trainer::resume_from_meta(const nlohmann::json& meta) {
   history_ = history_from_json(meta.value("history", nlohmann::json::array()));
   evaluation_seconds_ = meta.value("evaluation_seconds", 0.0);
   clock_.add(meta.value("elapsed_seconds", 0.0));
+  scaler_.load(meta.value("loss_scale", nlohmann::json()));
   return epochs_done_;
 }
 
@@ -267,9 +272,9 @@ double Trainer::train_step(const data::Batch& batch) {
       loss_value = loss.item<double>();
       sync_->before_backward(batch.labels.size(0));
       if (!std::isfinite(loss_value)) sync_->mark_nonfinite_loss();
-      loss.backward();
+      scaler_.scale_loss(loss).backward();
     } else {
-      loss.backward();
+      scaler_.scale_loss(loss).backward();
       loss_value = loss.item<double>();
     }
   } else {
@@ -277,6 +282,7 @@ double Trainer::train_step(const data::Batch& batch) {
     sync_->before_backward(0);
   }
   if (sync_) sync_->after_backward();
+  scaler_.unscale(trained_);
   last_step_skipped_ = skip_nonfinite_step(loss_value);
   if (last_step_skipped_) return loss_value;
   if (config_.clip_grad_norm > 0) {
@@ -295,7 +301,18 @@ bool Trainer::skip_nonfinite_step(double loss) {
   const bool here = gradient_here || !std::isfinite(loss);
   const NonfiniteVote vote = sync_ ? sync_->agree_nonfinite(here, config_.rank)
                                    : NonfiniteVote{here ? 1 : 0, here ? config_.rank : -1};
-  if (!vote.any()) return nonfinite_.skip({}, vote, "");  // ends a run of skipped steps
+  if (!vote.any()) {
+    scaler_.step_was_clean();
+    return nonfinite_.skip({}, vote, "");  // ends a run of skipped steps
+  }
+  if (scaler_.back_off()) {  // the scaled gradients overflowed: expected now and then
+    if (run_ != nullptr)
+      run_->log({{"type", "loss_scale_backoff"},
+                 {"epoch", epoch_ + 1},
+                 {"step", step_ + 1},
+                 {"scale", scaler_.scale()}});
+    return true;
+  }
   const NonfiniteStep where{epoch_ + 1, step_ + 1, config_.rank, loss, gradient_here};
   if (!nonfinite_.skip(where, vote, kept_after_stop())) return false;
   if (run_ != nullptr)
@@ -625,6 +642,7 @@ TrainSummary Trainer::fit(const data::Dataset& train, const data::Dataset* test,
   summary.train_peak_tensor_bytes = train_peak_ - baseline;
   summary.eval_peak_tensor_bytes = eval_peak_ > 0 ? eval_peak_ - baseline : 0;
   summary.nonfinite_skipped_steps = nonfinite_.skipped();
+  summary.loss_scale = loss_scale_summary(config_.loss_scale, scaler_);
   summary.wall_seconds = wall.seconds();
   summary.train_seconds = train_seconds_;
   summary.precision = config_.precision;

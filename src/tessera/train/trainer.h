@@ -17,6 +17,7 @@
 #include "tessera/metrics/measurement_scope.h"
 #include "tessera/metrics/run_clock.h"
 #include "tessera/models/staged_model.h"
+#include "tessera/train/loss_scaler.h"
 #include "tessera/train/objective.h"
 #include "tessera/train/optimizer.h"
 #include "tessera/train/precision.h"
@@ -43,9 +44,11 @@ struct TrainConfig {
   int64_t nonfinite_max_skips = 10;  // skip: more non-finite steps in a row than this stop the run
   data::Augmentation augmentation;
   std::string device = "cpu";
-  // bf16: forward under autocast (AutocastScope), loss, master weights and optimizer state fp32.
+  // bf16/fp16: forward under autocast (AutocastScope), loss, master weights and optimizer state
+  // fp32.
   Precision precision = Precision::Fp32;
-  int64_t rank = 0;  // data shard of this worker
+  LossScaleConfig loss_scale;  // dynamic: scaled backward, overflowed steps skipped (loss_scaler.h)
+  int64_t rank = 0;            // data shard of this worker
   int64_t world_size = 1;
   bool quiet = false;  // no progress output
 };
@@ -89,8 +92,11 @@ struct TrainSummary {
   int64_t optimizer_state_bytes = 0;
   int64_t comm_bytes = 0;
   int64_t nonfinite_skipped_steps = 0;  // --nonfinite skip: steps whose update was skipped
-  double wall_seconds = 0.0;            // whole fit, incl. evaluation
-  double train_seconds = 0.0;           // optimizer steps only
+  // "off", or the dynamic loss scale's initial and final value, its back-offs (each one a skipped
+  // step) and growths.
+  nlohmann::json loss_scale = "off";
+  double wall_seconds = 0.0;   // whole fit, incl. evaluation
+  double train_seconds = 0.0;  // optimizer steps only
   double samples_per_second = 0.0;
   Precision precision = Precision::Fp32;
   std::string matmul_kernel;  // train::matmul_kernel of the run's precision and device
@@ -237,6 +243,7 @@ class Trainer {
   int64_t step_ = 0;
   int64_t epoch_ = 0;  // the epoch run_epoch is in (0-based), for messages
   NonfiniteGuard nonfinite_;
+  LossScaler scaler_;
   bool last_step_skipped_ = false;
   double train_seconds_ = 0.0;
   int64_t train_samples_ = 0;
