@@ -8,6 +8,7 @@
 
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -150,9 +151,15 @@ TEST(MultiHost, SdpAcrossTwoHostsOfTwoWorkersComputesWhatOneHostComputes) {
   std::string skipped;
   const std::string out = compare_with_one_host(
       "dist_multihost_sdp", 2,
-      "tessera train --dist sdp --sdp-level neuron --coverage 0.5 " + kTinyRun, &skipped);
+      "tessera train --dist sdp --sdp-level neuron --coverage 0.5 --sdp-eval ensemble " + kTinyRun,
+      &skipped);
   if (!skipped.empty()) GTEST_SKIP() << skipped;
   if (out.empty()) return;
+  // Every worker saves its subnetwork where it runs, host 1's into a run directory that only
+  // it has (rank 0 opens the run directory on host 0).
+  for (const char* file :
+       {"/h0/run/subnet0.pt", "/h0/run/subnet1.pt", "/h1/run/subnet2.pt", "/h1/run/subnet3.pt"})
+    EXPECT_TRUE(std::filesystem::exists(out + file)) << file;
   const auto summary = read_json(out + "/h0/run/summary.json");
   ASSERT_EQ(summary["ranks"].size(), 4u);
   for (const auto& rank : summary["ranks"]) EXPECT_GT(rank["comm_bytes"].get<int64_t>(), 0);
