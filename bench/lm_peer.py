@@ -12,7 +12,8 @@ parameter), gradient norm clipped to 1, 100 linear warm-up steps then cosine to 
 Run with Debian's interpreter (python3-torch 1.13.1, the same libtorch as tessera):
   /usr/bin/python3 bench/lm_peer.py --steps 200 --threads 2
 --precision bf16 runs the forward under torch.autocast("cpu", torch.bfloat16), as tessera's
---precision bf16. It prints the tokens/s of the training steps (corpus loading and model building excluded, the
+--precision bf16; --device cuda runs on the GPU (a CUDA PyTorch), where --precision fp16 adds
+torch.cuda.amp.GradScaler's dynamic loss scaling, as tessera's --precision fp16. It prints the tokens/s of the training steps (corpus loading and model building excluded, the
 first step included, as in tessera's train_seconds) and the last step's loss.
 """
 import argparse
@@ -179,14 +180,19 @@ def main():
     parser.add_argument("--seq-len", type=int, default=SEQ, help="bytes per training window")
     parser.add_argument("--batch-size", type=int, default=BATCH, help="windows per step")
     parser.add_argument("--corpus", default=CORPUS)
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
-                        help="bf16: the forward under torch.autocast('cpu', torch.bfloat16)")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+                        help="bf16/fp16: the forward under torch.autocast (fp16: CUDA only, "
+                             "with GradScaler)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--param-count", action="store_true", help="print it and exit")
     args = parser.parse_args()
     SEQ, BATCH = args.seq_len, args.batch_size
+    device = torch.device(args.device)
+    if args.precision == "fp16" and device.type != "cuda":
+        parser.error("--precision fp16 needs --device cuda")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    model = Llama()
+    model = Llama().to(device)
     parameters = sum(p.numel() for p in model.parameters())
     if args.param_count:
         print(parameters)
@@ -197,22 +203,29 @@ def main():
     optimizer = torch.optim.AdamW(model.parameters(), lr=LR, betas=BETAS, eps=EPS,
                                   weight_decay=WEIGHT_DECAY)
     generator = torch.Generator().manual_seed(args.seed)
-    autocast = (torch.autocast("cpu", torch.bfloat16) if args.precision == "bf16"
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.precision)
+    autocast = (torch.autocast(device.type, dtype) if dtype is not None
                 else contextlib.nullcontext())
+    # torch.amp.GradScaler("cuda") from torch 2.3 on; Debian's 1.13 has only torch.cuda.amp's.
+    scaler_class = getattr(torch.amp, "GradScaler", None)
+    scaler = (scaler_class("cuda", enabled=args.precision == "fp16") if scaler_class is not None
+              else torch.cuda.amp.GradScaler(enabled=args.precision == "fp16"))
     model.train()
     start = time.perf_counter()
     for step in range(args.steps):
         for group in optimizer.param_groups:
             group["lr"] = scheduled_lr(step, args.steps)
-        inputs, labels = random_batch(tokens, generator)
+        inputs, labels = (t.to(device) for t in random_batch(tokens, generator))
         optimizer.zero_grad()
         with autocast:
             logits = model(inputs)
         loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten())
-        loss.backward()
+        scaler.scale(loss).backward()
         loss_value = loss.item()
+        scaler.unscale_(optimizer)
         nn.utils.clip_grad_norm_(model.parameters(), CLIP)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
     seconds = time.perf_counter() - start
     print(f"tokens_per_second {args.steps * BATCH * SEQ / seconds:.1f}")
     print(f"final_loss {loss_value:.4f}")
