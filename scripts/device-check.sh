@@ -18,22 +18,21 @@ torch_prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
 python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' | tee -a "$log"
 zlib=$(ls /usr/lib/x86_64-linux-gnu/libz.so* /lib/x86_64-linux-gnu/libz.so* 2>/dev/null | head -1)
 
-build() {  # $1: C++ standard
+build() {  # $1: the C++ standard
   rm -f build-cuda/CMakeCache.txt
   cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_STANDARD="$1" \
-    -DTESSERA_BUILD_TESTS=OFF -DTESSERA_BUILD_BENCH=OFF -DTESSERA_WERROR=OFF \
+    -DTESSERA_BUILD_TESTS=OFF -DTESSERA_BUILD_BENCH=OFF -DTESSERA_WERROR=ON \
     -DCMAKE_CXX_FLAGS="-Wno-array-bounds -Wno-stringop-overflow" \
     "-DCMAKE_PREFIX_PATH=$torch_prefix;$deps/usr" -DZLIB_INCLUDE_DIR="$deps/usr/include" \
     -DZLIB_LIBRARY="$zlib" >"$out/cmake.log" 2>&1 || { tail -30 "$out/cmake.log"; return 1; }
   ninja -C build-cuda -k 0 tessera >"$out/build.log" 2>&1
 }
+# C++20, with two warnings off: the machine's GCC 13 gives false array-bounds and stringop-overflow
+# warnings inside libtorch 2.11's own headers (std::vector<bool> in torch::autograd::Function);
+# with those off the build had no warning at all (2026-12-04).
 say "build (C++20)"
 SECONDS=0
-if ! build 20; then
-  grep -E 'error|C\+\+2' "$out/build.log" | head -40 | tee -a "$log"
-  say "build (C++20)"
-  build 20 || { grep -E 'error' -A4 "$out/build.log" | head -120 | tee -a "$log"; exit 1; }
-fi
+build 20 || { grep -E 'error' -A4 "$out/build.log" | head -120 | tee -a "$log"; exit 1; }
 say "built in $SECONDS s"
 
 tessera=./build-cuda/tessera
