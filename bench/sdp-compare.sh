@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SDP against DDP on the same data, seed and workers: one table row per run with the assembled
 # model's test accuracy, worker 0's subnetwork alone (forward masking) or rank 0's model before
-# its batch-norm statistics are re-estimated (backward), the largest per-worker peak tensor memory,
-# bytes each worker sent per step, samples/s (all workers) and wall time.
+# its batch-norm statistics are re-estimated (backward), the ensemble of the workers' subnetworks
+# (forward masking: mean of their predicted distributions, "-" otherwise), the largest per-worker
+# peak tensor memory, bytes each worker sent per step, samples/s (all workers) and wall time.
 #
 #   bench/sdp-compare.sh OUT_DIR [resnet|mlp|vit]
 #
@@ -44,7 +45,7 @@ common="$model --limit-train $limit --batch-size 64 --eval-batch-size 64 --threa
 mkdir -p "$out"
 rows="$out/$family.tsv"
 dirs=()  # the run directories, for the report
-printf "run\tepochs\ttest_acc\tsubnet_acc\tpeak_MiB_max_worker\tbytes_per_step_per_worker\tsamples_per_s\twall_s\n" >"$rows"
+printf "run\tepochs\ttest_acc\tsubnet_acc\tensemble_acc\tpeak_MiB_max_worker\tbytes_per_step_per_worker\tsamples_per_s\twall_s\n" >"$rows"
 
 run() {  # name epochs extra-args...
   local name=$1 ep=$2
@@ -58,6 +59,8 @@ run() {  # name epochs extra-args...
   jq -r --arg name "$name" --arg ep "$ep" --arg wall "$((SECONDS - start))" --arg w "$workers" '
     [$name, $ep, (.test_accuracy * 100 | . * 100 | round / 100),
      ((.sdp.worker0_subnet_test_accuracy // .sdp.worker0_own_bn_test_accuracy // null)
+      | if . == null then "-" else (. * 10000 | round / 100) end),
+     ((.sdp.subnet_ensemble_test_accuracy // null)
       | if . == null then "-" else (. * 10000 | round / 100) end),
      ([.ranks[].peak_tensor_bytes] | max / 1048576 | . * 10 | round / 10),
      (.comm_bytes_per_step / ($w | tonumber) | round),
