@@ -5,12 +5,16 @@
 #include <gtest/gtest.h>
 
 #include "../test_support.h"
+#include "tessera/core/seeding.h"
 #include "tessera/data/load.h"
 #include "tessera/metrics/comm_counter.h"
 #include "tessera/metrics/memory_tracker.h"
 #include "tessera/models/architecture.h"
+#include "tessera/pnn/join.h"
+#include "tessera/train/batch_norm_statistics.h"
 #include "tessera/train/checkpoint.h"
 #include "tessera/train/run_directory.h"
+#include "tessera/train/trainer.h"
 
 namespace tessera::pnn {
 namespace {
@@ -84,6 +88,48 @@ TEST(PnnRun, BalancedPlanCutsTheDefaultMlpAfterTheThirdLayer) {
   setup.pnn.partitions = 2;
   setup.train.optimizer.name = "adam";
   EXPECT_EQ(choose_plan(setup).cuts(), (std::vector<int64_t>{3}));
+}
+
+// A small ResNet on 8x8 images, cut after its first residual stage.
+PnnSetup resnet_setup(const std::string& run_dir, int64_t bn_batches) {
+  PnnSetup setup = mlp_setup(run_dir);
+  models::ModelConfig resnet;
+  resnet.arch = "resnet";
+  resnet.depth = 8;
+  resnet.width = 0.25;
+  resnet.input_shape = {1, 8, 8};
+  setup.model = models::architecture("resnet").resolve(resnet);
+  setup.train.epochs = 1;
+  setup.pnn.cuts = {2};
+  setup.pnn.bn_batches = bn_batches;
+  setup.plan = choose_plan(setup);
+  return setup;
+}
+
+TEST(PnnRun, TheJoinedModelsBatchNormStatisticsAreReEstimatedWhenAsked) {
+  metrics::install_memory_tracker();
+  const auto data = synthetic_8x8();
+  const std::string dir = tessera::testing::fresh_dir("pnn_run_bn_batches");
+  const PnnResult kept = run_pnn(resnet_setup(dir + "/kept", 0), data);
+  const PnnResult measured = run_pnn(resnet_setup(dir + "/measured", 4), data);
+  // The same partitions (nothing before the join depends on the flag), another joined model.
+  EXPECT_EQ(kept.partitions[0].at("train_loss"), measured.partitions[0].at("train_loss"));
+  EXPECT_NE(kept.joined.loss, measured.joined.loss);
+  // It is the partitions' checkpoints joined, with statistics from 4 batches of the training set.
+  PnnSetup setup = resnet_setup(dir + "/measured", 4);
+  models::StagedModel joined = join_checkpoints(
+      setup.model,
+      {dir + "/measured/partition0/checkpoint.pt", dir + "/measured/partition1/checkpoint.pt"});
+  train::recompute_batch_norm_statistics(joined, data.train, 4, setup.train.batch_size,
+                                         mix_seed(setup.train.seed, 0xB47C), torch::kCPU);
+  train::Trainer evaluator(joined, std::make_shared<train::Classification>(), setup.train, nullptr);
+  EXPECT_DOUBLE_EQ(evaluator.evaluate(data.test).loss, measured.joined.loss);
+  EXPECT_EQ(to_json(setup.pnn)["bn_batches"], 4);
+  // A model without batch norm is left as it is.
+  const PnnResult mlp_kept = run_pnn(mlp_setup(dir + "/mlp_kept"), data);
+  PnnSetup mlp = mlp_setup(dir + "/mlp_measured");
+  mlp.pnn.bn_batches = 4;
+  EXPECT_EQ(run_pnn(mlp, data).joined.loss, mlp_kept.joined.loss);
 }
 
 }  // namespace

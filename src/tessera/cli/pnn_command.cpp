@@ -77,6 +77,10 @@ void add_pnn_flags(CLI::App& app, pnn::PnnConfig& config, PnnFlags& o) {
   app.add_option("--recovery-lr", config.recovery_lr, "recovery learning rate (0: lr / 10)")
       ->capture_default_str()
       ->check(non_negative_real());
+  app.add_option("--pnn-bn-batches", config.bn_batches,
+                 "re-estimate the joined model's batch-norm statistics over this many training "
+                 "batches before evaluating or recovering it (0: keep the partitions')")
+      ->capture_default_str();
   app.add_option("--handover", config.handover,
                  "sequential hand-over: memory, file, auto (file if larger than half the free "
                  "memory)")

@@ -30,6 +30,7 @@ void validate(const PnnConfig& config) {
   for (const double lr : config.partition_lrs) require(lr > 0, "--partition-lr must be positive");
   require(config.recovery_epochs >= 0, "--recovery-epochs must be non-negative");
   require(config.recovery_lr >= 0, "--recovery-lr must be non-negative (0: lr / 10)");
+  require(config.bn_batches >= 0, "--pnn-bn-batches must be non-negative (0: off)");
   require(config.handover == "memory" || config.handover == "file" || config.handover == "auto",
           "unknown --handover '" + config.handover + "' (known: memory, file, auto)");
 }
@@ -50,6 +51,7 @@ nlohmann::json to_json(const PnnConfig& c) {
           {"partition_lrs", c.partition_lrs},
           {"recovery_epochs", c.recovery_epochs},
           {"recovery_lr", c.recovery_lr},
+          {"bn_batches", c.bn_batches},
           {"handover", c.handover}};
 }
 

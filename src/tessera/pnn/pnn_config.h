@@ -34,7 +34,10 @@ struct PnnConfig {
   std::vector<int64_t> partition_batch_sizes;
   std::vector<double> partition_lrs;
   int64_t recovery_epochs = 1;
-  double recovery_lr = 0.0;       // 0: the common learning rate / 10
+  double recovery_lr = 0.0;  // 0: the common learning rate / 10
+  // Training batches over which the joined model's batch-norm statistics are re-estimated before
+  // it is evaluated or recovered (0: keep each partition's, gathered on its labels' inputs).
+  int64_t bn_batches = 0;
   std::string handover = "auto";  // sequential: memory | file | auto
 };
 

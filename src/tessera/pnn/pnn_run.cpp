@@ -15,6 +15,7 @@
 #include "tessera/models/staged_model.h"
 #include "tessera/pnn/handover.h"
 #include "tessera/pnn/join.h"
+#include "tessera/train/batch_norm_statistics.h"
 #include "tessera/train/checkpoint.h"
 #include "tessera/train/nonfinite.h"
 #include "tessera/train/run_directory.h"
@@ -165,6 +166,20 @@ train::EvalResult evaluate_model(models::StagedModel model, const data::Dataset&
   return trainer.evaluate(test);
 }
 
+// The model the partitions' checkpoints at `paths` make, with its batch-norm statistics measured on
+// itself over --pnn-bn-batches training batches when asked: under the parallel schedule each
+// partition gathered them on its labels, not on the partition before it.
+models::StagedModel join_for_evaluation(const PnnSetup& setup,
+                                        const std::vector<std::string>& paths,
+                                        const data::Dataset& train) {
+  models::StagedModel joined = join_checkpoints(setup.model, paths);
+  if (setup.pnn.bn_batches > 0)
+    train::recompute_batch_norm_statistics(
+        joined, train, setup.pnn.bn_batches, setup.train.batch_size,
+        mix_seed(setup.train.seed, 0xB47C), train::parse_device(setup.train.device));
+  return joined;
+}
+
 // A partition that trains on SIL rows needs only the labels: no copy of the inputs.
 data::Dataset labels_only(const data::Dataset& dataset) {
   data::Dataset out = dataset;
@@ -264,7 +279,7 @@ void train_in_parallel(const PnnSetup& setup, const PartitionPlan& plan,
       ready = std::max(ready, elapsed[static_cast<size_t>(i)][at]);
     }
     const train::EvalResult joined =
-        evaluate_model(join_checkpoints(setup.model, paths), data.test, setup.train);
+        evaluate_model(join_for_evaluation(setup, paths, data.train), data.test, setup.train);
     result.curve.push_back(
         {flops, joined.accuracy, joined.loss, "partitions", launched_at + ready});
   }
@@ -278,7 +293,7 @@ void join_and_recover(const PnnSetup& setup, const PartitionPlan& plan, const da
   std::vector<std::string> checkpoints;
   for (int64_t i = 0; i < plan.size(); ++i)
     checkpoints.push_back(partition_dir(setup, i) + "/checkpoint.pt");
-  models::StagedModel joined = join_checkpoints(setup.model, checkpoints);
+  models::StagedModel joined = join_for_evaluation(setup, checkpoints, data.train);
   result.joined = evaluate_model(joined, data.test, setup.train);
   result.recovered = result.joined;
   const int64_t before_recovery = result.train_flops;
