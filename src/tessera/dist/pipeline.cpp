@@ -197,14 +197,8 @@ bool PipelineTrainer::skip_nonfinite_step(double loss) {
     scaler_.step_was_clean();
     return nonfinite_.skip({}, vote, "");  // ends a run of skipped steps
   }
-  if (scaler_.back_off()) {  // the scaled gradients overflowed somewhere: every rank backs off
-    if (run_ != nullptr)
-      run_->log({{"type", "loss_scale_backoff"},
-                 {"epoch", epoch_ + 1},
-                 {"step", step_ + 1},
-                 {"scale", scaler_.scale()}});
-    return true;
-  }
+  // The scaled gradients overflowed on some stage: every rank backs off and skips the step.
+  if (scaler_.back_off(run_, epoch_ + 1, step_ + 1)) return true;
   const train::NonfiniteStep where{epoch_ + 1, step_ + 1, group_.rank(), loss, gradient_here};
   const std::string kept =
       run_ != nullptr ? "; " + run_->checkpoint_path() + " (if written) keeps the last good state"

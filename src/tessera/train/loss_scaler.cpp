@@ -57,6 +57,13 @@ bool LossScaler::back_off() {
   return true;
 }
 
+bool LossScaler::back_off(RunDirectory* run, int64_t epoch, int64_t step) {
+  if (!back_off()) return false;
+  if (run != nullptr)
+    run->log({{"type", "loss_scale_backoff"}, {"epoch", epoch}, {"step", step}, {"scale", scale_}});
+  return true;
+}
+
 nlohmann::json LossScaler::state() const {
   return {{"scale", scale_},
           {"clean_in_a_row", clean_in_a_row_},

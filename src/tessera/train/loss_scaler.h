@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tessera/train/precision.h"
+#include "tessera/train/run_directory.h"
 
 namespace tessera::train {
 
@@ -49,6 +50,9 @@ class LossScaler {
   // After they agreed that some were not: halves the scale and returns true (skip the step), or
   // returns false when disabled or already at kMinScale (then the non-finite guard decides).
   bool back_off();
+  // back_off(), recording a successful one in `run` (if any) as a "loss_scale_backoff" record of
+  // the 1-based `epoch` and `step` with the new scale.
+  bool back_off(RunDirectory* run, int64_t epoch, int64_t step);
   int64_t backoffs() const { return backoffs_; }
   int64_t growths() const { return growths_; }
 

@@ -305,14 +305,8 @@ bool Trainer::skip_nonfinite_step(double loss) {
     scaler_.step_was_clean();
     return nonfinite_.skip({}, vote, "");  // ends a run of skipped steps
   }
-  if (scaler_.back_off()) {  // the scaled gradients overflowed: expected now and then
-    if (run_ != nullptr)
-      run_->log({{"type", "loss_scale_backoff"},
-                 {"epoch", epoch_ + 1},
-                 {"step", step_ + 1},
-                 {"scale", scaler_.scale()}});
-    return true;
-  }
+  // The scaled gradients overflowed: expected now and then, the step is skipped on every worker.
+  if (scaler_.back_off(run_, epoch_ + 1, step_ + 1)) return true;
   const NonfiniteStep where{epoch_ + 1, step_ + 1, config_.rank, loss, gradient_here};
   if (!nonfinite_.skip(where, vote, kept_after_stop())) return false;
   if (run_ != nullptr)
