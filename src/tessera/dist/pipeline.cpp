@@ -324,7 +324,7 @@ void PipelineTrainer::save_restart_checkpoint() {
       {"history", train::history_json(history_)},
       {"evaluation_seconds", evaluation_seconds_},
       {"elapsed_seconds", clock_.seconds()},
-      {"loss_scale", scaler_.enabled() ? scaler_.state() : nlohmann::json()}};
+      {"loss_scale", scaler_.state()}};
   save_worker_checkpoint(group_, restart_dir_, *partition_, optimizer_.get(), meta);
 }
 
@@ -482,7 +482,7 @@ train::TrainSummary PipelineTrainer::fit(const data::Dataset& train, const data:
   summary.train_flops = metrics::training_flops(partition_->forward_flops()) * samples_;
   train::record_measurements(summary, measured, baseline, *partition_, *optimizer_);
   summary.nonfinite_skipped_steps = nonfinite_.skipped();
-  summary.loss_scale = train::loss_scale_summary(config_.loss_scale, scaler_);
+  summary.loss_scale = scaler_.summary();
   summary.wall_seconds = wall.seconds();
   summary.train_seconds = train_seconds_;
   summary.precision = config_.precision;

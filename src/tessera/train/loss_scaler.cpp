@@ -65,6 +65,7 @@ bool LossScaler::back_off(RunDirectory* run, int64_t epoch, int64_t step) {
 }
 
 nlohmann::json LossScaler::state() const {
+  if (!enabled()) return nullptr;
   return {{"scale", scale_},
           {"clean_in_a_row", clean_in_a_row_},
           {"backoffs", backoffs_},
@@ -79,12 +80,12 @@ void LossScaler::load(const nlohmann::json& state) {
   growths_ = state.at("growths").get<int64_t>();
 }
 
-nlohmann::json loss_scale_summary(const LossScaleConfig& config, const LossScaler& scaler) {
-  if (!scaler.enabled()) return "off";
-  return {{"initial", config.initial},
-          {"final", scaler.scale()},
-          {"backoffs", scaler.backoffs()},
-          {"growths", scaler.growths()}};
+nlohmann::json LossScaler::summary() const {
+  if (!enabled()) return "off";
+  return {{"initial", config_.initial},
+          {"final", scale_},
+          {"backoffs", backoffs_},
+          {"growths", growths_}};
 }
 
 }  // namespace tessera::train

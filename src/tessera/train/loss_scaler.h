@@ -56,9 +56,12 @@ class LossScaler {
   int64_t backoffs() const { return backoffs_; }
   int64_t growths() const { return growths_; }
 
-  // Scale, clean steps in a row and counters, for checkpoints; load() restores them.
+  // Scale, clean steps in a row and counters, for checkpoints (null when disabled); load()
+  // restores them.
   nlohmann::json state() const;
   void load(const nlohmann::json& state);
+  // summary.json's "loss_scale": "off", or the initial and final scale, back-offs and growths.
+  nlohmann::json summary() const;
 
  private:
   LossScaleConfig config_;
@@ -67,8 +70,5 @@ class LossScaler {
   int64_t backoffs_ = 0;
   int64_t growths_ = 0;
 };
-
-// summary.json's "loss_scale": "off", or the initial and final scale, back-offs and growths.
-nlohmann::json loss_scale_summary(const LossScaleConfig& config, const LossScaler& scaler);
 
 }  // namespace tessera::train

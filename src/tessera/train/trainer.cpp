@@ -209,7 +209,7 @@ nlohmann::json Trainer::checkpoint_meta() const {
           {"history", history_json(history_)},
           {"evaluation_seconds", evaluation_seconds_},
           {"elapsed_seconds", clock_.seconds()},
-          {"loss_scale", scaler_.enabled() ? scaler_.state() : nlohmann::json()}};
+          {"loss_scale", scaler_.state()}};
 }
 
 int64_t Trainer::resume() {
@@ -636,7 +636,7 @@ TrainSummary Trainer::fit(const data::Dataset& train, const data::Dataset* test,
   summary.train_peak_tensor_bytes = train_peak_ - baseline;
   summary.eval_peak_tensor_bytes = eval_peak_ > 0 ? eval_peak_ - baseline : 0;
   summary.nonfinite_skipped_steps = nonfinite_.skipped();
-  summary.loss_scale = loss_scale_summary(config_.loss_scale, scaler_);
+  summary.loss_scale = scaler_.summary();
   summary.wall_seconds = wall.seconds();
   summary.train_seconds = train_seconds_;
   summary.precision = config_.precision;
