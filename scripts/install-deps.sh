@@ -23,6 +23,7 @@ done
 packages=(
   g++ cmake ninja-build make
   libtorch-dev libgloo-dev libopenblas0-openmp   # libtorch, c10d's Gloo headers, a fast BLAS
+  libdnnl-dev                                    # oneDNN's headers: the fp32 linear layers' kernel
   libgtest-dev zlib1g-dev libcli11-dev nlohmann-json3-dev
   dataset-fashion-mnist                          # the default data set
   fortunes                                       # the default text corpus (--data text)

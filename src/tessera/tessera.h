@@ -5,6 +5,7 @@
 #include "tessera/core.h"
 #include "tessera/data.h"
 #include "tessera/dist.h"
+#include "tessera/kernels.h"
 #include "tessera/metrics.h"
 #include "tessera/models.h"
 #include "tessera/pnn.h"

@@ -244,6 +244,8 @@ TEST(FlagValidation, InconsistentFlagsAreRefusedBeforeAnythingLoads) {
       {{"train", "--precision", "fp16"}, "--precision fp16 needs a CUDA device"},
       {{"pnn", "--precision", "fp16"}, "--precision fp16 needs a CUDA device"},
       {{"train", "--loss-scale", "static"}, "--loss-scale must be auto, off or dynamic"},
+      {{"train", "--matmul-kernel", "mkl"}, "--matmul-kernel must be auto, blas or onednn"},
+      {{"pnn", "--matmul-kernel", ""}, "--matmul-kernel must be auto, blas or onednn"},
       {{"train", "--loss-scale", "dynamic", "--loss-scale-init", "1000"},
        "--loss-scale-init must be a positive power of two"},
   };

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "tessera/core/error.h"
+#include "tessera/kernels/linear.h"
 #include "tessera/metrics/memory_tracker.h"
 #include "tessera/train/autocast_scope.h"
 
@@ -29,7 +30,7 @@ TEST(SharedInputLinearTest, OutputsAndGradientsEqualTheSeparateLayers) {
       if (shared) {
         outputs = linear_on_shared_input(x, layers);
       } else {
-        for (auto& layer : layers) outputs.push_back(layer(x));
+        for (auto& layer : layers) outputs.push_back(kernels::linear(x, layer));
       }
       torch::Tensor loss = torch::zeros({});
       for (size_t i = 0; i < outputs.size(); ++i)

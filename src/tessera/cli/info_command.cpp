@@ -10,6 +10,7 @@
 
 #include "tessera/cli/commands.h"
 #include "tessera/cli/options.h"
+#include "tessera/kernels/matmul_backend.h"
 #include "tessera/train/fused_kernels.h"
 #include "tessera/train/precision.h"
 
@@ -69,8 +70,15 @@ int info_command(const Args& args) {
   std::printf("bf16      %s\n", train::cpu_has_native_bf16()
                                     ? "native on this CPU (--precision bf16 available)"
                                     : "not native on this CPU (--precision bf16 refused on cpu)");
-  std::printf("matmul    fp32 on BLAS (above), bf16 on oneDNN%s; linear layers and attention\n",
-              torch::cuda::is_available() ? ", cuBLAS on cuda" : "");
+  const kernels::MatmulBackend fp32 = kernels::matmul_backend();
+  std::printf(
+      "matmul    linear layers: fp32 on %s (--matmul-kernel auto: %s), bf16 on oneDNN%s; "
+      "attention's products on BLAS\n",
+      fp32 == kernels::MatmulBackend::Onednn ? "oneDNN" : "BLAS (above)",
+      !kernels::onednn_available()             ? "this build has no oneDNN"
+      : fp32 == kernels::MatmulBackend::Onednn ? "the CPU has AVX-512"
+                                               : "the CPU has no AVX-512",
+      torch::cuda::is_available() ? ", cuBLAS on cuda" : "");
   std::printf("optimizer one-pass SGD/Adam/AdamW loops with %s\n", train::fused_kernel_isa());
   std::printf("devices   cpu");
   if (torch::cuda::is_available())

@@ -9,6 +9,7 @@
 
 #include "tessera/cli/checked_flags.h"
 #include "tessera/core/error.h"
+#include "tessera/kernels/matmul_backend.h"
 #include "tessera/metrics/language_model.h"
 #include "tessera/metrics/timer.h"
 #include "tessera/train/run_directory.h"
@@ -62,6 +63,7 @@ void CommonOptions::finish() {
   train.loss_scale = train::parse_loss_scale(loss_scale, loss_scale_init, train.precision);
   // Before any data is loaded: a CPU without native bf16 is refused at once.
   train::require_precision_supported(train.precision, train::parse_device(train.device));
+  kernels::set_matmul_backend(kernels::parse_matmul_backend(matmul_kernel));
 }
 
 void check_model_flags(const models::ModelConfig& model) {
@@ -279,6 +281,10 @@ void add_runtime_flags(CLI::App& app, CommonOptions& o) {
                  "fp32, bf16 or fp16: bf16/fp16 compute under autocast with fp32 weights, "
                  "optimizer state and loss (bf16 needs a CPU with avx512_bf16/amx_bf16, or CUDA; "
                  "fp16 needs CUDA and scales the loss)")
+      ->capture_default_str();
+  app.add_option("--matmul-kernel", o.matmul_kernel,
+                 "auto, blas or onednn: the kernel of fp32 linear layers on a CPU (auto: oneDNN "
+                 "where built and the CPU has AVX-512, else the BLAS libtorch links)")
       ->capture_default_str();
   app.add_option("--loss-scale", o.loss_scale,
                  "auto (dynamic under fp16, off otherwise), off or dynamic: the loss is scaled "

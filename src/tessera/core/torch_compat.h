@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include <c10/core/ScalarType.h>
 #include <torch/version.h>
 
 // torch-compat: in libtorch 2.3, c10::Allocator::allocate lost its `const` and
@@ -18,6 +19,13 @@
 #endif
 
 namespace tessera::compat {
+
+// The autocast state of the calling thread for CUDA (cuda) or the CPU: libtorch 2.4 replaced the
+// per-device functions (set_cpu_enabled, set_enabled for CUDA, ...) by ones taking the device
+// type, and deprecates the old ones; Debian's 1.13 has only the old ones.
+bool autocast_enabled(bool cuda);
+c10::ScalarType autocast_dtype(bool cuda);
+void set_autocast(bool cuda, bool on, c10::ScalarType type);
 
 // CUDA caching-allocator statistics. Only in builds compiled with TESSERA_WITH_CUDA (set by CMake
 // when libtorch has CUDA); the index type and the namespace of the statistics moved in 2.x.

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <vector>
 
+#include "tessera/kernels/linear.h"
+#include "tessera/kernels/matmul.h"
 #include "tessera/models/shared_input_linear.h"
 
 namespace tessera::models {
@@ -28,9 +30,11 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x) {
   const torch::Tensor queries = split_heads(qkv[0]) * scale;
   const torch::Tensor keys = split_heads(qkv[1]);
   const torch::Tensor values = split_heads(qkv[2]);
-  const torch::Tensor weights = torch::softmax(queries.matmul(keys.transpose(-2, -1)), -1);
-  const torch::Tensor mixed = weights.matmul(values);  // [batch, heads, tokens, head_dim]
-  return proj(mixed.transpose(1, 2).reshape({x.size(0), x.size(1), heads_ * head_dim_}));
+  const torch::Tensor weights =
+      torch::softmax(kernels::matmul(queries, keys.transpose(-2, -1)), -1);
+  const torch::Tensor mixed = kernels::matmul(weights, values);  // [batch, heads, tokens, head_dim]
+  return kernels::linear(mixed.transpose(1, 2).reshape({x.size(0), x.size(1), heads_ * head_dim_}),
+                         proj);
 }
 
 }  // namespace tessera::models

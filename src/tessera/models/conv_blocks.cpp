@@ -1,5 +1,6 @@
 #include "tessera/models/conv_blocks.h"
 
+#include "tessera/kernels/linear.h"
 #include "tessera/metrics/flops.h"
 
 namespace tessera::models {
@@ -38,7 +39,7 @@ PoolHeadImpl::PoolHeadImpl(int64_t channels, int64_t num_classes, bool norm_act)
 
 torch::Tensor PoolHeadImpl::forward(torch::Tensor x) {
   if (bn_) x = torch::relu(bn_(x));
-  return fc_(x.mean({2, 3}));
+  return kernels::linear(x.mean({2, 3}), fc_);
 }
 
 BranchRegularizers::BranchRegularizers(torch::nn::Module& block, const ConvBlockPlan& plan) {

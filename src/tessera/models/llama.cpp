@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "tessera/core/error.h"
+#include "tessera/kernels/linear.h"
+#include "tessera/kernels/matmul.h"
 #include "tessera/metrics/flops.h"
 #include "tessera/models/rotary.h"
 #include "tessera/models/shared_input_linear.h"
@@ -49,11 +51,11 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, LayerCach
     cache->keys = keys;
     cache->values = values;
   }
-  const torch::Tensor scores = queries.matmul(keys.transpose(-2, -1))
+  const torch::Tensor scores = kernels::matmul(queries, keys.transpose(-2, -1))
                                    .masked_fill(future_mask(offset, tokens, x.device()),
                                                 -std::numeric_limits<float>::infinity());
-  const torch::Tensor mixed = torch::softmax(scores, -1).matmul(values);  // [B, H, T, hd]
-  return proj(mixed.transpose(1, 2).reshape({batch, tokens, heads_ * head_dim_}));
+  const torch::Tensor mixed = kernels::matmul(torch::softmax(scores, -1), values);  // [B, H, T, hd]
+  return kernels::linear(mixed.transpose(1, 2).reshape({batch, tokens, heads_ * head_dim_}), proj);
 }
 
 torch::Tensor CausalSelfAttentionImpl::future_mask(int64_t offset, int64_t tokens,
@@ -84,7 +86,7 @@ torch::Tensor SwiGluImpl::forward(const torch::Tensor& x) {
   const torch::Tensor h = norm(x);
   const std::vector<torch::Tensor> gate_up = linear_on_shared_input(h, {gate, up});
   const torch::Tensor hidden = torch::silu(gate_up[0]) * gate_up[1];
-  return down(dropout ? dropout(hidden) : hidden);
+  return kernels::linear(dropout ? dropout(hidden) : hidden, down);
 }
 
 TokenEmbeddingImpl::TokenEmbeddingImpl(int64_t vocabulary, int64_t dim)
@@ -125,12 +127,12 @@ LmHeadImpl::LmHeadImpl(int64_t dim, int64_t vocabulary, bool tied)
 }
 
 torch::Tensor LmHeadImpl::forward(torch::Tensor x) {
-  if (out) return out(norm(x));
+  if (out) return kernels::linear(norm(x), out);
   if (!tied_weight_.defined())
     throw Error(
         "llama: the output head is tied to the token embedding, which is not in this model; a "
         "model holding the head without stage 0 cannot run it");
-  return torch::linear(norm(x), tied_weight_);
+  return kernels::linear(norm(x), tied_weight_);
 }
 
 void LmHeadImpl::tie(const torch::Tensor& embedding_weight) {

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "tessera/core/error.h"
+#include "tessera/kernels/linear.h"
 #include "tessera/metrics/flops.h"
 #include "tessera/models/activation.h"
 #include "tessera/models/architecture.h"
@@ -31,7 +32,7 @@ class MlpLayerImpl : public Stage {
 
   torch::Tensor forward(torch::Tensor x) override {
     if (flatten_) x = x.flatten(1);
-    x = linear(x);
+    x = kernels::linear(x, linear);
     if (activation_.empty()) return x;
     x = activate(activation_, x);
     return dropout_ ? dropout_(x) : x;

@@ -1,6 +1,7 @@
 #include "tessera/models/shared_input_linear.h"
 
 #include "tessera/core/error.h"
+#include "tessera/kernels/linear.h"
 
 namespace tessera::models {
 
@@ -8,7 +9,7 @@ std::vector<torch::Tensor> linear_on_shared_input(const torch::Tensor& input,
                                                   const std::vector<torch::nn::Linear>& layers) {
   require(!layers.empty(), "linear_on_shared_input: no layers");
   if (layers.size() == 1)
-    return {torch::linear(input, layers.front()->weight, layers.front()->bias)};
+    return {kernels::linear(input, layers.front()->weight, layers.front()->bias)};
   std::vector<torch::Tensor> weights, biases;
   std::vector<int64_t> widths;
   for (const auto& layer : layers) {
@@ -20,8 +21,8 @@ std::vector<torch::Tensor> linear_on_shared_input(const torch::Tensor& input,
   }
   require(biases.empty() || biases.size() == layers.size(),
           "linear_on_shared_input: some layers have a bias and some do not");
-  const torch::Tensor output = torch::linear(input, torch::cat(weights),
-                                             biases.empty() ? torch::Tensor() : torch::cat(biases));
+  const torch::Tensor output = kernels::linear(
+      input, torch::cat(weights), biases.empty() ? torch::Tensor() : torch::cat(biases));
   return output.split_with_sizes(widths, -1);
 }
 

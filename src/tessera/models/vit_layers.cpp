@@ -1,5 +1,7 @@
 #include "tessera/models/vit_layers.h"
 
+#include "tessera/kernels/linear.h"
+
 namespace tessera::models {
 
 namespace {
@@ -36,8 +38,8 @@ FeedForwardImpl::FeedForwardImpl(int64_t dim, int64_t hidden, double dropout_p)
 }
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
-  const torch::Tensor hidden = torch::gelu(fc1(norm(x)));
-  return fc2(dropout ? dropout(hidden) : hidden);
+  const torch::Tensor hidden = torch::gelu(kernels::linear(norm(x), fc1));
+  return kernels::linear(dropout ? dropout(hidden) : hidden, fc2);
 }
 
 TransformerBlockImpl::TransformerBlockImpl(int64_t dim, int64_t heads, int64_t head_dim,
@@ -66,7 +68,7 @@ VitHeadImpl::VitHeadImpl(int64_t dim, int64_t classes, bool cls_pool)
 torch::Tensor VitHeadImpl::forward(torch::Tensor x) {
   // LayerNorm acts on each token alone, so with class-token pooling only that token is normalised.
   const torch::Tensor pooled = cls_pool_ ? norm(x.select(1, 0)) : norm(x).mean(1);
-  return fc(pooled);
+  return kernels::linear(pooled, fc);
 }
 
 }  // namespace tessera::models

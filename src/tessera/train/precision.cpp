@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "tessera/core/error.h"
+#include "tessera/kernels/matmul_backend.h"
 
 namespace tessera::train {
 
@@ -63,7 +64,8 @@ bool cpu_has_native_bf16() {
 
 const char* matmul_kernel(Precision precision, const torch::Device& device) {
   if (device.is_cuda()) return "cublas";
-  return precision == Precision::Bf16 ? "onednn" : "blas";
+  if (precision == Precision::Bf16) return "onednn";
+  return kernels::matmul_backend_name(kernels::matmul_backend());
 }
 
 void require_precision_supported(Precision precision, const torch::Device& device) {

@@ -24,11 +24,10 @@ torch::ScalarType compute_dtype(Precision precision);
 // environment variable TESSERA_CPU_BF16=0|1 overrides the detection (for tests of the refusal).
 bool cpu_has_native_bf16();
 
-// The kernels libtorch runs the matrix products of linear layers and attention on, forward and
-// backward: "blas" (the BLAS libtorch links; `tessera info` names it) for fp32 on a CPU, "onednn"
-// for bf16 on a CPU (its AMX / AVX512-BF16 GEMMs), "cublas" on CUDA (every precision). A oneDNN
-// fp32 path was measured slower than BLAS on both CPU kinds of our machines (docs/benchmarks.md),
-// so fp32 keeps BLAS. Reported in summary.json ("matmul_kernel").
+// The kernels the linear layers' matrix products run on, forward and backward: for fp32 on a CPU
+// the process's choice (kernels::matmul_backend(), --matmul-kernel: "blas" or "onednn"), "onednn"
+// for bf16 on a CPU (autocast's AMX / AVX512-BF16 GEMMs), "cublas" on CUDA (every precision).
+// Reported in summary.json ("matmul_kernel").
 const char* matmul_kernel(Precision precision, const torch::Device& device);
 
 // UsageError unless `device` can train in `precision` (see the header comment).
