@@ -59,7 +59,7 @@ TEST(Cli, HelpAndInfo) {
   EXPECT_EQ(r.code, 0);
   EXPECT_NE(r.output.find("libtorch"), std::string::npos);
   EXPECT_NE(r.output.find("BLAS"), std::string::npos);
-  EXPECT_NE(r.output.find("linear layers: fp32 on "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("linear layers and attention: fp32 on "), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("bf16 on oneDNN"), std::string::npos) << r.output;
 }
 

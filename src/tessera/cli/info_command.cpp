@@ -72,8 +72,8 @@ int info_command(const Args& args) {
                                     : "not native on this CPU (--precision bf16 refused on cpu)");
   const kernels::MatmulBackend fp32 = kernels::matmul_backend();
   std::printf(
-      "matmul    linear layers: fp32 on %s (--matmul-kernel auto: %s), bf16 on oneDNN%s; "
-      "attention's products on BLAS\n",
+      "matmul    linear layers and attention: fp32 on %s (--matmul-kernel auto: %s), bf16 on "
+      "oneDNN%s\n",
       fp32 == kernels::MatmulBackend::Onednn ? "oneDNN" : "BLAS (above)",
       !kernels::onednn_available()             ? "this build has no oneDNN"
       : fp32 == kernels::MatmulBackend::Onednn ? "the CPU has AVX-512"
