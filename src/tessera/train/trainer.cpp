@@ -261,7 +261,7 @@ torch::Tensor Trainer::forward(const data::Batch& batch, bool training) {
 
 double Trainer::train_step(const data::Batch& batch) {
   model_->train();
-  optimizer_->zero_grad();
+  release_gradients();
   double loss_value = 0.0;
   if (batch.labels.defined()) {
     torch::Tensor outputs = forward(batch, /*training=*/true);
@@ -281,6 +281,7 @@ double Trainer::train_step(const data::Batch& batch) {
     require(sync_ != nullptr, "train_step: empty batch");
     sync_->before_backward(0);
   }
+  zero_missing_gradients();
   if (sync_) sync_->after_backward();
   scaler_.unscale(trained_);
   last_step_skipped_ = skip_nonfinite_step(loss_value);
@@ -294,6 +295,15 @@ double Trainer::train_step(const data::Batch& batch) {
   optimizer_->step();
   if (sync_) sync_->after_step();
   return loss_value;
+}
+
+void Trainer::release_gradients() {
+  for (auto& p : trained_) p.mutable_grad().reset();
+}
+
+void Trainer::zero_missing_gradients() {
+  for (auto& p : trained_)
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
 }
 
 bool Trainer::skip_nonfinite_step(double loss) {

@@ -223,6 +223,12 @@ class Trainer {
   torch::Tensor forward(const data::Batch& batch, bool training);
   EvalPoint evaluate_point(const data::Dataset& test, double epoch, int64_t samples);
   // After backward: the workers' verdict on a non-finite loss or gradient, applied (nonfinite.h).
+  // Before backward the gradients are dropped rather than zeroed, so that backward hands each
+  // parameter its new gradient instead of adding it to a zero-filled one (a memset and a
+  // read-add-write of every gradient per step); afterwards any parameter backward did not reach
+  // gets zeros, which is what the optimizer saw before (Adam's moments still decay).
+  void release_gradients();
+  void zero_missing_gradients();
   bool skip_nonfinite_step(double loss);
   std::string kept_after_stop() const;
   void log_epoch(int64_t epoch, const EvalResult& train, const std::optional<EvalResult>& test,
