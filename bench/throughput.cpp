@@ -105,8 +105,11 @@ void bench_case(const Case& c, double seconds, double peak, train::Precision pre
                   : torch::randn(with_batch(c.batch_size, c.config.input_shape));
   auto y = tokens ? torch::randint(0, 256, with_batch(c.batch_size, c.config.input_shape))
                   : torch::randint(0, 10, {c.batch_size}, torch::kLong);
+  const std::vector<torch::Tensor> parameters = model->parameters();
   auto step = [&] {
-    optimizer->zero_grad();
+    // As train::Trainer: the gradients are dropped, not zeroed, before backward (every parameter
+    // of these models gets a new one).
+    for (auto p : parameters) p.mutable_grad().reset();
     torch::Tensor logits;
     {
       train::AutocastScope autocast(precision, torch::Device(torch::kCPU));
