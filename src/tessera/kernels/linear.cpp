@@ -40,8 +40,9 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight,
     return torch::linear(x, weight, bias);
   TORCH_CHECK(x.size(-1) == weight.size(1), "linear: input width ", x.size(-1),
               " does not match the weight's ", weight.size(1));
-  const torch::Tensor y = OnednnLinear::apply(x.reshape({-1, x.size(-1)}), weight,
-                                              bias.defined() ? bias : torch::empty({0}));
+  static const torch::Tensor kNoBias = torch::empty({0});  // not one allocation per call
+  const torch::Tensor y =
+      OnednnLinear::apply(x.reshape({-1, x.size(-1)}), weight, bias.defined() ? bias : kNoBias);
   std::vector<int64_t> shape = x.sizes().vec();
   shape.back() = weight.size(0);
   return y.view(shape);

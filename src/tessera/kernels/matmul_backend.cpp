@@ -1,7 +1,6 @@
 #include "tessera/kernels/matmul_backend.h"
 
 #include <atomic>
-#include <fstream>
 
 #include "tessera/core/error.h"
 #include "tessera/kernels/onednn_matmul.h"
@@ -11,18 +10,11 @@ namespace tessera::kernels {
 namespace {
 constexpr int kUnset = -1;
 std::atomic<int> chosen{kUnset};
-
-bool cpu_has_avx512() {
-  std::ifstream cpuinfo("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(cpuinfo, line))
-    if (line.rfind("flags", 0) == 0) return (line + " ").find(" avx512f ") != std::string::npos;
-  return false;
-}
 }  // namespace
 
 MatmulBackend auto_matmul_backend() {
-  static const bool onednn = onednn_available() && cpu_has_avx512();
+  // The same feature test train/fused_kernels.cpp picks its loops by.
+  static const bool onednn = onednn_available() && __builtin_cpu_supports("avx512f");
   return onednn ? MatmulBackend::Onednn : MatmulBackend::Blas;
 }
 

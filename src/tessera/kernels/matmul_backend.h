@@ -13,10 +13,9 @@ namespace tessera::kernels {
 
 enum class MatmulBackend { Blas, Onednn };
 
-// What "auto" resolves to: oneDNN where it is built and the CPU has AVX-512 (avx512f in
-// /proc/cpuinfo), where it measured 1.4-5x BLAS on training shapes (docs/benchmarks.md); BLAS
-// otherwise. Decided by the CPU's features, not a timing, so that the same seed gives the same
-// result from run to run.
+// What "auto" resolves to: oneDNN where it is built and the CPU has AVX-512 (avx512f), where it
+// measured 1.4-5x BLAS on training shapes (docs/benchmarks.md); BLAS otherwise. Decided by the
+// CPU's features, not a timing, so that the same seed gives the same result from run to run.
 MatmulBackend auto_matmul_backend();
 
 // "auto" / "blas" / "onednn"; UsageError naming --matmul-kernel for anything else, and for
