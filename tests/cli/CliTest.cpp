@@ -60,7 +60,8 @@ TEST(Cli, HelpAndInfo) {
   EXPECT_NE(r.output.find("libtorch"), std::string::npos);
   EXPECT_NE(r.output.find("BLAS"), std::string::npos);
   EXPECT_NE(r.output.find("linear layers and attention: fp32 on "), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("bf16 on oneDNN"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("; bf16 on "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("(--bf16-kernel auto: the CPU has "), std::string::npos) << r.output;
 }
 
 TEST(Cli, MissingDataIsAClearError) {
@@ -284,7 +285,8 @@ TEST(Cli, PrecisionIsRecordedCheckpointsCrossItAndBf16IsRefusedWithoutNativeSupp
   const std::string dir = fresh_dir("cli_precision");
   // TESSERA_CPU_BF16=1: bf16 runs (emulated by oneDNN) on a CI machine without avx512_bf16.
   auto r =
-      run_with_bf16("1", kQuickTrain + " --epochs 1 --precision bf16 --run-dir " + dir + "/bf16");
+      run_with_bf16("1", kQuickTrain + " --epochs 1 --precision bf16 --bf16-kernel native --run-dir " + dir +
+                            "/bf16");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_EQ(read_json(dir + "/bf16/summary.json")["precision"], "bf16");
   EXPECT_EQ(read_json(dir + "/bf16/summary.json")["matmul_kernel"], "onednn");

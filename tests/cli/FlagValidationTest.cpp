@@ -246,6 +246,8 @@ TEST(FlagValidation, InconsistentFlagsAreRefusedBeforeAnythingLoads) {
       {{"train", "--loss-scale", "static"}, "--loss-scale must be auto, off or dynamic"},
       {{"train", "--matmul-kernel", "mkl"}, "--matmul-kernel must be auto, blas or onednn"},
       {{"pnn", "--matmul-kernel", ""}, "--matmul-kernel must be auto, blas or onednn"},
+      {{"train", "--bf16-kernel", "amx"}, "--bf16-kernel must be auto, native or fp32-units"},
+      {{"pnn", "--bf16-kernel", "bf16"}, "--bf16-kernel must be auto, native or fp32-units"},
       {{"train", "--loss-scale", "dynamic", "--loss-scale-init", "1000"},
        "--loss-scale-init must be a positive power of two"},
   };

@@ -9,6 +9,7 @@
 
 #include "tessera/core/error.h"
 #include "tessera/core/torch_compat.h"
+#include "tessera/kernels/bf16_kernel.h"
 #include "tessera/kernels/linear.h"
 #include "tessera/kernels/matmul_backend.h"
 
@@ -150,11 +151,15 @@ TEST(Linear, EverythingElseIsTorchLinearBitForBit) {
   // Other dtypes.
   const torch::Tensor xd = x.to(torch::kDouble), wd = w.to(torch::kDouble);
   EXPECT_TRUE(torch::equal(kernels::linear(xd, wd), torch::linear(xd, wd)));
-  // Under autocast the product is autocast's (bf16 out), as with torch::linear.
+  // Under autocast with --bf16-kernel native the product is autocast's (bf16 out), as with
+  // torch::linear (fp32-units: Bf16ProductsTest).
+  const Bf16Kernel bf16 = bf16_kernel();
+  set_bf16_kernel(Bf16Kernel::Native);
   compat::set_autocast(/*cuda=*/false, true, torch::kBFloat16);
   const torch::Tensor y = kernels::linear(x, w, b);
   const torch::Tensor expected = torch::linear(x, w, b);
   compat::set_autocast(/*cuda=*/false, false, torch::kBFloat16);
+  set_bf16_kernel(bf16);
   EXPECT_EQ(y.scalar_type(), torch::kBFloat16);
   EXPECT_TRUE(torch::equal(y, expected));
 }

@@ -12,6 +12,7 @@
 #include "../test_support.h"
 #include "../text_support.h"
 #include "tessera/core/error.h"
+#include "tessera/kernels/bf16_kernel.h"
 #include "tessera/models/staged_model.h"
 #include "tessera/train/autocast_scope.h"
 #include "tessera/train/checkpoint.h"
@@ -42,6 +43,20 @@ class ForcedBf16Detection {
  private:
   std::optional<std::string> previous_;
 };
+
+// Every bf16 test runs on both bf16 kernels (--bf16-kernel); this sets one and restores the other.
+class Bf16KernelScope {
+ public:
+  explicit Bf16KernelScope(kernels::Bf16Kernel kernel) : previous_(kernels::bf16_kernel()) {
+    kernels::set_bf16_kernel(kernel);
+  }
+  ~Bf16KernelScope() { kernels::set_bf16_kernel(previous_); }
+
+ private:
+  kernels::Bf16Kernel previous_;
+};
+constexpr kernels::Bf16Kernel kBf16Kernels[] = {kernels::Bf16Kernel::Native,
+                                                kernels::Bf16Kernel::Fp32Units};
 
 models::StagedModel precision_mlp(const data::Dataset& data, uint64_t seed) {
   models::ModelConfig config;
@@ -153,8 +168,9 @@ TEST(Precision, AutocastSeesTheWeightsAnOptimizerStepChanged) {
   EXPECT_GT((after - before).abs().max().item<double>(), 0.5);
 }
 
-TEST(Precision, Bf16KeepsFp32MasterWeightsGradientsAndStateAndFollowsFp32Losses) {
-  ForcedBf16Detection native("1");  // bf16 works (emulated) on any CPU; the test needs no avx512
+namespace {
+// fp32 and bf16 trainers side by side: losses, master weights, gradients and state.
+void expect_bf16_keeps_fp32_state_and_follows_fp32() {
   const auto data = synthetic_8x8();
   train::Trainer fp32(precision_mlp(data.train, 1), std::make_shared<train::Classification>(),
                       precision_config(train::Precision::Fp32), nullptr);
@@ -182,6 +198,16 @@ TEST(Precision, Bf16KeepsFp32MasterWeightsGradientsAndStateAndFollowsFp32Losses)
   const train::EvalResult eval32 = fp32.evaluate(data.test);
   const train::EvalResult eval16 = bf16.evaluate(data.test);
   EXPECT_NEAR(eval16.loss, eval32.loss, 0.05 * eval32.loss);
+}
+}  // namespace
+
+TEST(Precision, Bf16KeepsFp32MasterWeightsGradientsAndStateAndFollowsFp32Losses) {
+  ForcedBf16Detection native("1");  // bf16 works (emulated) on any CPU; the test needs no avx512
+  for (const kernels::Bf16Kernel kernel : kBf16Kernels) {
+    SCOPED_TRACE(kernels::bf16_kernel_name(kernel));
+    Bf16KernelScope scope(kernel);
+    expect_bf16_keeps_fp32_state_and_follows_fp32();
+  }
 }
 
 TEST(Precision, CheckpointsCrossPrecisions) {
@@ -235,15 +261,20 @@ TEST(Precision, EveryModelFamilyTrainsInBf16NextToFp32) {
   for (auto& config : configs) {
     config.input_shape = {3, 8, 8};
     config.num_classes = 4;
-    std::vector<double> losses[2];
-    for (const auto precision : {train::Precision::Fp32, train::Precision::Bf16}) {
-      torch::manual_seed(4);
-      train::Trainer trainer(models::build_model(config), std::make_shared<train::Classification>(),
-                             precision_config(precision), nullptr);
-      losses[precision == train::Precision::Bf16] = first_losses(trainer, data.train, 1);
+    for (const kernels::Bf16Kernel kernel : kBf16Kernels) {
+      SCOPED_TRACE(config.arch + " on " + kernels::bf16_kernel_name(kernel));
+      Bf16KernelScope scope(kernel);
+      std::vector<double> losses[2];
+      for (const auto precision : {train::Precision::Fp32, train::Precision::Bf16}) {
+        torch::manual_seed(4);
+        train::Trainer trainer(models::build_model(config),
+                               std::make_shared<train::Classification>(),
+                               precision_config(precision), nullptr);
+        losses[precision == train::Precision::Bf16] = first_losses(trainer, data.train, 1);
+      }
+      ASSERT_EQ(losses[1].size(), 1u);
+      EXPECT_NEAR(losses[1][0], losses[0][0], 0.03 * losses[0][0]);
     }
-    ASSERT_EQ(losses[1].size(), 1u) << config.arch;
-    EXPECT_NEAR(losses[1][0], losses[0][0], 0.03 * losses[0][0]) << config.arch;
   }
 }
 
@@ -252,14 +283,18 @@ TEST(Precision, TheLanguageModelTrainsInBf16NextToFp32) {
   const std::string dir = fresh_dir("train_precision_llama");
   tessera::testing::write_fortune_file(dir + "/corpus", tessera::testing::sample_records(300));
   const auto data = data::load_dataset(tessera::testing::text_data_config(dir + "/corpus", 16));
-  std::vector<double> losses[2];
-  for (const auto precision : {train::Precision::Fp32, train::Precision::Bf16}) {
-    torch::manual_seed(4);
-    train::Trainer trainer(models::build_model(tessera::testing::tiny_llama(16)),
-                           std::make_shared<train::Classification>(), precision_config(precision),
-                           nullptr);
-    losses[precision == train::Precision::Bf16] = first_losses(trainer, data.train, 2);
+  for (const kernels::Bf16Kernel kernel : kBf16Kernels) {
+    SCOPED_TRACE(kernels::bf16_kernel_name(kernel));
+    Bf16KernelScope scope(kernel);
+    std::vector<double> losses[2];
+    for (const auto precision : {train::Precision::Fp32, train::Precision::Bf16}) {
+      torch::manual_seed(4);
+      train::Trainer trainer(models::build_model(tessera::testing::tiny_llama(16)),
+                             std::make_shared<train::Classification>(), precision_config(precision),
+                             nullptr);
+      losses[precision == train::Precision::Bf16] = first_losses(trainer, data.train, 2);
+    }
+    ASSERT_EQ(losses[1].size(), 2u);
+    for (size_t s = 0; s < 2; ++s) EXPECT_NEAR(losses[1][s], losses[0][s], 0.02 * losses[0][s]);
   }
-  ASSERT_EQ(losses[1].size(), 2u);
-  for (size_t s = 0; s < 2; ++s) EXPECT_NEAR(losses[1][s], losses[0][s], 0.02 * losses[0][s]);
 }

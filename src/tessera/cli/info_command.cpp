@@ -10,6 +10,7 @@
 
 #include "tessera/cli/commands.h"
 #include "tessera/cli/options.h"
+#include "tessera/kernels/bf16_kernel.h"
 #include "tessera/kernels/matmul_backend.h"
 #include "tessera/train/fused_kernels.h"
 #include "tessera/train/precision.h"
@@ -71,13 +72,17 @@ int info_command(const Args& args) {
                                     ? "native on this CPU (--precision bf16 available)"
                                     : "not native on this CPU (--precision bf16 refused on cpu)");
   const kernels::MatmulBackend fp32 = kernels::matmul_backend();
+  const bool bf16_native = kernels::bf16_kernel() == kernels::Bf16Kernel::Native;
   std::printf(
-      "matmul    linear layers and attention: fp32 on %s (--matmul-kernel auto: %s), bf16 on "
-      "oneDNN%s\n",
+      "matmul    linear layers and attention: fp32 on %s (--matmul-kernel auto: %s); bf16 %s "
+      "(--bf16-kernel auto: %s)%s\n",
       fp32 == kernels::MatmulBackend::Onednn ? "oneDNN" : "BLAS (above)",
       !kernels::onednn_available()             ? "this build has no oneDNN"
       : fp32 == kernels::MatmulBackend::Onednn ? "the CPU has AVX-512"
                                                : "the CPU has no AVX-512",
+      bf16_native ? "on oneDNN's bf16 kernels"
+                  : "on the fp32 kernel (bf16-rounded operands; convolutions too)",
+      bf16_native ? "the CPU has AMX" : "the CPU has no AMX",
       torch::cuda::is_available() ? ", cuBLAS on cuda" : "");
   std::printf("optimizer one-pass SGD/Adam/AdamW loops with %s\n", train::fused_kernel_isa());
   std::printf("devices   cpu");

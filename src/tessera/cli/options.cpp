@@ -9,6 +9,7 @@
 
 #include "tessera/cli/checked_flags.h"
 #include "tessera/core/error.h"
+#include "tessera/kernels/bf16_kernel.h"
 #include "tessera/kernels/matmul_backend.h"
 #include "tessera/metrics/language_model.h"
 #include "tessera/metrics/timer.h"
@@ -64,6 +65,7 @@ void CommonOptions::finish() {
   // Before any data is loaded: a CPU without native bf16 is refused at once.
   train::require_precision_supported(train.precision, train::parse_device(train.device));
   kernels::set_matmul_backend(kernels::parse_matmul_backend(matmul_kernel));
+  kernels::set_bf16_kernel(kernels::parse_bf16_kernel(bf16_kernel));
 }
 
 void check_model_flags(const models::ModelConfig& model) {
@@ -285,6 +287,12 @@ void add_runtime_flags(CLI::App& app, CommonOptions& o) {
   app.add_option("--matmul-kernel", o.matmul_kernel,
                  "auto, blas or onednn: the kernel of fp32 linear layers on a CPU (auto: oneDNN "
                  "where built and the CPU has AVX-512, else the BLAS libtorch links)")
+      ->capture_default_str();
+  app.add_option("--bf16-kernel", o.bf16_kernel,
+                 "auto, native or fp32-units: how --precision bf16 multiplies on a CPU (linear, "
+                 "attention, convolution); both round operands to bf16 and sum in fp32. native: "
+                 "the CPU's bf16 instructions; fp32-units: the fp32 kernel on the widened "
+                 "operands (auto: native where the CPU lists amx_bf16, else fp32-units)")
       ->capture_default_str();
   app.add_option("--loss-scale", o.loss_scale,
                  "auto (dynamic under fp16, off otherwise), off or dynamic: the loss is scaled "

@@ -32,10 +32,11 @@ struct CommonOptions {
   std::string loss_scale = "auto";  // --loss-scale, parsed into train.loss_scale by finish()
   double loss_scale_init = 65536.0;
   std::string matmul_kernel = "auto";  // --matmul-kernel, applied process-wide by finish()
+  std::string bf16_kernel = "auto";    // --bf16-kernel, applied process-wide by finish()
   // Parses the list flags into data/model and --precision / --loss-scale into train, checks the
-  // model flags' consistency (check_model_flags) and sets the process's matmul kernel. Throws
-  // UsageError for a malformed list, inconsistent flags, an unknown precision or one the device
-  // cannot compute in, or a kernel this build lacks.
+  // model flags' consistency (check_model_flags) and sets the process's matmul and bf16 kernels.
+  // Throws UsageError for a malformed list, inconsistent flags, an unknown precision or one the
+  // device cannot compute in, or a kernel this build lacks.
   void finish();
 };
 

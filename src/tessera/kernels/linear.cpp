@@ -1,5 +1,6 @@
 #include "tessera/kernels/linear.h"
 
+#include "tessera/kernels/bf16_products.h"
 #include "tessera/kernels/onednn_product.h"
 
 namespace tessera::kernels {
@@ -36,13 +37,17 @@ struct OnednnLinear : torch::autograd::Function<OnednnLinear> {
 
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight,
                      const torch::Tensor& bias) {
-  if (!onednn_computes({&x, &weight, &bias}) || x.dim() == 0 || weight.dim() != 2)
+  const bool fp32_on_onednn = onednn_computes({&x, &weight, &bias});
+  const bool bf16_on_fp32 = !fp32_on_onednn && bf16_on_fp32_units({&x, &weight, &bias});
+  if ((!fp32_on_onednn && !bf16_on_fp32) || x.dim() == 0 || weight.dim() != 2)
     return torch::linear(x, weight, bias);
   TORCH_CHECK(x.size(-1) == weight.size(1), "linear: input width ", x.size(-1),
               " does not match the weight's ", weight.size(1));
   static const torch::Tensor kNoBias = torch::empty({0});  // not one allocation per call
+  const torch::Tensor rows = x.reshape({-1, x.size(-1)});
+  const torch::Tensor b = bias.defined() ? bias : kNoBias;
   const torch::Tensor y =
-      OnednnLinear::apply(x.reshape({-1, x.size(-1)}), weight, bias.defined() ? bias : kNoBias);
+      fp32_on_onednn ? OnednnLinear::apply(rows, weight, b) : bf16_linear(rows, weight, b);
   std::vector<int64_t> shape = x.sizes().vec();
   shape.back() = weight.size(0);
   return y.view(shape);

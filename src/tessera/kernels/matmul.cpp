@@ -1,5 +1,6 @@
 #include "tessera/kernels/matmul.h"
 
+#include "tessera/kernels/bf16_products.h"
 #include "tessera/kernels/onednn_product.h"
 
 namespace tessera::kernels {
@@ -37,8 +38,10 @@ bool same_batches(const torch::Tensor& a, const torch::Tensor& b) {
 }  // namespace
 
 torch::Tensor matmul(const torch::Tensor& a, const torch::Tensor& b) {
-  if (!onednn_computes({&a, &b}) || !same_batches(a, b)) return torch::matmul(a, b);
-  return OnednnMatmul::apply(a, b);
+  if (!same_batches(a, b)) return torch::matmul(a, b);
+  if (onednn_computes({&a, &b})) return OnednnMatmul::apply(a, b);
+  if (bf16_on_fp32_units({&a, &b})) return bf16_matmul(a, b);
+  return torch::matmul(a, b);
 }
 
 }  // namespace tessera::kernels

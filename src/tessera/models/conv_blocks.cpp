@@ -1,5 +1,6 @@
 #include "tessera/models/conv_blocks.h"
 
+#include "tessera/kernels/conv2d.h"
 #include "tessera/kernels/linear.h"
 #include "tessera/metrics/flops.h"
 
@@ -28,7 +29,7 @@ ConvStemImpl::ConvStemImpl(int64_t in_channels, int64_t out_channels, bool norm_
 }
 
 torch::Tensor ConvStemImpl::forward(torch::Tensor x) {
-  x = conv_(x);
+  x = kernels::conv2d(x, conv_);
   return bn_ ? torch::relu(bn_(x)) : x;
 }
 

@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "tessera/core/error.h"
+#include "tessera/kernels/conv2d.h"
 #include "tessera/metrics/flops.h"
 #include "tessera/models/architecture.h"
 #include "tessera/models/conv_architecture.h"
@@ -47,15 +48,15 @@ class BasicBlockImpl : public Stage {
     // are never cut into PNN partitions, whose synthetic inputs could be negative). Not applying
     // the ReLU again spares an SDP worker one saved activation per dropped block.
     if (!conv1_ && !shortcut_conv_) return x;
-    torch::Tensor out = shortcut_conv_ ? shortcut_bn_(shortcut_conv_(x)) : x;
+    torch::Tensor out = shortcut_conv_ ? shortcut_bn_(kernels::conv2d(x, shortcut_conv_)) : x;
     if (conv1_) out = out + branch(x);
     return torch::relu(out);
   }
 
  private:
   torch::Tensor branch(const torch::Tensor& x) {
-    const torch::Tensor inner = regularizers_->inner(torch::relu(bn1_(conv1_(x))));
-    return regularizers_->output(bn2_(conv2_(inner)));
+    const torch::Tensor inner = regularizers_->inner(torch::relu(bn1_(kernels::conv2d(x, conv1_))));
+    return regularizers_->output(bn2_(kernels::conv2d(inner, conv2_)));
   }
 
   torch::nn::Conv2d conv1_{nullptr}, conv2_{nullptr}, shortcut_conv_{nullptr};

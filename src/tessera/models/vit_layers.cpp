@@ -1,5 +1,6 @@
 #include "tessera/models/vit_layers.h"
 
+#include "tessera/kernels/conv2d.h"
 #include "tessera/kernels/linear.h"
 
 namespace tessera::models {
@@ -23,7 +24,7 @@ PatchEmbedImpl::PatchEmbedImpl(int64_t channels, int64_t patch_size, int64_t dim
 
 torch::Tensor PatchEmbedImpl::forward(torch::Tensor x) {
   // [B, dim, H/p, W/p] -> [B, patches, dim], patches in row-major order.
-  torch::Tensor tokens = patch(x).flatten(2).transpose(1, 2);
+  torch::Tensor tokens = kernels::conv2d(x, patch).flatten(2).transpose(1, 2);
   if (cls_token.defined())
     tokens = torch::cat({cls_token.expand({tokens.size(0), 1, tokens.size(2)}), tokens}, 1);
   return tokens + pos_embed;

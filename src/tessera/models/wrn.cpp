@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "tessera/core/error.h"
+#include "tessera/kernels/conv2d.h"
 #include "tessera/metrics/flops.h"
 #include "tessera/models/architecture.h"
 #include "tessera/models/conv_architecture.h"
@@ -42,7 +43,7 @@ class PreActBlockImpl : public Stage {
   }
 
   torch::Tensor forward(torch::Tensor x) override {
-    torch::Tensor out = shortcut_conv_ ? shortcut_conv_(x) : x;
+    torch::Tensor out = shortcut_conv_ ? kernels::conv2d(x, shortcut_conv_) : x;
     if (conv1_) out = out + branch(x);
     return out;
   }
@@ -50,8 +51,8 @@ class PreActBlockImpl : public Stage {
  private:
   torch::Tensor branch(const torch::Tensor& x) {
     const torch::Tensor inner =
-        regularizers_->inner(torch::relu(bn2_(conv1_(torch::relu(bn1_(x))))));
-    return regularizers_->output(conv2_(inner));
+        regularizers_->inner(torch::relu(bn2_(kernels::conv2d(torch::relu(bn1_(x)), conv1_))));
+    return regularizers_->output(kernels::conv2d(inner, conv2_));
   }
 
   torch::nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr};

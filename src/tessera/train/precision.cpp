@@ -1,10 +1,10 @@
 #include "tessera/train/precision.h"
 
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 
+#include "tessera/core/cpu_flags.h"
 #include "tessera/core/error.h"
+#include "tessera/kernels/bf16_kernel.h"
 #include "tessera/kernels/matmul_backend.h"
 
 namespace tessera::train {
@@ -40,32 +40,22 @@ torch::ScalarType compute_dtype(Precision precision) {
   return torch::kFloat;
 }
 
-namespace {
-// The flags of the first processor in /proc/cpuinfo, each surrounded by spaces ("" if unknown).
-std::string cpu_flags() {
-  std::ifstream cpuinfo("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(cpuinfo, line))
-    if (line.rfind("flags", 0) == 0) return " " + line.substr(line.find(':') + 1) + " ";
-  return "";
-}
-}  // namespace
-
 bool cpu_has_native_bf16() {
   if (const char* forced = std::getenv("TESSERA_CPU_BF16")) {
     const std::string value = forced;
     require(value == "0" || value == "1", "TESSERA_CPU_BF16 must be 0 or 1, got '" + value + "'");
     return value == "1";
   }
-  const std::string flags = cpu_flags();
-  return flags.find(" avx512_bf16 ") != std::string::npos ||
-         flags.find(" amx_bf16 ") != std::string::npos;
+  return cpu_lists_flag("avx512_bf16") || cpu_lists_flag("amx_bf16");
 }
 
 const char* matmul_kernel(Precision precision, const torch::Device& device) {
   if (device.is_cuda()) return "cublas";
-  if (precision == Precision::Bf16) return "onednn";
-  return kernels::matmul_backend_name(kernels::matmul_backend());
+  const bool onednn = kernels::matmul_backend() == kernels::MatmulBackend::Onednn;
+  if (precision == Precision::Bf16 && kernels::bf16_kernel() == kernels::Bf16Kernel::Native)
+    return "onednn";
+  if (precision == Precision::Bf16) return onednn ? "onednn-fp32-units" : "blas-fp32-units";
+  return onednn ? "onednn" : "blas";
 }
 
 void require_precision_supported(Precision precision, const torch::Device& device) {

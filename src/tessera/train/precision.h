@@ -25,8 +25,10 @@ torch::ScalarType compute_dtype(Precision precision);
 bool cpu_has_native_bf16();
 
 // The kernels the linear layers' matrix products run on, forward and backward: for fp32 on a CPU
-// the process's choice (kernels::matmul_backend(), --matmul-kernel: "blas" or "onednn"), "onednn"
-// for bf16 on a CPU (autocast's AMX / AVX512-BF16 GEMMs), "cublas" on CUDA (every precision).
+// the process's choice (kernels::matmul_backend(), --matmul-kernel: "blas" or "onednn"); for bf16
+// on a CPU "onednn" with --bf16-kernel native (autocast's AMX / AVX512-BF16 GEMMs), and with
+// fp32-units "onednn-fp32-units" or "blas-fp32-units" (the fp32 kernel on bf16-rounded operands,
+// convolutions included); "cublas" on CUDA (every precision).
 // Reported in summary.json ("matmul_kernel").
 const char* matmul_kernel(Precision precision, const torch::Device& device);
 
