@@ -1,5 +1,6 @@
 #include "tessera/models/conv_blocks.h"
 
+#include "tessera/kernels/batch_norm_relu.h"
 #include "tessera/kernels/conv2d.h"
 #include "tessera/kernels/linear.h"
 #include "tessera/metrics/flops.h"
@@ -30,7 +31,7 @@ ConvStemImpl::ConvStemImpl(int64_t in_channels, int64_t out_channels, bool norm_
 
 torch::Tensor ConvStemImpl::forward(torch::Tensor x) {
   x = kernels::conv2d(x, conv_);
-  return bn_ ? torch::relu(bn_(x)) : x;
+  return bn_ ? kernels::batch_norm_relu(x, bn_) : x;
 }
 
 PoolHeadImpl::PoolHeadImpl(int64_t channels, int64_t num_classes, bool norm_act) {
@@ -39,7 +40,7 @@ PoolHeadImpl::PoolHeadImpl(int64_t channels, int64_t num_classes, bool norm_act)
 }
 
 torch::Tensor PoolHeadImpl::forward(torch::Tensor x) {
-  if (bn_) x = torch::relu(bn_(x));
+  if (bn_) x = kernels::batch_norm_relu(x, bn_);
   return kernels::linear(x.mean({2, 3}), fc_);
 }
 

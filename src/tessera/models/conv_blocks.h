@@ -55,6 +55,8 @@ class BranchRegularizers {
   torch::Tensor inner(const torch::Tensor& x) { return dropout_ ? dropout_(x) : x; }
   // Stochastic depth on the branch's output, before the skip path is added.
   torch::Tensor output(const torch::Tensor& x) { return drop_path_ ? drop_path_(x) : x; }
+  // Whether output() is not the identity (stochastic depth is on).
+  bool drops_paths() const { return !drop_path_.is_empty(); }
 
  private:
   Dropout dropout_{nullptr};

@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "tessera/core/error.h"
+#include "tessera/kernels/batch_norm_relu.h"
 #include "tessera/kernels/conv2d.h"
 #include "tessera/metrics/flops.h"
 #include "tessera/models/architecture.h"
@@ -48,17 +49,18 @@ class BasicBlockImpl : public Stage {
     // are never cut into PNN partitions, whose synthetic inputs could be negative). Not applying
     // the ReLU again spares an SDP worker one saved activation per dropped block.
     if (!conv1_ && !shortcut_conv_) return x;
-    torch::Tensor out = shortcut_conv_ ? shortcut_bn_(kernels::conv2d(x, shortcut_conv_)) : x;
-    if (conv1_) out = out + branch(x);
-    return torch::relu(out);
+    const torch::Tensor shortcut =
+        shortcut_conv_ ? shortcut_bn_(kernels::conv2d(x, shortcut_conv_)) : x;
+    if (!conv1_) return torch::relu(shortcut);
+    const torch::Tensor inner =
+        regularizers_->inner(kernels::batch_norm_relu(kernels::conv2d(x, conv1_), bn1_));
+    const torch::Tensor residual = kernels::conv2d(inner, conv2_);
+    // relu(bn2(residual) + shortcut) in one pass, unless drop path comes between.
+    if (!regularizers_->drops_paths()) return kernels::batch_norm_relu(residual, bn2_, shortcut);
+    return torch::relu(shortcut + regularizers_->output(bn2_(residual)));
   }
 
  private:
-  torch::Tensor branch(const torch::Tensor& x) {
-    const torch::Tensor inner = regularizers_->inner(torch::relu(bn1_(kernels::conv2d(x, conv1_))));
-    return regularizers_->output(bn2_(kernels::conv2d(inner, conv2_)));
-  }
-
   torch::nn::Conv2d conv1_{nullptr}, conv2_{nullptr}, shortcut_conv_{nullptr};
   torch::nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr}, shortcut_bn_{nullptr};
   std::optional<BranchRegularizers> regularizers_;  // set when the branch is held

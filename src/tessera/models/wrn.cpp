@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "tessera/core/error.h"
+#include "tessera/kernels/batch_norm_relu.h"
 #include "tessera/kernels/conv2d.h"
 #include "tessera/metrics/flops.h"
 #include "tessera/models/architecture.h"
@@ -50,8 +51,8 @@ class PreActBlockImpl : public Stage {
 
  private:
   torch::Tensor branch(const torch::Tensor& x) {
-    const torch::Tensor inner =
-        regularizers_->inner(torch::relu(bn2_(kernels::conv2d(torch::relu(bn1_(x)), conv1_))));
+    const torch::Tensor inner = regularizers_->inner(
+        kernels::batch_norm_relu(kernels::conv2d(kernels::batch_norm_relu(x, bn1_), conv1_), bn2_));
     return regularizers_->output(kernels::conv2d(inner, conv2_));
   }
 
