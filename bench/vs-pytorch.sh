@@ -51,7 +51,7 @@ echo "setting: $steps steps, $threads threads, seed $seed, $rounds rounds; OPENB
 # Which kernels OpenBLAS picked for this CPU (it prints "Core: ..." when verbose): both sides'
 # fp32 BLAS products depend on it, and an unrecognised CPU model falls back to old SSE3 kernels.
 echo "OpenBLAS core: $(OPENBLAS_VERBOSE=2 "$python" -c 'import torch' 2>&1 | sed -n 's/^Core: //p' | head -1)"
-echo "tessera's fp32 matmul kernel: $("$tessera" info | sed -n 's/^matmul *//p')"
+echo "tessera's product kernels: $("$tessera" info | sed -n 's/^matmul *//p')"
 echo "logs: $out"
 
 # The model's flags for each side: tessera's, the peer's, the batch size.

@@ -2,6 +2,7 @@
 // Includes every header of src/tessera/core/ (installed under include/tessera/core/).
 #pragma once
 
+#include "tessera/core/cpu_flags.h"
 #include "tessera/core/error.h"
 #include "tessera/core/fault_injection.h"
 #include "tessera/core/file_io.h"
