@@ -2,8 +2,9 @@
 // in bf16 under autocast, and the achieved FLOP/s as a fraction of the measured GEMM peak of the
 // same precision: the best of the kernels available (the BLAS libtorch links, through torch::mm;
 // oneDNN's inner product, through at::mkldnn_linear on oneDNN-layout tensors; and for fp32 oneDNN's
-// matmul on plain tensors, the kernel of --matmul-kernel onednn), all measured in the same run.
-// The models run on the kernels `tessera train` would pick (--matmul-kernel auto).
+// matmul on plain tensors, the kernel of --matmul-kernel onednn, for bf16 on operands widened to
+// fp32 as --bf16-kernel fp32-units computes), all measured in the same run. The models run on the
+// kernels `tessera train` would pick (--matmul-kernel auto, --bf16-kernel auto).
 // Run by hand:
 //   ./build/throughput [--threads N] [--seconds S] [--precision fp32|bf16|both]
 // It prints Markdown tables for docs/benchmarks.md.
@@ -63,20 +64,24 @@ Peak gemm_peak(torch::ScalarType dtype, double seconds) {
     auto w = torch::randn({n, n}).to(options).to_mkldnn();
     return [x, w] { return at::mkldnn_linear(x, w, {}); };
   });
-  // fp32 only: in bf16 tessera's products are autocast's (the inner product above).
-  const double matmul = dtype != torch::kFloat || !kernels::onednn_available()
-                            ? 0
-                            : best_rate(seconds, [&](int64_t n) {
-                                auto a = torch::randn({n, n});
-                                auto b = torch::randn({n, n});
-                                return [a, b] { return kernels::onednn_product(a, b); };
-                              });
+  // oneDNN's matmul on plain fp32 tensors; for bf16 with the operands widened to fp32 and the
+  // product rounded back, the whole cost of a product under --bf16-kernel fp32-units.
+  const bool bf16 = dtype == torch::kBFloat16;
+  const double matmul = !kernels::onednn_available() ? 0 : best_rate(seconds, [&](int64_t n) {
+    auto a = torch::randn({n, n}).to(options);
+    auto b = torch::randn({n, n}).to(options);
+    return [a, b, bf16] {
+      if (!bf16) return kernels::onednn_product(a, b);
+      return kernels::onednn_product(a.to(torch::kFloat), b.to(torch::kFloat)).to(torch::kBFloat16);
+    };
+  });
   const char* name = dtype == torch::kFloat ? "fp32" : "bf16";
   std::printf("%s GEMM: torch::mm %.1f GFLOP/s, oneDNN inner product %.1f GFLOP/s", name, mm / 1e9,
               onednn / 1e9);
-  if (matmul > 0) std::printf(", oneDNN matmul (plain layout) %.1f GFLOP/s", matmul / 1e9);
+  const char* matmul_name = bf16 ? "oneDNN fp32 matmul on widened bf16" : "oneDNN matmul";
+  if (matmul > 0) std::printf(", %s (plain layout) %.1f GFLOP/s", matmul_name, matmul / 1e9);
   std::printf("\n");
-  if (matmul > std::max(mm, onednn)) return Peak{"oneDNN matmul", matmul};
+  if (matmul > std::max(mm, onednn)) return Peak{matmul_name, matmul};
   return onednn > mm ? Peak{"oneDNN", onednn} : Peak{"torch::mm", mm};
 }
 
