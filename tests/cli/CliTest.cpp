@@ -284,9 +284,9 @@ Result run_with_bf16(const std::string& native, const std::string& args) {
 TEST(Cli, PrecisionIsRecordedCheckpointsCrossItAndBf16IsRefusedWithoutNativeSupport) {
   const std::string dir = fresh_dir("cli_precision");
   // TESSERA_CPU_BF16=1: bf16 runs (emulated by oneDNN) on a CI machine without avx512_bf16.
-  auto r =
-      run_with_bf16("1", kQuickTrain + " --epochs 1 --precision bf16 --bf16-kernel native --run-dir " + dir +
-                            "/bf16");
+  auto r = run_with_bf16(
+      "1",
+      kQuickTrain + " --epochs 1 --precision bf16 --bf16-kernel native --run-dir " + dir + "/bf16");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_EQ(read_json(dir + "/bf16/summary.json")["precision"], "bf16");
   EXPECT_EQ(read_json(dir + "/bf16/summary.json")["matmul_kernel"], "onednn");
