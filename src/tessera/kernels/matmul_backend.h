@@ -1,8 +1,8 @@
 // Which kernels compute the fp32 matrix products of linear layers on a CPU (--matmul-kernel):
 // the BLAS libtorch links, or oneDNN's matmul called directly on the tensors' own row-major
 // memory (no layout conversion). The choice is process-wide, like the thread count: set once
-// before training, read by kernels::linear. bf16 on a CPU always runs on oneDNN (through
-// autocast) and CUDA on cuBLAS, whatever this says.
+// before training, read by kernels::linear. bf16 on a CPU follows bf16_kernel.h (autocast's
+// oneDNN bf16 kernels, or this choice on operands widened to fp32); CUDA runs on cuBLAS.
 #pragma once
 
 #include <string>

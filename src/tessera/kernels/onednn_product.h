@@ -7,7 +7,7 @@
 namespace tessera::kernels {
 
 // Whether oneDNN computes a product of these operands: matmul_backend() is Onednn, and they are
-// non-empty fp32 CPU tensors outside autocast (whose bf16 products are autocast's own).
+// non-empty fp32 CPU tensors outside autocast (bf16 products: bf16_products.h or autocast).
 bool onednn_computes(std::initializer_list<const torch::Tensor*> operands);
 
 // a . b (+ bias added to every row) as a new dense tensor, for a [..., M, K] and b [..., K, N] of
