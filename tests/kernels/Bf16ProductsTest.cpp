@@ -182,6 +182,16 @@ TEST(Bf16Products, NativeIsAutocastBitForBitAndFp32IsUntouched) {
   set_bf16_kernel(previous);
 }
 
+TEST(Bf16Products, MoreBatchDimensionsThanOnednnTakesRunOnTorchMatmul) {
+  torch::manual_seed(7);
+  const torch::Tensor a = torch::randn({2, 1, 2, 1, 2, 1, 3, 4}),
+                      b = torch::randn({2, 1, 2, 1, 2, 1, 4, 5});
+  const torch::Tensor reference = torch::matmul(a.to(torch::kBFloat16).to(torch::kFloat),
+                                                b.to(torch::kBFloat16).to(torch::kFloat));
+  Bf16Scope bf16(Bf16Kernel::Fp32Units, auto_matmul_backend());
+  expect_bf16_of(kernels::matmul(a, b), reference, "8-dimensional product");
+}
+
 TEST(Bf16Products, SameInputsSameBits) {
   torch::manual_seed(6);
   const torch::Tensor x = torch::randn({50, 30}), w = torch::randn({20, 30});

@@ -3,6 +3,7 @@
 #include "tessera/core/torch_compat.h"
 #include "tessera/kernels/bf16_kernel.h"
 #include "tessera/kernels/matmul_backend.h"
+#include "tessera/kernels/onednn_matmul.h"
 #include "tessera/kernels/onednn_product.h"
 
 namespace tessera::kernels {
@@ -32,7 +33,8 @@ torch::Tensor in_dtype_of(const torch::Tensor& grad, AutogradContext* ctx, const
 // a . b (+ bias) of fp32 tensors on the fp32 kernel the process chose.
 torch::Tensor fp32_product(const torch::Tensor& a, const torch::Tensor& b,
                            const torch::Tensor& bias = {}) {
-  if (matmul_backend() == MatmulBackend::Onednn) return onednn_product(a, b, bias);
+  if (matmul_backend() == MatmulBackend::Onednn && a.dim() <= StridedView::kMaxRank)
+    return onednn_product(a, b, bias);
   NoCpuAutocast fp32;
   torch::Tensor c = torch::matmul(a, b);
   return bias.defined() ? c.add_(bias) : c;
