@@ -41,6 +41,11 @@ void set_autocast(bool cuda, bool on, c10::ScalarType type) {
 }
 #endif
 
+const at::Tensor& absent_tensor_argument() {
+  static const at::Tensor empty = at::empty({0});
+  return empty;
+}
+
 #ifdef TESSERA_WITH_CUDA
 
 // torch-compat: getDeviceStats/resetPeakStats take `int` in 1.13 and c10::DeviceIndex in 2.x; the

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include <ATen/core/Tensor.h>
 #include <c10/core/ScalarType.h>
 #include <torch/version.h>
 
@@ -26,6 +27,11 @@ namespace tessera::compat {
 bool autocast_enabled(bool cuda);
 c10::ScalarType autocast_dtype(bool cuda);
 void set_autocast(bool cuda, bool on, c10::ScalarType type);
+
+// An optional tensor argument of a custom autograd function (torch::autograd::Function) that is
+// absent: libtorch 1.13's functions cannot take an undefined tensor, so an empty one stands in and
+// the function tests numel() > 0. One shared tensor, not an allocation per call.
+const at::Tensor& absent_tensor_argument();
 
 // CUDA caching-allocator statistics. Only in builds compiled with TESSERA_WITH_CUDA (set by CMake
 // when libtorch has CUDA); the index type and the namespace of the statistics moved in 2.x.

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "tessera/core/torch_compat.h"
+
 namespace tessera::kernels {
 
 namespace {
@@ -84,7 +86,7 @@ TESSERA_VECTOR_CLONES void normalize_relu(const float* x, const float* r, float*
 }
 
 struct BatchNormRelu : torch::autograd::Function<BatchNormRelu> {
-  // residual: an empty tensor for none (custom functions cannot take undefined tensors).
+  // residual: compat::absent_tensor_argument() for none.
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x,
                                const torch::Tensor& weight, const torch::Tensor& bias,
                                const torch::Tensor& residual, const torch::Tensor& running_mean,
@@ -177,10 +179,9 @@ torch::Tensor batch_norm_relu(const torch::Tensor& x, const torch::nn::BatchNorm
     module.num_batches_tracked.add_(1);
     if (!o.momentum().has_value()) factor = 1.0 / module.num_batches_tracked.item<double>();
   }
-  static const torch::Tensor kNoResidual = torch::empty({0});  // not one allocation per call
   return BatchNormRelu::apply(x, module.weight, module.bias,
-                              residual.defined() ? residual : kNoResidual, module.running_mean,
-                              module.running_var, factor, o.eps());
+                              residual.defined() ? residual : compat::absent_tensor_argument(),
+                              module.running_mean, module.running_var, factor, o.eps());
 }
 
 }  // namespace tessera::kernels

@@ -1,5 +1,6 @@
 #include "tessera/kernels/conv2d.h"
 
+#include "tessera/core/torch_compat.h"
 #include "tessera/kernels/bf16_products.h"
 
 namespace tessera::kernels {
@@ -11,11 +12,12 @@ torch::Tensor conv2d(const torch::Tensor& x, const torch::nn::Conv2d& conv) {
   if (!padding || !zero_padding || x.dim() != 4 ||
       !bf16_on_fp32_units({&x, &conv->weight, &conv->bias}))
     return conv.ptr()->forward(x);
-  static const torch::Tensor kNoBias = torch::empty({0});  // not one allocation per call
   const Conv2dGeometry geometry{c10::IntArrayRef(o.stride()).vec(),
                                 c10::IntArrayRef(*padding).vec(),
                                 c10::IntArrayRef(o.dilation()).vec(), o.groups()};
-  return bf16_conv2d(x, conv->weight, conv->bias.defined() ? conv->bias : kNoBias, geometry);
+  return bf16_conv2d(x, conv->weight,
+                     conv->bias.defined() ? conv->bias : compat::absent_tensor_argument(),
+                     geometry);
 }
 
 }  // namespace tessera::kernels

@@ -1,5 +1,6 @@
 #include "tessera/kernels/linear.h"
 
+#include "tessera/core/torch_compat.h"
 #include "tessera/kernels/bf16_products.h"
 #include "tessera/kernels/onednn_product.h"
 
@@ -11,8 +12,8 @@ using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 
 // y = x W^T + b with x [M, K] on oneDNN; backward dx = dy W, dW = dy^T x, db = sum_rows dy, each
-// computed only when its input needs it. A layer without bias passes an empty tensor as b:
-// libtorch 1.13's custom functions cannot take an undefined tensor.
+// computed only when its input needs it. A layer without bias passes
+// compat::absent_tensor_argument() as b.
 struct OnednnLinear : torch::autograd::Function<OnednnLinear> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x,
                                const torch::Tensor& weight, const torch::Tensor& bias) {
@@ -43,9 +44,8 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight,
     return torch::linear(x, weight, bias);
   TORCH_CHECK(x.size(-1) == weight.size(1), "linear: input width ", x.size(-1),
               " does not match the weight's ", weight.size(1));
-  static const torch::Tensor kNoBias = torch::empty({0});  // not one allocation per call
   const torch::Tensor rows = x.reshape({-1, x.size(-1)});
-  const torch::Tensor b = bias.defined() ? bias : kNoBias;
+  const torch::Tensor& b = bias.defined() ? bias : compat::absent_tensor_argument();
   const torch::Tensor y =
       fp32_on_onednn ? OnednnLinear::apply(rows, weight, b) : bf16_linear(rows, weight, b);
   std::vector<int64_t> shape = x.sizes().vec();

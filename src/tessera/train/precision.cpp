@@ -51,11 +51,10 @@ bool cpu_has_native_bf16() {
 
 const char* matmul_kernel(Precision precision, const torch::Device& device) {
   if (device.is_cuda()) return "cublas";
-  const bool onednn = kernels::matmul_backend() == kernels::MatmulBackend::Onednn;
-  if (precision == Precision::Bf16 && kernels::bf16_kernel() == kernels::Bf16Kernel::Native)
-    return "onednn";
-  if (precision == Precision::Bf16) return onednn ? "onednn-fp32-units" : "blas-fp32-units";
-  return onednn ? "onednn" : "blas";
+  const kernels::MatmulBackend fp32 = kernels::matmul_backend();
+  if (precision != Precision::Bf16) return kernels::matmul_backend_name(fp32);
+  if (kernels::bf16_kernel() == kernels::Bf16Kernel::Native) return "onednn";
+  return fp32 == kernels::MatmulBackend::Onednn ? "onednn-fp32-units" : "blas-fp32-units";
 }
 
 void require_precision_supported(Precision precision, const torch::Device& device) {
